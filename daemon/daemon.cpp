@@ -1,0 +1,195 @@
+#include "daemon.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/ConsoleChannel.h>
+#include <Poco/FormattingChannel.h>
+#include <Poco/PatternFormatter.h>
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/Option.h>
+
+#include <iostream>
+
+#include "log_format.h"
+
+namespace flowrelay {
+
+using Poco::Util::Application;
+using Poco::Util::Option;
+
+Daemon::Daemon() { setUnixOptions(true); }
+Daemon::~Daemon() { destroy_plugins(); }
+
+void Daemon::defineOptions(Poco::Util::OptionSet& options) {
+  ServerApplication::defineOptions(options);  // --daemon, --pidfile, --umask
+  options.addOption(Option("config", "c", "configuration file (default "
+                                          "/etc/flowrelay/flowrelay.yaml)")
+                        .argument("FILE")
+                        .repeatable(false));
+  options.addOption(Option("check-config", "t",
+                           "validate the configuration and its plugins, print OK or the error, "
+                           "exit 0 or non-zero"));
+  options.addOption(Option("version", "v", "print the version and exit"));
+  options.addOption(Option("help", "h", "print this help and exit"));
+}
+
+void Daemon::handleOption(const std::string& name, const std::string& value) {
+  ServerApplication::handleOption(name, value);
+  if (name == "config") {
+    _config_path = value;
+  } else if (name == "check-config") {
+    _check_only = true;
+  } else if (name == "version") {
+    std::cout << "flowrelayd " FLOWRELAY_VERSION " (plugin ABI " << FLOWRELAY_ABI_MAJOR << "."
+              << FLOWRELAY_ABI_MINOR << ")\n";
+    _exit_early = true;
+    stopOptionsProcessing();
+  } else if (name == "help") {
+    Poco::Util::HelpFormatter help(options());
+    help.setUnixStyle(true);
+    help.setCommand("flowrelayd");
+    help.setUsage("[--config FILE] [--check-config] [--daemon] [--pidfile FILE]");
+    help.setHeader("Relays WebSocket chat messages through a message broker.");
+    help.setFooter("Signals: SIGTERM/SIGINT close every client with 1001 and exit 0.");
+    help.format(std::cout);
+    _exit_early = true;
+    stopOptionsProcessing();
+  }
+}
+
+void Daemon::setup_logging(const Config& config) {
+  Poco::AutoPtr<Poco::Formatter> formatter;
+  if (config.log_format == "json")
+    formatter = new JsonLogFormatter;
+  else
+    formatter = new Poco::PatternFormatter("%Y-%m-%d %H:%M:%S.%i [%p] %s: %t");
+  Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));
+  Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, console));
+  // Applies to every logger, including those created before the configuration was read.
+  Poco::Logger::setChannel("", channel);
+  Poco::Logger::setLevel("", Poco::Logger::parseLevel(config.log_level));
+}
+
+void Daemon::create_plugins(const Config& config) {
+  auto broker_host = std::make_unique<flowrelay_host>();
+  broker_host->logger = &Poco::Logger::get("broker");
+  broker_host->deliver = [this](std::string_view ch, std::string_view payload) {
+    _router->deliver(ch, payload);
+  };
+  broker_host->subscribed = [this](std::string_view ch, flowrelay_status s) {
+    if (s != FLOWRELAY_OK)
+      _log.warning("broker refused subscription to '" + std::string(ch) +
+                       "': " + status_name(s));
+    _router->subscribed(ch, s);
+  };
+  broker_host->report_error = [this](flowrelay_status code, std::string_view detail) {
+    _log.error("broker error (" + status_name(code) + "): " + std::string(detail));
+  };
+  broker_host->set_ready = [this](bool ready) {
+    if (_state.broker_ready.exchange(ready) != ready)
+      _log.notice(ready ? "broker ready" : "broker not ready");
+  };
+  // A plugin refusing its options is a configuration error: point at the option it names.
+  auto located = [&](const PluginSection& section, const PluginError& e) {
+    const auto [line, column] = section.locate(e.what());
+    return ConfigError(config.file, line, column, section.where + ": " + e.what());
+  };
+  try {
+    _broker = std::make_unique<BrokerInstance>(config.broker, std::move(broker_host));
+  } catch (const PluginError& e) {
+    throw located(config.broker, e);
+  }
+
+  _router = std::make_unique<Router>(BrokerPort{
+      [this](std::string_view ch) { return _broker->subscribe(ch); },
+      [this](std::string_view ch) { return _broker->unsubscribe(ch); },
+      [this](std::string_view ch, std::string_view p) { return _broker->publish(ch, p); }});
+
+  const std::vector<std::pair<std::string, std::string>> extra = {
+      {"channel_prefix", config.channel_prefix}, {"echo", config.echo ? "true" : "false"}};
+  for (const auto& section : config.transports) {
+    auto host = std::make_unique<flowrelay_host>();
+    host->logger = &Poco::Logger::get("transport");
+    host->subscribe = [this](std::string_view ch) { return _router->subscribe(ch); };
+    host->unsubscribe = [this](std::string_view ch) { _router->unsubscribe(ch); };
+    host->publish = [this](std::string_view ch, std::string_view p) {
+      return _router->publish(ch, p);
+    };
+    std::unique_ptr<TransportInstance> transport;
+    try {
+      transport = std::make_unique<TransportInstance>(section, std::move(host), extra);
+    } catch (const PluginError& e) {
+      throw located(section, e);
+    }
+    TransportInstance* t = transport.get();
+    _router->add_transport(TransportPort{
+        [t](std::string_view ch, std::string_view p) { t->deliver(ch, p); },
+        [t](std::string_view ch, flowrelay_status s) { t->subscribed(ch, s); }});
+    _transports.push_back(std::move(transport));
+  }
+}
+
+void Daemon::destroy_plugins() {
+  // Transports first stop (no more router calls), then the broker goes (no more deliveries),
+  // then the transports are freed.
+  for (auto& t : _transports) t->stop(0);
+  _broker.reset();
+  _transports.clear();
+  _router.reset();
+}
+
+int Daemon::main(const std::vector<std::string>& args) {
+  if (_exit_early) return EXIT_OK;
+  if (!args.empty()) {
+    std::cerr << "flowrelayd: unexpected argument '" << args.front() << "' (see --help)\n";
+    return EXIT_USAGE;
+  }
+  Config config;
+  try {
+    config = Config::load(_config_path);
+    if (!_check_only) setup_logging(config);
+    create_plugins(config);
+  } catch (const ConfigError& e) {
+    std::cerr << "flowrelayd: " << e.what() << "\n";
+    return EXIT_CONFIG;
+  }
+  if (_check_only) {
+    destroy_plugins();
+    std::cout << config.file << ": OK\n";
+    return EXIT_OK;
+  }
+  return serve(config);
+}
+
+int Daemon::serve(const Config& config) {
+  try {
+    if (!config.http_listen.empty())
+      _http = std::make_unique<HttpApi>(config.http_listen, _state, FLOWRELAY_VERSION);
+    _broker->start();
+    for (auto& t : _transports) t->start();
+  } catch (const std::exception& e) {
+    _log.critical(std::string("cannot start: ") + e.what());
+    std::cerr << "flowrelayd: cannot start: " << e.what() << "\n";
+    _http.reset();
+    destroy_plugins();
+    return EXIT_SOFTWARE;
+  }
+  if (_http) _http->start();
+  _state.listening = true;
+  _log.information("flowrelayd " FLOWRELAY_VERSION " serving (http " +
+                       (config.http_listen.empty() ? std::string("off") : config.http_listen) +
+                       ")");
+
+  waitForTerminationRequest();
+
+  _log.information("shutting down: closing clients (at most " +
+                       std::to_string(config.shutdown_timeout_ms) + " ms)");
+  _state.stopping = true;
+  for (auto& t : _transports) t->stop(config.shutdown_timeout_ms);
+  if (_http) _http->stop();
+  _http.reset();
+  destroy_plugins();
+  _log.information("stopped");
+  return EXIT_OK;
+}
+
+}  // namespace flowrelay

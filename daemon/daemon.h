@@ -1,0 +1,46 @@
+// flowrelayd: the Poco ServerApplication that wires config, plugins, router and HTTP together.
+#pragma once
+
+#include <Poco/Logger.h>
+#include <Poco/Util/ServerApplication.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "http_api.h"
+#include "plugin_instance.h"
+#include "router.h"
+
+namespace flowrelay {
+
+class Daemon : public Poco::Util::ServerApplication {
+ public:
+  Daemon();
+  ~Daemon() override;
+
+ protected:
+  void defineOptions(Poco::Util::OptionSet& options) override;
+  void handleOption(const std::string& name, const std::string& value) override;
+  int main(const std::vector<std::string>& args) override;
+
+ private:
+  void setup_logging(const Config& config);
+  // Loads and creates every plugin (no I/O). Throws PluginError / ConfigError.
+  void create_plugins(const Config& config);
+  void destroy_plugins();
+  int serve(const Config& config);
+
+  Poco::Logger& _log = Poco::Logger::get("flowrelayd");
+  std::string _config_path = "/etc/flowrelay/flowrelay.yaml";
+  bool _check_only = false;
+  bool _exit_early = false;  // --help / --version handled
+  ServiceState _state;
+  std::unique_ptr<Router> _router;
+  std::unique_ptr<BrokerInstance> _broker;
+  std::vector<std::unique_ptr<TransportInstance>> _transports;
+  std::unique_ptr<HttpApi> _http;
+};
+
+}  // namespace flowrelay

@@ -1,0 +1,105 @@
+#include "http_api.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/ThreadPool.h>
+
+#include <sstream>
+
+namespace flowrelay {
+
+namespace {
+
+using Poco::Net::HTTPResponse;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+void send_json(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
+               const Poco::JSON::Object& body) {
+  std::ostringstream text;
+  body.stringify(text);
+  const std::string s = text.str() + "\n";
+  resp.setStatus(status);
+  resp.setContentType("application/json");
+  resp.setContentLength(static_cast<std::streamsize>(s.size()));
+  resp.send() << s;
+}
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  Handler(const ServiceState& state, const std::string& version)
+      : _state(state), _version(version) {}
+
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    const std::string path = req.getURI().substr(0, req.getURI().find('?'));
+    Poco::JSON::Object body;
+    if (req.getMethod() != "GET" && req.getMethod() != "HEAD") {
+      resp.set("Allow", "GET, HEAD");
+      body.set("error", "method not allowed");
+      return send_json(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, body);
+    }
+    if (path == "/health") {
+      body.set("status", "ok");
+      body.set("version", _version);
+      return send_json(resp, HTTPResponse::HTTP_OK, body);
+    }
+    if (path == "/ready") {
+      const bool ready = _state.ready();
+      body.set("ready", ready);
+      body.set("listening", _state.listening.load());
+      body.set("broker", _state.broker_ready.load() ? "ready" : "not ready");
+      if (_state.stopping) body.set("stopping", true);
+      return send_json(resp, ready ? HTTPResponse::HTTP_OK : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                       body);
+    }
+    body.set("error", "not found");
+    send_json(resp, HTTPResponse::HTTP_NOT_FOUND, body);
+  }
+
+ private:
+  const ServiceState& _state;
+  const std::string& _version;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  Factory(const ServiceState& state, std::string version)
+      : _state(state), _version(std::move(version)) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
+    return new Handler(_state, _version);
+  }
+
+ private:
+  const ServiceState& _state;
+  std::string _version;
+};
+
+}  // namespace
+
+HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version) {
+  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(listen), 64);
+  auto* params = new Poco::Net::HTTPServerParams;
+  // Operator endpoints see little traffic: two workers keep the daemon's thread count low.
+  params->setMaxThreads(2);
+  params->setMaxQueued(64);
+  params->setKeepAlive(true);
+  _pool = std::make_unique<Poco::ThreadPool>("http", 1, 2);
+  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(state, std::move(version)), *_pool,
+                                                    socket, params);
+}
+
+HttpApi::~HttpApi() { stop(); }
+
+void HttpApi::start() { _server->start(); }
+
+void HttpApi::stop() {
+  if (_server) _server->stopAll(true);
+}
+
+}  // namespace flowrelay

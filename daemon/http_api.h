@@ -1,0 +1,34 @@
+// The HTTP listener for operators: GET /health and GET /ready (JSON).
+#pragma once
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace flowrelay {
+
+struct ServiceState {
+  std::atomic<bool> listening{false};     // transports started
+  std::atomic<bool> broker_ready{false};  // broker says it can publish and deliver
+  std::atomic<bool> stopping{false};
+  bool ready() const { return listening && broker_ready && !stopping; }
+};
+
+class HttpApi {
+ public:
+  // Binds `listen` ("host:port") now; throws Poco::Exception on failure.
+  HttpApi(const std::string& listen, const ServiceState& state, std::string version);
+  ~HttpApi();
+  void start();
+  void stop();
+
+ private:
+  std::unique_ptr<Poco::ThreadPool> _pool;  // outlives _server
+  std::unique_ptr<Poco::Net::HTTPServer> _server;
+};
+
+}  // namespace flowrelay

@@ -1,0 +1,122 @@
+// Per-connection state, kept small: an idle open connection is this struct and nothing else
+// (input and fragment buffers exist only while a partial frame or message is pending).
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "frame_codec.h"
+#include "shared_frame.h"
+
+namespace flowrelay::ws {
+
+struct LoopChannel;
+
+// FIFO of frames waiting to be written, as a growable ring of references.
+class OutQueue {
+ public:
+  ~OutQueue() { clear(); }
+  bool empty() const { return _count == 0; }
+  uint32_t count() const { return _count; }
+  uint64_t bytes() const { return _bytes; }  // not yet written
+  // Takes over one reference of `f`.
+  void push(SharedFrame* f) {
+    if (_count == _cap) grow();
+    _ring[(_head + _count) & (_cap - 1)] = f;
+    ++_count;
+    _bytes += f->size();
+  }
+  SharedFrame* at(uint32_t i) const { return _ring[(_head + i) & (_cap - 1)]; }
+  uint32_t head_offset() const { return _head_offset; }
+  // Marks n bytes written, releasing the frames fully written.
+  void consume(size_t n) {
+    _bytes -= n;
+    while (n > 0) {
+      SharedFrame* f = _ring[_head];
+      const size_t left = f->size() - _head_offset;
+      if (n < left) {
+        _head_offset += static_cast<uint32_t>(n);
+        return;
+      }
+      n -= left;
+      pop();
+    }
+    if (_count == 0 && _cap > 16) release();  // a burst is over: give the memory back
+  }
+  void clear() {
+    while (_count) pop();
+    _bytes = 0;
+    release();
+  }
+
+ private:
+  void pop() {
+    _ring[_head]->unref();
+    _head = (_head + 1) & (_cap - 1);
+    --_count;
+    _head_offset = 0;
+  }
+  void grow() {
+    const uint32_t cap = _cap ? _cap * 2 : 4;
+    auto** ring = static_cast<SharedFrame**>(std::malloc(sizeof(SharedFrame*) * cap));
+    if (!ring) throw std::bad_alloc();
+    for (uint32_t i = 0; i < _count; ++i) ring[i] = at(i);
+    std::free(_ring);
+    _ring = ring;
+    _cap = cap;
+    _head = 0;
+  }
+  void release() {
+    std::free(_ring);
+    _ring = nullptr;
+    _cap = _head = 0;
+  }
+
+  SharedFrame** _ring = nullptr;
+  uint32_t _cap = 0;  // a power of two
+  uint32_t _head = 0;
+  uint32_t _count = 0;
+  uint32_t _head_offset = 0;  // bytes of the head frame already written
+  uint64_t _bytes = 0;
+};
+
+enum class ConnState : uint8_t {
+  Handshake,  // reading the HTTP upgrade request
+  Joining,    // request accepted, waiting for the broker to confirm the channel
+  Open,       // WebSocket frames flow
+  Closing,    // our close frame (or HTTP error) is queued; waiting for the peer to go
+  Dead,       // fd closed; freed at the end of the loop iteration
+};
+
+// Which timer list a connection is on (each list has one timeout, so it stays sorted).
+enum class TimerList : uint8_t { None, Handshake, Closing };
+
+struct Connection {
+  int fd = -1;
+  ConnState state = ConnState::Handshake;
+  TimerList timer = TimerList::None;
+  bool dirty = false;        // on the loop's flush list
+  bool read_pending = false; // read budget exhausted; on the loop's read list
+  bool write_shut = false;   // shutdown(SHUT_WR) done
+  bool counted = false;      // subscribe() succeeded or is pending: unsubscribe() owed
+  uint8_t frag_opcode = 0;   // opcode of the fragmented message being received, 0 if none
+  uint32_t member_index = 0; // position in channel->members (Open) or channel->waiting
+  LoopChannel* channel = nullptr;
+  OutQueue out;
+  std::string* in = nullptr;       // unparsed input carried over between reads
+  std::string* message = nullptr;  // payload of a fragmented message so far
+  SharedFrame* accept_101 = nullptr;  // the 101 held back while Joining
+  Utf8Validator utf8;              // over `message`
+  int64_t deadline_ms = 0;
+  Connection* prev = nullptr;  // timer list links
+  Connection* next = nullptr;
+
+  ~Connection() {
+    delete in;
+    delete message;
+    if (accept_101) accept_101->unref();
+  }
+};
+
+}  // namespace flowrelay::ws

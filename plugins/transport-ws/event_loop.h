@@ -1,0 +1,128 @@
+// One I/O thread: an epoll loop that owns a share of the connections, its own view of which of
+// them sit in which channel, and an inbox through which other threads hand it deliveries.
+// Hand-written rather than Poco::Net::SocketReactor: the reactor allocates a notification per
+// event and cannot batch a fan-out into one writev per connection, which is the hot path here.
+#pragma once
+
+#include <flowrelay/plugin.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "connection.h"
+#include "ws_options.h"
+
+namespace flowrelay::ws {
+
+struct LoopChannel {
+  std::string name;
+  std::vector<Connection*> members;  // Open sessions: receive deliveries
+  std::vector<Connection*> waiting;  // Joining sessions: wait for the broker's confirmation
+};
+
+struct TransportContext {
+  const flowrelay_transport_host_api* api;
+  flowrelay_host* host;
+  WsOptions options;
+  void log(flowrelay_log_level level, const std::string& text) const {
+    api->log(host, level, {text.data(), text.size()});
+  }
+};
+
+class EventLoop {
+ public:
+  EventLoop(const TransportContext& ctx, int listen_fd);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  void start();
+  // [any thread] Queue a delivery; takes over one reference of `frame`.
+  void post_deliver(SharedFrame* frame);
+  // [any thread] The broker confirmed or refused `channel`.
+  void post_subscribed(std::string_view channel, flowrelay_status status);
+  // [any thread] Say goodbye (1001) to everyone, wait at most timeout_ms, then exit the thread.
+  void post_stop(uint32_t timeout_ms);
+  void join();
+
+ private:
+  struct Item {
+    enum Kind : uint8_t { Deliver, Subscribed, Stop };
+    explicit Item(Kind k) : kind(k) {}
+    Kind kind;
+    SharedFrame* frame = nullptr;
+    std::string channel;
+    int32_t value = 0;  // status or timeout
+  };
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  void run();
+  void post(Item&& item);
+  void drain_inbox();
+  void on_accept();
+  void on_readable(Connection* c);
+  void on_input(Connection* c, char* data, size_t len);
+  size_t on_handshake(Connection* c, char* data, size_t len);
+  size_t on_frames(Connection* c, char* data, size_t len);
+  void on_frame(Connection* c, const FrameHeader& h, char* payload);
+  void on_close_frame(Connection* c, const char* payload, size_t len);
+  void publish(Connection* c, std::string_view payload);
+  void open(Connection* c);  // send 101, join the channel's members
+  void process_held_input(Connection* c);  // frames received while Joining
+  void begin_closing(Connection* c, SharedFrame* goodbye);  // leave channel, send, linger
+
+  void send(Connection* c, SharedFrame* f);  // queue (takes the reference) and mark dirty
+  void send_close(Connection* c, uint16_t code, std::string_view reason);
+  void send_http_and_close(Connection* c, const std::string& response);
+  void flush(Connection* c);
+  void flush_dirty();
+  void close_now(Connection* c);  // drop the connection, no goodbye
+  void reap();
+
+  void timer_add(Connection* c, TimerList list, uint32_t timeout_ms);
+  void timer_remove(Connection* c);
+  void expire_timers();
+  int next_timeout_ms() const;
+
+  LoopChannel* channel_for(std::string_view name);  // created on demand
+  void channel_remove(Connection* c);
+  void begin_stop(uint32_t timeout_ms);
+
+  const TransportContext& _ctx;
+  int _listen_fd;
+  int _epoll_fd = -1;
+  int _wake_fd = -1;
+  int _spare_fd = -1;  // released to accept-and-close when out of file descriptors
+  std::thread _thread;
+
+  std::mutex _inbox_mutex;
+  std::vector<Item> _inbox;
+  bool _wake_pending = false;  // guarded by _inbox_mutex
+  std::vector<Item> _work;     // loop-private swap partner of _inbox
+
+  std::unordered_map<std::string, LoopChannel, Hash, std::equal_to<>> _channels;
+  std::vector<Connection*> _dirty;
+  std::vector<Connection*> _read_again;
+  std::vector<Connection*> _dead;
+  struct TimerQueue {
+    Connection* head = nullptr;
+    Connection* tail = nullptr;
+  } _handshakes, _closings;
+  char* _scratch;  // read buffer shared by all connections of this loop
+
+  size_t _connections = 0;
+  bool _stopping = false;
+  int64_t _stop_deadline_ms = 0;
+  int64_t _last_emfile_log_ms = 0;
+};
+
+}  // namespace flowrelay::ws

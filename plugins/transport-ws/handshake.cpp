@@ -1,0 +1,135 @@
+#include "handshake.h"
+
+#include <Poco/Base64Decoder.h>
+#include <Poco/Base64Encoder.h>
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/SHA1Engine.h>
+#include <Poco/String.h>
+#include <Poco/StringTokenizer.h>
+
+#include <sstream>
+
+namespace flowrelay::ws {
+
+namespace {
+
+const char* status_text(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+bool has_token(const std::string& header, const char* token) {
+  Poco::StringTokenizer tokens(header, ",", Poco::StringTokenizer::TOK_TRIM |
+                                               Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  for (const auto& t : tokens)
+    if (Poco::icompare(t, token) == 0) return true;
+  return false;
+}
+
+bool valid_key(const std::string& key) {
+  if (key.size() != 24) return false;  // base64 of 16 bytes
+  try {
+    std::istringstream in(key);
+    Poco::Base64Decoder decoder(in);
+    std::string raw((std::istreambuf_iterator<char>(decoder)), std::istreambuf_iterator<char>());
+    return raw.size() == 16;
+  } catch (const Poco::Exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string http_error(int status, std::string_view reason, std::string_view extra_headers) {
+  std::string body(reason);
+  body += "\n";
+  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
+                  "\r\nContent-Type: text/plain\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\nConnection: close\r\n";
+  r.append(extra_headers);
+  r += "\r\n";
+  r += body;
+  return r;
+}
+
+std::string websocket_accept(std::string_view key) {
+  Poco::SHA1Engine sha1;
+  sha1.update(key.data(), static_cast<unsigned>(key.size()));
+  sha1.update("258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+  const auto& digest = sha1.digest();
+  std::ostringstream out;
+  Poco::Base64Encoder encoder(out);
+  encoder.write(reinterpret_cast<const char*>(digest.data()),
+                static_cast<std::streamsize>(digest.size()));
+  encoder.close();
+  return out.str();
+}
+
+bool valid_conversation_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix) {
+  HandshakeResult r;
+  auto refuse = [&](int status, std::string_view reason, std::string_view extra = {}) {
+    r.status = status;
+    r.response = http_error(status, reason, extra);
+    return r;
+  };
+  // Poco parses the request line and headers (with its own field count and size limits).
+  Poco::Net::HTTPRequest req;
+  try {
+    std::istringstream in{std::string(request)};
+    req.read(in);
+  } catch (const Poco::Exception& e) {
+    return refuse(400, "malformed HTTP request: " + e.message());
+  }
+  if (req.getVersion() != Poco::Net::HTTPMessage::HTTP_1_1)
+    return refuse(400, "WebSocket needs HTTP/1.1");
+  const std::string& uri = req.getURI();
+  const std::string_view path = std::string_view(uri).substr(0, uri.find('?'));
+  if (path.substr(0, path_prefix.size()) != path_prefix)
+    return refuse(404, "no WebSocket endpoint here; connect to " + std::string(path_prefix) +
+                           "{conversation_id}");
+  const std::string_view id = path.substr(path_prefix.size());
+  if (req.getMethod() != Poco::Net::HTTPRequest::HTTP_GET)
+    return refuse(405, "the WebSocket handshake is a GET", "Allow: GET\r\n");
+  if (!valid_conversation_id(id))
+    return refuse(400, "invalid conversation id: 1-128 characters of A-Z a-z 0-9 _ . : -");
+  if (!has_token(req.get("Upgrade", ""), "websocket"))
+    return refuse(426, "this endpoint needs a WebSocket upgrade",
+                  "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+  if (!has_token(req.get("Connection", ""), "upgrade"))
+    return refuse(400, "the Connection header must contain Upgrade");
+  if (req.get("Sec-WebSocket-Version", "") != "13")
+    return refuse(426, "unsupported WebSocket version; this server speaks 13",
+                  "Sec-WebSocket-Version: 13\r\n");
+  const std::string key = Poco::trim(req.get("Sec-WebSocket-Key", ""));
+  if (!valid_key(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key");
+
+  r.status = 101;
+  r.conversation.assign(id);
+  r.response =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      websocket_accept(key) + "\r\n\r\n";
+  return r;
+}
+
+}  // namespace flowrelay::ws

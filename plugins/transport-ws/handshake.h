@@ -1,0 +1,27 @@
+// The HTTP/1.1 upgrade request of RFC 6455 section 4.2: checks it and builds the response.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace flowrelay::ws {
+
+struct HandshakeResult {
+  int status = 0;             // 101 on success, else the HTTP error to answer with
+  std::string response;       // the complete response to send
+  std::string conversation;   // the id after the path prefix (on success)
+};
+
+// `request` holds the request line and headers up to and including the blank line.
+// `path_prefix` is e.g. "/ws/"; the id after it must be 1-128 chars of [A-Za-z0-9_.:-].
+HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix);
+
+// A complete error response with a short plain-text body; `extra_headers` end in CRLF.
+std::string http_error(int status, std::string_view reason, std::string_view extra_headers = {});
+
+// Sec-WebSocket-Accept for a client key.
+std::string websocket_accept(std::string_view key);
+
+bool valid_conversation_id(std::string_view id);
+
+}  // namespace flowrelay::ws

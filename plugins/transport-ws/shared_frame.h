@@ -1,0 +1,62 @@
+// An encoded server frame (or raw bytes such as an HTTP response) shared by every connection
+// it is queued on: a message fanned out to N sessions is encoded once, then only referenced.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+#include "frame_codec.h"
+
+namespace flowrelay::ws {
+
+class SharedFrame {
+ public:
+  // A complete unmasked server frame for `payload`, tagged with the channel it belongs to.
+  static SharedFrame* message(std::string_view channel, Opcode opcode, std::string_view payload) {
+    uint8_t header[10];
+    const size_t hlen = encode_header(header, opcode, payload.size());
+    SharedFrame* f = allocate(hlen + payload.size(), channel.size());
+    std::memcpy(f->bytes(), header, hlen);
+    std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
+    std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
+    return f;
+  }
+  // Bytes sent as they are (handshake responses).
+  static SharedFrame* raw(std::string_view bytes) {
+    SharedFrame* f = allocate(bytes.size(), 0);
+    std::memcpy(f->bytes(), bytes.data(), bytes.size());
+    return f;
+  }
+
+  const char* data() const { return bytes(); }
+  uint32_t size() const { return _size; }
+  std::string_view channel() const { return {bytes() + _size, _channel_len}; }
+
+  void ref() { _refs.fetch_add(1, std::memory_order_relaxed); }
+  void unref() {
+    if (_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      this->~SharedFrame();
+      std::free(this);
+    }
+  }
+
+ private:
+  SharedFrame(uint32_t size, uint32_t channel_len) : _size(size), _channel_len(channel_len) {}
+  static SharedFrame* allocate(size_t size, size_t channel_len) {
+    void* mem = std::malloc(sizeof(SharedFrame) + size + channel_len);
+    if (!mem) throw std::bad_alloc();
+    return new (mem) SharedFrame(static_cast<uint32_t>(size), static_cast<uint32_t>(channel_len));
+  }
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
+  const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
+
+  std::atomic<uint32_t> _refs{1};
+  uint32_t _size;
+  uint32_t _channel_len;
+};
+
+}  // namespace flowrelay::ws

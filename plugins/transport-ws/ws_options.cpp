@@ -1,0 +1,87 @@
+#include "ws_options.h"
+
+#include <charconv>
+#include <cstdio>
+#include <string_view>
+#include <thread>
+
+namespace flowrelay::ws {
+
+namespace {
+
+template <typename T>
+bool to_number(std::string_view text, T min, T max, T& out) {
+  T value{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+    return false;
+  out = value;
+  return true;
+}
+
+}  // namespace
+
+bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size_t err_cap) {
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view key(options[i].key.ptr, options[i].key.len);
+    const std::string_view value(options[i].value.ptr, options[i].value.len);
+    auto bad = [&](const char* expected) {
+      std::snprintf(err, err_cap, "transport-ws: option '%.*s' must be %s, got '%.*s'",
+                    static_cast<int>(key.size()), key.data(), expected,
+                    static_cast<int>(value.size()), value.data());
+      return false;
+    };
+    if (key == "listen") {
+      const auto colon = value.rfind(':');
+      uint16_t port = 0;
+      if (colon == std::string_view::npos || colon == 0 ||
+          !to_number<uint16_t>(value.substr(colon + 1), 1, 65535, port))
+        return bad("host:port");
+      std::string_view host = value.substr(0, colon);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+      listen_host.assign(host);
+      listen_port = port;
+    } else if (key == "path") {
+      if (value.size() < 2 || value.front() != '/' || value.back() != '/')
+        return bad("a path that starts and ends with '/'");
+      path.assign(value);
+    } else if (key == "max_message_size") {
+      if (!to_number<uint64_t>(value, 1, uint64_t{1} << 30, max_message_size))
+        return bad("a byte count from 1 to 1073741824");
+    } else if (key == "io_threads") {
+      if (!to_number<unsigned>(value, 0, 256, io_threads)) return bad("a number from 0 to 256");
+    } else if (key == "max_outbound_bytes") {
+      if (!to_number<uint64_t>(value, 1024, uint64_t{1} << 34, max_outbound_bytes))
+        return bad("a byte count of at least 1024");
+    } else if (key == "max_header_size") {
+      if (!to_number<uint32_t>(value, 256, 1 << 20, max_header_size))
+        return bad("a byte count from 256 to 1048576");
+    } else if (key == "handshake_timeout_ms") {
+      if (!to_number<uint32_t>(value, 1, 3600000, handshake_timeout_ms))
+        return bad("milliseconds from 1 to 3600000");
+    } else if (key == "close_timeout_ms") {
+      if (!to_number<uint32_t>(value, 1, 600000, close_timeout_ms))
+        return bad("milliseconds from 1 to 600000");
+    } else if (key == "backlog") {
+      if (!to_number<int>(value, 1, 1 << 20, backlog)) return bad("a number from 1 to 1048576");
+    } else if (key == "channel_prefix") {
+      channel_prefix.assign(value);
+    } else if (key == "echo") {
+      if (value == "true") echo = true;
+      else if (value == "false") echo = false;
+      else return bad("true or false");
+    } else {
+      std::snprintf(err, err_cap,
+                    "transport-ws: unknown option '%.*s' (known: listen, path, max_message_size, "
+                    "io_threads, max_outbound_bytes, max_header_size, handshake_timeout_ms, "
+                    "close_timeout_ms, backlog)",
+                    static_cast<int>(key.size()), key.data());
+      return false;
+    }
+  }
+  if (io_threads == 0) io_threads = std::max(1u, std::thread::hardware_concurrency());
+  return true;
+}
+
+}  // namespace flowrelay::ws

@@ -1,0 +1,32 @@
+// The transport instance: one listening socket served by a fixed pool of event loops.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "event_loop.h"
+
+namespace flowrelay::ws {
+
+class WsServer {
+ public:
+  explicit WsServer(TransportContext ctx) : _ctx(std::move(ctx)) {}
+  ~WsServer();
+
+  // Binds and starts the loops; on failure returns false with a message in err.
+  bool start(std::string& err);
+  void stop(uint32_t timeout_ms);
+  // [any thread] Encodes the frame once and hands it to every loop.
+  void deliver(std::string_view channel, std::string_view payload);
+  void subscribed(std::string_view channel, flowrelay_status status);
+
+ private:
+  TransportContext _ctx;
+  int _listen_fd = -1;
+  std::vector<std::unique_ptr<EventLoop>> _loops;
+  std::atomic<bool> _running{false};
+};
+
+}  // namespace flowrelay::ws
