@@ -93,6 +93,7 @@ enum class ConnState : uint8_t {
 enum class TimerList : uint8_t { None, Handshake, Closing };
 
 struct Connection {
+  uint64_t id = 0;  // unique within its loop
   int fd = -1;
   ConnState state = ConnState::Handshake;
   TimerList timer = TimerList::None;

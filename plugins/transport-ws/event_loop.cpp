@@ -24,6 +24,7 @@ constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kReadBudget = 4;        // reads per readiness event before others get a turn
 constexpr int kAcceptBudget = 128;    // accepts per readiness event
 constexpr int kMaxIov = 64;
+constexpr int64_t kOwnTtlMs = 10000;  // see OwnPublish
 char kListenTag, kWakeTag;            // epoll data for the two non-connection fds
 thread_local EventLoop* tls_current = nullptr;
 
@@ -113,12 +114,7 @@ void EventLoop::drain_inbox() {
     switch (item.kind) {
       case Item::Deliver: {
         auto it = _channels.find(item.frame->channel());
-        if (it != _channels.end()) {
-          for (Connection* c : it->second.members) {
-            item.frame->ref();
-            send(c, item.frame);
-          }
-        }
+        if (it != _channels.end()) fan_out(it->second, item.frame);
         item.frame->unref();
         break;
       }
@@ -152,6 +148,24 @@ void EventLoop::drain_inbox() {
     }
   }
   _work.clear();
+}
+
+void EventLoop::fan_out(LoopChannel& ch, SharedFrame* frame) {
+  uint64_t skip = 0;  // the sender, when echo is off and this is its message coming back
+  if (!ch.own.empty()) {
+    const int64_t now = now_ms();
+    while (!ch.own.empty() && now - ch.own.front().at_ms > kOwnTtlMs) ch.own.pop_front();
+    if (!ch.own.empty() &&
+        ch.own.front().hash == std::hash<std::string_view>{}(frame->payload())) {
+      skip = ch.own.front().session;
+      ch.own.pop_front();
+    }
+  }
+  for (Connection* c : ch.members) {
+    if (c->id == skip) continue;
+    frame->ref();
+    send(c, frame);
+  }
 }
 
 // ---------------------------------------------------------------------------- main loop
@@ -242,6 +256,7 @@ void EventLoop::on_accept() {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto* c = new Connection;
+    c->id = _next_session_id++;
     c->fd = fd;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -460,9 +475,12 @@ void EventLoop::on_close_frame(Connection* c, const char* payload, size_t len) {
 
 void EventLoop::publish(Connection* c, std::string_view payload) {
   const std::string& channel = c->channel->name;
+  if (!_ctx.options.echo)
+    c->channel->own.push_back({c->id, std::hash<std::string_view>{}(payload), now_ms()});
   const flowrelay_status s = _ctx.api->publish(_ctx.host, {channel.data(), channel.size()},
                                                {payload.data(), payload.size()});
   if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) return;
+  if (!_ctx.options.echo && c->channel && !c->channel->own.empty()) c->channel->own.pop_back();
   // The client must learn that its message was not taken (never silent loss).
   if (s == FLOWRELAY_EAGAIN || s == FLOWRELAY_EUNAVAIL)
     send_close(c, close_code::TryAgainLater, "broker unavailable, message not published");

@@ -7,6 +7,7 @@
 #include <flowrelay/plugin.h>
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -20,10 +21,22 @@
 
 namespace flowrelay::ws {
 
+// channels.echo = false: a session must not receive its own messages back. The broker does
+// not say who sent a message, so each loop remembers what its sessions published, in order
+// (brokers deliver one publisher's messages in order), and skips the sender when the next
+// delivery of the channel carries the same bytes. Entries not matched within kOwnTtlMs (the
+// message was lost or reordered) expire, so a mismatch degrades to an echo, never to a loss.
+struct OwnPublish {
+  uint64_t session;  // Connection::id
+  std::size_t hash;  // of the payload
+  int64_t at_ms;
+};
+
 struct LoopChannel {
   std::string name;
   std::vector<Connection*> members;  // Open sessions: receive deliveries
   std::vector<Connection*> waiting;  // Joining sessions: wait for the broker's confirmation
+  std::deque<OwnPublish> own;        // only used when channels.echo is false
 };
 
 struct TransportContext {
@@ -68,6 +81,7 @@ class EventLoop {
   void run();
   void post(Item&& item);
   void drain_inbox();
+  void fan_out(LoopChannel& ch, SharedFrame* frame);
   void on_accept();
   void on_readable(Connection* c);
   void on_input(Connection* c, char* data, size_t len);
@@ -120,6 +134,7 @@ class EventLoop {
   char* _scratch;  // read buffer shared by all connections of this loop
 
   size_t _connections = 0;
+  uint64_t _next_session_id = 1;
   bool _stopping = false;
   int64_t _stop_deadline_ms = 0;
   int64_t _last_emfile_log_ms = 0;

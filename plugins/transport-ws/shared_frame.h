@@ -23,6 +23,7 @@ class SharedFrame {
     std::memcpy(f->bytes(), header, hlen);
     std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
     std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
+    f->_header_len = static_cast<uint8_t>(hlen);
     return f;
   }
   // Bytes sent as they are (handshake responses).
@@ -35,6 +36,7 @@ class SharedFrame {
   const char* data() const { return bytes(); }
   uint32_t size() const { return _size; }
   std::string_view channel() const { return {bytes() + _size, _channel_len}; }
+  std::string_view payload() const { return {bytes() + _header_len, _size - _header_len}; }
 
   void ref() { _refs.fetch_add(1, std::memory_order_relaxed); }
   void unref() {
@@ -57,6 +59,7 @@ class SharedFrame {
   std::atomic<uint32_t> _refs{1};
   uint32_t _size;
   uint32_t _channel_len;
+  uint8_t _header_len = 0;
 };
 
 }  // namespace flowrelay::ws

@@ -187,6 +187,14 @@ INSTANTIATE_TEST_SUITE_P(
                    431, "", ""}),
     [](const auto& info) { return info.param.name; });
 
+// Not HTTP at all: refused with 400 and closed (not left hanging).
+TEST_F(HandshakeTest, GarbageRequestIsRefused) {
+  RawClient c(port());
+  HttpHead h = c.request("HELLO THERE\r\n\r\n");
+  EXPECT_EQ(h.status, 400) << h.status_line;
+  EXPECT_TRUE(c.wait_closed(5s)) << "server kept the connection open";
+}
+
 // The RFC 6455 sample key must give the RFC's sample accept value.
 TEST_F(HandshakeTest, RfcSampleKeyAccept) {
   RawClient c(port());

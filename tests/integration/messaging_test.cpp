@@ -82,12 +82,11 @@ TEST_F(MessagingTest, ConversationsAreIsolated) {
   std::vector<std::unique_ptr<WsClient>> b;
   for (const auto& id : others) b.push_back(std::make_unique<WsClient>(port(), id));
 
+  // (One sender at a time: the relative order of two connections' messages is not defined.)
   a1.send_text("for iso only 1");
+  for (WsClient* c : {&a1, &a2}) expect_text(*c, "for iso only 1");
   a2.send_text("for iso only 2");
-  for (WsClient* c : {&a1, &a2}) {
-    expect_text(*c, "for iso only 1");
-    expect_text(*c, "for iso only 2");
-  }
+  for (WsClient* c : {&a1, &a2}) expect_text(*c, "for iso only 2");
   // The iso messages have been fanned out. Each other conversation now gets its own marker:
   // the marker must be the first thing its client sees.
   for (size_t i = 0; i < b.size(); ++i) {
@@ -264,6 +263,59 @@ TEST_F(MessagingTest, BinaryFrameIsClosedWith1003) {
   // Nothing was relayed.
   observer.send_text("only this");
   expect_text(observer, "only this");
+}
+
+TEST_F(MessagingTest, FrameTrickledByteByByteIsParsed) {
+  RawClient c(port());
+  ASSERT_TRUE(c.upgrade("/ws/trickle"));
+  std::string payload;
+  for (int i = 0; i < 300; ++i) payload.push_back(static_cast<char>('a' + i % 26));
+  FrameSpec s;
+  s.opcode = kText;
+  s.payload = payload;  // 16-bit extended length
+  const std::string wire = encode_frame(s);
+  for (char b : wire) ASSERT_TRUE(c.send_raw(std::string_view(&b, 1)));
+  expect_text(c, payload);
+}
+
+TEST_F(MessagingTest, HandshakeTrickledByteByByteIsAccepted) {
+  RawClient c(port());
+  const std::string key = make_ws_key();
+  const std::string req = handshake_request("/ws/trickle-hs", key);
+  for (char b : req) ASSERT_TRUE(c.send_raw(std::string_view(&b, 1)));
+  HttpHead h = c.read_head(5s);
+  ASSERT_EQ(h.status, 101) << h.status_line;
+  EXPECT_EQ(h.header("Sec-WebSocket-Accept"), expected_accept(key));
+  ASSERT_TRUE(c.send_text("after trickle"));
+  expect_text(c, "after trickle");
+}
+
+TEST_F(MessagingTest, FramesPipelinedWithTheHandshakeAreProcessed) {
+  RawClient c(port());
+  const std::string key = make_ws_key();
+  FrameSpec s;
+  s.opcode = kText;
+  s.payload = "pipelined";
+  FrameSpec ping;
+  ping.opcode = kPing;
+  ping.payload = "pp";
+  // Request, a text frame and a ping in one write, before the 101 was seen.
+  ASSERT_TRUE(c.send_raw(handshake_request("/ws/pipelined", key) + encode_frame(s) +
+                         encode_frame(ping)));
+  HttpHead h = c.read_head(5s);
+  ASSERT_EQ(h.status, 101) << h.status_line;
+  std::vector<Frame> frames;
+  for (int i = 0; i < 2; ++i) {
+    Frame f;
+    ASSERT_EQ(c.read_frame(f, 5s), ReadResult::Frame) << "got " << i << " of 2 frames";
+    frames.push_back(f);
+  }
+  // The pong may overtake the relayed text (it does not go through the broker).
+  int text = frames[0].opcode == kText ? 0 : 1;
+  EXPECT_EQ(frames[text].opcode, kText) << frames[text].describe();
+  EXPECT_EQ(frames[text].payload, "pipelined");
+  EXPECT_EQ(frames[1 - text].opcode, kPong) << frames[1 - text].describe();
+  EXPECT_EQ(frames[1 - text].payload, "pp");
 }
 
 class CloseHandshake : public MessagingTest, public ::testing::WithParamInterface<int> {};

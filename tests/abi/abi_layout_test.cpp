@@ -1,0 +1,114 @@
+// The ABI layout as seen by the C++ compiler (static_assert; abi_layout.c does the same in C),
+// the function signatures of every slot, and FLOWRELAY_HAS_SLOT.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+
+#include "abi_expected_layout.h"
+
+static_assert(sizeof(void*) == 8 && sizeof(size_t) == 8, "the expected layout is the LP64 one");
+
+#define CHECK_FIELD(type, field, offset) \
+  static_assert(offsetof(type, field) == (offset), "ABI break: offset of " #type "." #field);
+#define CHECK_SIZE(type, size, align)                                    \
+  static_assert(sizeof(type) == (size), "ABI break: size of " #type);    \
+  static_assert(alignof(type) == (align), "ABI break: alignment of " #type);
+FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
+FLOWRELAY_ABI_SIZES(CHECK_SIZE)
+
+// Every table is plain data that C can build and copy.
+static_assert(std::is_standard_layout_v<flowrelay_str> && std::is_trivial_v<flowrelay_str>);
+static_assert(std::is_standard_layout_v<flowrelay_option> && std::is_trivial_v<flowrelay_option>);
+static_assert(std::is_trivial_v<flowrelay_broker_host_api>);
+static_assert(std::is_trivial_v<flowrelay_broker_vtable>);
+static_assert(std::is_trivial_v<flowrelay_transport_host_api>);
+static_assert(std::is_trivial_v<flowrelay_transport_vtable>);
+static_assert(std::is_trivial_v<flowrelay_plugin_info>);
+
+// Signatures: a changed parameter is as much an ABI break as a moved field.
+#define CHECK_SLOT(type, field, ...) \
+  static_assert(std::is_same_v<decltype(type::field), __VA_ARGS__>, #type "." #field " changed");
+CHECK_SLOT(flowrelay_str, ptr, const char*)
+CHECK_SLOT(flowrelay_str, len, size_t)
+CHECK_SLOT(flowrelay_broker_host_api, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_broker_host_api, abi_minor, uint32_t)
+CHECK_SLOT(flowrelay_broker_host_api, log, void (*)(flowrelay_host*, int32_t, flowrelay_str))
+CHECK_SLOT(flowrelay_broker_host_api, deliver,
+           void (*)(flowrelay_host*, flowrelay_str, flowrelay_str))
+CHECK_SLOT(flowrelay_broker_host_api, subscribed,
+           void (*)(flowrelay_host*, flowrelay_str, int32_t))
+CHECK_SLOT(flowrelay_broker_host_api, report_error,
+           void (*)(flowrelay_host*, int32_t, flowrelay_str))
+CHECK_SLOT(flowrelay_broker_host_api, set_ready, void (*)(flowrelay_host*, int32_t))
+CHECK_SLOT(flowrelay_broker_vtable, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_broker_vtable, abi_major, uint32_t)
+CHECK_SLOT(flowrelay_broker_vtable, create,
+           int32_t (*)(const flowrelay_broker_host_api*, flowrelay_host*, const flowrelay_option*,
+                       size_t, flowrelay_broker**, char*, size_t))
+CHECK_SLOT(flowrelay_broker_vtable, start, int32_t (*)(flowrelay_broker*, char*, size_t))
+CHECK_SLOT(flowrelay_broker_vtable, destroy, void (*)(flowrelay_broker*))
+CHECK_SLOT(flowrelay_broker_vtable, publish,
+           int32_t (*)(flowrelay_broker*, flowrelay_str, flowrelay_str))
+CHECK_SLOT(flowrelay_broker_vtable, subscribe, int32_t (*)(flowrelay_broker*, flowrelay_str))
+CHECK_SLOT(flowrelay_broker_vtable, unsubscribe, int32_t (*)(flowrelay_broker*, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_host_api, log, void (*)(flowrelay_host*, int32_t, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_host_api, subscribe, int32_t (*)(flowrelay_host*, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_host_api, unsubscribe, void (*)(flowrelay_host*, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_host_api, publish,
+           int32_t (*)(flowrelay_host*, flowrelay_str, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_vtable, create,
+           int32_t (*)(const flowrelay_transport_host_api*, flowrelay_host*,
+                       const flowrelay_option*, size_t, flowrelay_transport**, char*, size_t))
+CHECK_SLOT(flowrelay_transport_vtable, start, int32_t (*)(flowrelay_transport*, char*, size_t))
+CHECK_SLOT(flowrelay_transport_vtable, stop, void (*)(flowrelay_transport*, uint32_t))
+CHECK_SLOT(flowrelay_transport_vtable, destroy, void (*)(flowrelay_transport*))
+CHECK_SLOT(flowrelay_transport_vtable, deliver,
+           void (*)(flowrelay_transport*, flowrelay_str, flowrelay_str))
+CHECK_SLOT(flowrelay_transport_vtable, subscribed,
+           void (*)(flowrelay_transport*, flowrelay_str, int32_t))
+CHECK_SLOT(flowrelay_plugin_info, name, const char*)
+CHECK_SLOT(flowrelay_plugin_info, version, const char*)
+CHECK_SLOT(flowrelay_plugin_info, broker, const flowrelay_broker_vtable*)
+CHECK_SLOT(flowrelay_plugin_info, transport, const flowrelay_transport_vtable*)
+static_assert(std::is_same_v<flowrelay_plugin_entry_fn, const flowrelay_plugin_info* (*)(uint32_t)>);
+
+static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL == 2 &&
+                  FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&
+                  FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7,
+              "status codes are never renumbered");
+static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 && FLOWRELAY_LOG_NOTICE == 5 &&
+                  FLOWRELAY_LOG_INFO == 6 && FLOWRELAY_LOG_DEBUG == 7,
+              "log levels are syslog's");
+
+namespace {
+
+TEST(AbiLayout, EntrySymbolNameIsVersioned) {
+  EXPECT_STREQ(FLOWRELAY_ENTRY_SYMBOL, "flowrelay_plugin_entry_v1");
+  EXPECT_EQ(FLOWRELAY_ABI_MAJOR, 1);
+}
+
+TEST(AbiLayout, HasSlotCoversExactlyTheFieldsInsideStructSize) {
+  flowrelay_broker_host_api api;
+  std::memset(&api, 0, sizeof api);
+  api.struct_size = offsetof(flowrelay_broker_host_api, set_ready);  // an "older" table
+  EXPECT_TRUE(FLOWRELAY_HAS_SLOT(&api, flowrelay_broker_host_api, report_error));
+  EXPECT_FALSE(FLOWRELAY_HAS_SLOT(&api, flowrelay_broker_host_api, set_ready));
+  api.struct_size = sizeof api;
+  EXPECT_TRUE(FLOWRELAY_HAS_SLOT(&api, flowrelay_broker_host_api, set_ready));
+  api.struct_size = offsetof(flowrelay_broker_host_api, set_ready) + 4;  // half a pointer
+  EXPECT_FALSE(FLOWRELAY_HAS_SLOT(&api, flowrelay_broker_host_api, set_ready));
+}
+
+TEST(AbiLayout, HasSlotGivesTheSameAnswerInC) {
+  const uint32_t full = sizeof(flowrelay_broker_host_api);
+  const uint32_t older = offsetof(flowrelay_broker_host_api, set_ready);
+  EXPECT_EQ(abi_c_has_set_ready_slot(full), 1);
+  EXPECT_EQ(abi_c_has_set_ready_slot(full + 8), 1);  // a newer host's larger table
+  EXPECT_EQ(abi_c_has_set_ready_slot(older), 0);
+  EXPECT_EQ(abi_c_has_set_ready_slot(older + 7), 0);
+  EXPECT_EQ(abi_c_has_set_ready_slot(0), 0);
+}
+
+}  // namespace

@@ -1,0 +1,116 @@
+// The real daemon given a broken plugin by path, with --check-config and as a normal start:
+// it must exit 78 (not crash, not hang) with one stderr line
+// "flowrelayd: <config>:<line>:<col>: ..." naming the .so and the reason.
+#include <flowrelay/plugin.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "child_process.h"
+#include "fixture_messages.h"
+
+namespace flowrelay::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr auto kRunTimeout = 20000ms;
+
+std::string fixture(const std::string& kind) {
+  return std::string(FIXTURE_DIR) + "/flowrelay-fixture-" + kind + ".so";
+}
+
+// A complete config whose plugins are `broker` and `transport` (names or paths).
+std::string config_yaml(const std::string& broker, const std::string& transport) {
+  std::ostringstream yaml;
+  yaml << "plugin_dir: " << FLOWRELAY_PLUGIN_DIR << "\n"
+       << "log: { level: information }\n"
+       << "transports:\n"
+       << "  - plugin: " << transport << "\n"
+       << "    listen: 127.0.0.1:" << free_local_port() << "\n"
+       << "    path: /ws/\n"
+       << "broker:\n"
+       << "  plugin: " << broker << "\n"
+       << "channels: { prefix: \"chat:\", echo: true }\n"
+       << "http: { listen: 127.0.0.1:" << free_local_port() << " }\n";
+  return yaml.str();
+}
+
+struct BrokenCase {
+  const char* name;
+  std::string broker;     // the broker section's plugin
+  std::string transport;  // the transport's plugin
+  std::string plugin;     // the .so the error must name
+  std::vector<std::string> reasons;
+};
+
+std::ostream& operator<<(std::ostream& os, const BrokenCase& c) { return os << c.name; }
+
+std::vector<BrokenCase> broken_cases() {
+  return {
+      {"missing_file", fixture("missing"), "transport-ws", fixture("missing"), {"no such file"}},
+      {"not_elf", fixture("not-elf"), "transport-ws", fixture("not-elf"), {"cannot load"}},
+      {"no_entry_symbol", fixture("no-entry"), "transport-ws", fixture("no-entry"),
+       {FLOWRELAY_ENTRY_SYMBOL}},
+      {"abi_major_2", fixture("abi-major-2"), "transport-ws", fixture("abi-major-2"), {"ABI 2."}},
+      {"entry_returns_null", fixture("entry-null"), "transport-ws", fixture("entry-null"),
+       {"refused"}},
+      {"undefined_symbol", fixture("undefined-symbol"), "transport-ws",
+       fixture("undefined-symbol"), {UNDEFINED_SYMBOL_NAME}},
+      {"no_tables", fixture("no-tables"), "transport-ws", fixture("no-tables"),
+       {"neither a broker nor a transport"}},
+      {"create_fails", fixture("create-fails"), "transport-ws", fixture("create-fails"),
+       {CREATE_FAILS_MESSAGE}},
+      // A plugin that is no transport, named as one.
+      {"broker_as_transport", "broker-local", fixture("create-fails"), fixture("create-fails"),
+       {"transport"}},
+  };
+}
+
+class DaemonPluginErrors : public ::testing::TestWithParam<BrokenCase> {
+ protected:
+  void expect_refused(const std::vector<std::string>& extra_args) {
+    const BrokenCase& c = GetParam();
+    std::string config = dir_.write("flowrelay.yaml", config_yaml(c.broker, c.transport));
+    std::vector<std::string> args = {"--config", config};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    RunResult r = run_process(FLOWRELAYD_PATH, args, kRunTimeout);
+    ASSERT_TRUE(r.finished) << "flowrelayd did not exit: " << r.status << "\nstderr: " << r.err;
+    ASSERT_TRUE(r.exited_normally) << "flowrelayd crashed: " << r.status << "\nstderr: " << r.err;
+    EXPECT_EQ(r.exit_code, kExitConfig) << "stderr: " << r.err;
+    EXPECT_NE(r.err.find("flowrelayd: " + config + ":"), std::string::npos)
+        << "no 'flowrelayd: <config>:<line>:<col>:' line in stderr: " << r.err;
+    EXPECT_NE(r.err.find(c.plugin), std::string::npos) << "stderr does not name " << c.plugin
+                                                       << ": " << r.err;
+    for (const auto& reason : c.reasons)
+      EXPECT_NE(r.err.find(reason), std::string::npos)
+          << "stderr lacks the reason '" << reason << "': " << r.err;
+    EXPECT_EQ(r.out.find(": OK"), std::string::npos) << "stdout claims OK: " << r.out;
+  }
+
+  TempDir dir_{"abi"};
+};
+
+TEST_P(DaemonPluginErrors, CheckConfigRefusesIt) { expect_refused({"--check-config"}); }
+
+TEST_P(DaemonPluginErrors, StartRefusesIt) { expect_refused({}); }
+
+INSTANTIATE_TEST_SUITE_P(Broken, DaemonPluginErrors, ::testing::ValuesIn(broken_cases()),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// The control: the same config with working plugins passes, so the failures above come from
+// the broken plugin and not from the rest of the config.
+TEST(DaemonPluginErrorsControl, CheckConfigAcceptsWorkingPlugins) {
+  TempDir dir("abi-control");
+  std::string config = dir.write("flowrelay.yaml", config_yaml("broker-local", "transport-ws"));
+  RunResult r = run_process(FLOWRELAYD_PATH, {"--config", config, "--check-config"}, kRunTimeout);
+  ASSERT_TRUE(r.finished) << r.status;
+  EXPECT_TRUE(r.exited_normally && r.exit_code == 0) << r.status << "\nstderr: " << r.err;
+  EXPECT_NE(r.out.find(config + ": OK"), std::string::npos) << "stdout: " << r.out;
+}
+
+}  // namespace
+}  // namespace flowrelay::test

@@ -1,0 +1,179 @@
+// Config loading: defaults, every key, and errors located at file:line:column.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config.h"
+
+using flowrelay::Config;
+using flowrelay::ConfigError;
+
+namespace {
+
+const std::string kPlugins = FLOWRELAY_PLUGIN_DIR;
+
+std::string minimal(const std::string& extra = "") {
+  return "plugin_dir: " + kPlugins +
+         "\n"
+         "transports:\n"
+         "  - plugin: transport-ws\n"
+         "    listen: 127.0.0.1:8080\n"
+         "broker:\n"
+         "  plugin: broker-local\n" +
+         extra;
+}
+
+ConfigError parse_error(const std::string& yaml) {
+  try {
+    Config::parse(yaml, "/etc/flowrelay/test.yaml");
+  } catch (const ConfigError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "expected a ConfigError for:\n" << yaml;
+  return ConfigError("", 0, 0, "");
+}
+
+}  // namespace
+
+TEST(Config, MinimalFileGetsDefaults) {
+  const Config c = Config::parse(minimal(), "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(c.file, "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(c.log_level, "information");
+  EXPECT_EQ(c.channel_prefix, "chat:");
+  EXPECT_TRUE(c.echo);
+  EXPECT_EQ(c.http_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.shutdown_timeout_ms, 5000u);
+  ASSERT_EQ(c.transports.size(), 1u);
+  EXPECT_EQ(c.transports[0].path, kPlugins + "/flowrelay-transport-ws.so");
+  ASSERT_EQ(c.transports[0].options.size(), 1u);
+  EXPECT_EQ(c.transports[0].options[0].first, "listen");
+  EXPECT_EQ(c.transports[0].options[0].second, "127.0.0.1:8080");
+  EXPECT_EQ(c.broker.path, kPlugins + "/flowrelay-broker-local.so");
+}
+
+TEST(Config, ReadsEveryKey) {
+  const Config c = Config::parse(minimal("log: { level: debug, format: json }\n"
+                                         "shutdown_timeout_ms: 250\n"
+                                         "channels: { prefix: \"room/\", echo: false }\n"
+                                         "http: { listen: \"[::1]:9999\" }\n"),
+                                 "/x/y.yaml");
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.shutdown_timeout_ms, 250u);
+  EXPECT_EQ(c.channel_prefix, "room/");
+  EXPECT_FALSE(c.echo);
+  EXPECT_EQ(c.http_listen, "[::1]:9999");
+}
+
+TEST(Config, NestedPluginOptionsAreFlattened) {
+  const Config c = Config::parse("plugin_dir: " + kPlugins +
+                                     "\ntransports: [{plugin: transport-ws}]\n"
+                                     "broker:\n  plugin: broker-local\n  timeouts:\n"
+                                     "    connect_ms: 5\n",
+                                 "/x/y.yaml");
+  ASSERT_EQ(c.broker.options.size(), 1u);
+  EXPECT_EQ(c.broker.options[0].first, "timeouts.connect_ms");
+  EXPECT_EQ(c.broker.options[0].second, "5");
+  EXPECT_EQ(c.broker.locate("unknown option 'timeouts.connect_ms'"), std::make_pair(6, 5));  // the connect_ms key
+  EXPECT_EQ(c.broker.locate("something else"), std::make_pair(c.broker.line, c.broker.column));
+}
+
+TEST(Config, RelativePathsResolveAgainstTheConfigFolder) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "flowrelay-config-test";
+  fs::create_directories(dir / "plugs");
+  std::ofstream(dir / "plugs" / "flowrelay-transport-ws.so") << "x";
+  std::ofstream(dir / "plugs" / "mine.so") << "x";
+  const Config c = Config::parse(
+      "plugin_dir: plugs\ntransports: [{plugin: transport-ws}]\nbroker: {plugin: plugs/mine.so}\n",
+      (dir / "flowrelay.yaml").string());
+  EXPECT_EQ(c.plugin_dir, (dir / "plugs").string());
+  EXPECT_EQ(c.transports[0].path, (dir / "plugs" / "flowrelay-transport-ws.so").string());
+  EXPECT_EQ(c.broker.path, (dir / "plugs" / "mine.so").string());
+  fs::remove_all(dir);
+}
+
+TEST(Config, SyntaxErrorNamesLineAndColumn) {
+  const auto e = parse_error("transports:\n  - plugin: [transport-ws\nbroker: x\n");
+  EXPECT_EQ(e.file(), "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(e.line(), 3);
+  EXPECT_GT(e.column(), 0);
+  EXPECT_NE(std::string(e.what()).find("/etc/flowrelay/test.yaml:3:"), std::string::npos);
+}
+
+TEST(Config, UnknownKeyIsAnErrorAtItsLine) {
+  const auto e = parse_error(minimal("channels:\n  prefix: a\n  ecoh: true\n"));
+  EXPECT_EQ(e.line(), 9);
+  EXPECT_EQ(e.column(), 3);
+  EXPECT_NE(std::string(e.what()).find("unknown key 'ecoh'"), std::string::npos);
+}
+
+TEST(Config, UnknownTopLevelKey) {
+  const auto e = parse_error(minimal("brokers: {}\n"));
+  EXPECT_EQ(e.line(), 7);
+  EXPECT_NE(std::string(e.what()).find("'brokers'"), std::string::npos);
+}
+
+TEST(Config, WrongTypes) {
+  EXPECT_NE(std::string(parse_error(minimal("shutdown_timeout_ms: abc\n")).what())
+                .find("whole number"),
+            std::string::npos);
+  EXPECT_NE(std::string(parse_error(minimal("channels: { echo: maybe }\n")).what())
+                .find("true or false"),
+            std::string::npos);
+  EXPECT_NE(std::string(parse_error(minimal("log: { level: loud }\n")).what()).find("log.level"),
+            std::string::npos);
+  EXPECT_NE(std::string(parse_error(minimal("http: { listen: nowhere }\n")).what())
+                .find("http.listen"),
+            std::string::npos);
+  EXPECT_NE(std::string(parse_error(minimal("channels: [1, 2]\n")).what()).find("mapping"),
+            std::string::npos);
+  EXPECT_NE(std::string(parse_error("plugin_dir: " + kPlugins +
+                                    "\ntransports: {plugin: transport-ws}\nbroker: "
+                                    "{plugin: broker-local}\n")
+                            .what())
+                .find("non-empty list"),
+            std::string::npos);
+}
+
+TEST(Config, MissingSectionsAndPlugins) {
+  EXPECT_NE(std::string(parse_error("broker: {plugin: broker-local}\n").what())
+                .find("missing key 'transports'"),
+            std::string::npos);
+  const auto e = parse_error("plugin_dir: " + kPlugins +
+                             "\ntransports: [{plugin: transport-ws}]\nbroker: {plugin: nope}\n");
+  EXPECT_EQ(e.line(), 3);
+  EXPECT_NE(std::string(e.what()).find("plugin 'nope' not found"), std::string::npos);
+  EXPECT_NE(std::string(e.what()).find("flowrelay-nope.so"), std::string::npos);
+  EXPECT_NE(std::string(parse_error("plugin_dir: " + kPlugins +
+                                    "\ntransports: [{listen: x}]\nbroker: {plugin: broker-local}\n")
+                            .what())
+                .find("missing key 'plugin'"),
+            std::string::npos);
+}
+
+TEST(Config, MissingFileIsAnError) {
+  try {
+    Config::load("/nonexistent/flowrelay.yaml");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos);
+  }
+}
+
+TEST(Config, HostPortSplitting) {
+  std::string host;
+  uint16_t port = 0;
+  EXPECT_TRUE(flowrelay::split_host_port("127.0.0.1:80", host, port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 80);
+  EXPECT_TRUE(flowrelay::split_host_port("[::1]:65535", host, port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_FALSE(flowrelay::split_host_port("::1:80", host, port));
+  EXPECT_FALSE(flowrelay::split_host_port("host:0", host, port));
+  EXPECT_FALSE(flowrelay::split_host_port("host:65536", host, port));
+  EXPECT_FALSE(flowrelay::split_host_port("host:", host, port));
+  EXPECT_FALSE(flowrelay::split_host_port(":80", host, port));
+  EXPECT_FALSE(flowrelay::split_host_port("host:8x", host, port));
+}
