@@ -1,35 +1,97 @@
-// broker-redis: placeholder until the Redis broker lands (issue "broker-redis and cluster
-// mode"). It loads, then refuses to be created with a clear message, so a config naming it
-// fails at --check-config instead of running without a broker.
+// broker-redis: the plugin's C entry points. No exception leaves this file.
 #include <flowrelay/plugin.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+
+#include "redis_broker.h"
+
+struct flowrelay_broker {
+  flowrelay::redis::RedisBroker broker;
+};
 
 namespace {
 
-flowrelay_status redis_create(const flowrelay_broker_host_api*, flowrelay_host*,
-                              const flowrelay_option*, size_t, flowrelay_broker**, char* err,
-                              size_t err_cap) {
-  std::snprintf(err, err_cap,
-                "broker-redis is not implemented in this build yet; use broker-local");
-  return FLOWRELAY_EUNSUPPORTED;
+using flowrelay::redis::RedisBroker;
+using flowrelay::redis::RedisOptions;
+
+flowrelay_status redis_create(const flowrelay_broker_host_api* api, flowrelay_host* host,
+                              const flowrelay_option* options, size_t n_options,
+                              flowrelay_broker** out, char* err, size_t err_cap) {
+  try {
+    RedisOptions opts;
+    // The original service read REDIS_URL; it still wins over the config file.
+    if (!opts.parse(options, n_options, std::getenv("REDIS_URL"), err, err_cap))
+      return FLOWRELAY_EINVAL;
+    *out = new flowrelay_broker{RedisBroker(api, host, std::move(opts))};
+    return FLOWRELAY_OK;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_cap, "broker-redis: %s", e.what());
+    return FLOWRELAY_EINTERNAL;
+  }
 }
-flowrelay_status redis_start(flowrelay_broker*, char*, size_t) { return FLOWRELAY_EUNSUPPORTED; }
-void redis_destroy(flowrelay_broker*) {}
-flowrelay_status redis_publish(flowrelay_broker*, flowrelay_str, flowrelay_str) {
-  return FLOWRELAY_EUNSUPPORTED;
+
+flowrelay_status redis_start(flowrelay_broker* self, char* err, size_t err_cap) {
+  try {
+    std::string message;
+    if (self->broker.start(message)) return FLOWRELAY_OK;
+    std::snprintf(err, err_cap, "%s", message.c_str());
+    return FLOWRELAY_EINTERNAL;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_cap, "broker-redis: %s", e.what());
+    return FLOWRELAY_EINTERNAL;
+  }
 }
-flowrelay_status redis_channel_op(flowrelay_broker*, flowrelay_str) {
-  return FLOWRELAY_EUNSUPPORTED;
+
+void redis_destroy(flowrelay_broker* self) { delete self; }
+
+template <typename F>
+flowrelay_status guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return FLOWRELAY_ENOMEM;
+  } catch (const std::exception&) {
+    return FLOWRELAY_EINTERNAL;
+  }
+}
+
+flowrelay_status redis_publish(flowrelay_broker* self, flowrelay_str channel,
+                               flowrelay_str payload) {
+  return guarded([&] {
+    return self->broker.publish({channel.ptr, channel.len}, {payload.ptr, payload.len});
+  });
+}
+
+flowrelay_status redis_subscribe(flowrelay_broker* self, flowrelay_str channel) {
+  return guarded([&] { return self->broker.subscribe({channel.ptr, channel.len}); });
+}
+
+flowrelay_status redis_unsubscribe(flowrelay_broker* self, flowrelay_str channel) {
+  return guarded([&] { return self->broker.unsubscribe({channel.ptr, channel.len}); });
 }
 
 const flowrelay_broker_vtable kVtable = {
-    sizeof(flowrelay_broker_vtable), FLOWRELAY_ABI_MAJOR, redis_create,     redis_start,
-    redis_destroy,                   redis_publish,       redis_channel_op, redis_channel_op,
+    sizeof(flowrelay_broker_vtable),
+    FLOWRELAY_ABI_MAJOR,
+    redis_create,
+    redis_start,
+    redis_destroy,
+    redis_publish,
+    redis_subscribe,
+    redis_unsubscribe,
 };
+
 const flowrelay_plugin_info kInfo = {
-    sizeof(flowrelay_plugin_info), FLOWRELAY_ABI_MAJOR, FLOWRELAY_ABI_MINOR, "broker-redis",
-    FLOWRELAY_PLUGIN_VERSION,      &kVtable,            nullptr,
+    sizeof(flowrelay_plugin_info),
+    FLOWRELAY_ABI_MAJOR,
+    FLOWRELAY_ABI_MINOR,
+    "broker-redis",
+    FLOWRELAY_PLUGIN_VERSION,
+    &kVtable,
+    nullptr,
 };
 
 }  // namespace

@@ -35,7 +35,7 @@ std::string regex_escape(const std::string& s) {
 }
 
 struct ConfigErrorExpectation {
-  int line = 0;                            // expected 1-based line
+  int line = 0;                          // expected 1-based line
   std::vector<std::string> message_has;  // substrings the message must contain
 };
 
@@ -83,9 +83,8 @@ TEST_F(ConfigTest, CheckConfigAcceptsGoodFile) {
   const std::string path = dir.write("good.yaml", good);
   ProcessResult r = run_daemon_command({"--config", path, "--check-config"}, 10s);
   ASSERT_TRUE(r.status.finished) << "--check-config did not exit within 10 s";
-  EXPECT_TRUE(r.status.exited && r.status.code == 0)
-      << r.status.describe() << "\nstderr:\n"
-      << r.err;
+  EXPECT_TRUE(r.status.exited && r.status.code == 0) << r.status.describe() << "\nstderr:\n"
+                                                     << r.err;
   EXPECT_EQ(non_empty_lines(r.out), std::vector<std::string>{path + ": OK"})
       << "stdout:\n"
       << r.out << "\nstderr:\n"

@@ -77,20 +77,18 @@ TEST_P(HandshakeAccepts, Gets101) {
 
 INSTANTIATE_TEST_SUITE_P(
     Ids, HandshakeAccepts,
-    ::testing::Values(
-        AcceptCase{"OneChar", "/ws/a", ""},
-        AcceptCase{"MaxLength128", "/ws/" + std::string(128, 'x'), ""},
-        AcceptCase{"AllAllowedChars",
-                   "/ws/ABCXYZabcxyz0189_.:-", ""},
-        AcceptCase{"QueryStringIgnored", "/ws/room?token=abc&x=1", ""},
-        AcceptCase{"EmptyQueryString", "/ws/room?", ""},
-        AcceptCase{"UpgradeTokenCaseInsensitive", "/ws/room",
-                   "Upgrade: WebSocket\r\nConnection: Upgrade\r\n"},
-        AcceptCase{"ConnectionTokenList", "/ws/room",
-                   "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"},
-        AcceptCase{"HeadersJustUnder8KiB", "/ws/room",
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\nX-Filler: " +
-                       std::string(7000, 'f') + "\r\n"}),
+    ::testing::Values(AcceptCase{"OneChar", "/ws/a", ""},
+                      AcceptCase{"MaxLength128", "/ws/" + std::string(128, 'x'), ""},
+                      AcceptCase{"AllAllowedChars", "/ws/ABCXYZabcxyz0189_.:-", ""},
+                      AcceptCase{"QueryStringIgnored", "/ws/room?token=abc&x=1", ""},
+                      AcceptCase{"EmptyQueryString", "/ws/room?", ""},
+                      AcceptCase{"UpgradeTokenCaseInsensitive", "/ws/room",
+                                 "Upgrade: WebSocket\r\nConnection: Upgrade\r\n"},
+                      AcceptCase{"ConnectionTokenList", "/ws/room",
+                                 "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"},
+                      AcceptCase{"HeadersJustUnder8KiB", "/ws/room",
+                                 "Upgrade: websocket\r\nConnection: Upgrade\r\nX-Filler: " +
+                                     std::string(7000, 'f') + "\r\n"}),
     [](const auto& info) { return info.param.name; });
 
 struct RefuseCase {
@@ -118,8 +116,8 @@ TEST_P(HandshakeRefuses, WithStatusThenCloses) {
   const RefuseCase& tc = GetParam();
   RawClient c(port());
   HttpHead h = c.request(tc.request);
-  ASSERT_NE(h.status, 0) << "no HTTP response head (connection "
-                         << (c.closed() ? "closed" : "open") << ")";
+  ASSERT_NE(h.status, 0) << "no HTTP response head (connection " << (c.closed() ? "closed" : "open")
+                         << ")";
   EXPECT_EQ(h.status, tc.status) << h.status_line;
   EXPECT_FALSE(h.header("Sec-WebSocket-Accept").has_value()) << "refusal must not upgrade";
   if (!tc.header_name.empty()) {
@@ -166,24 +164,26 @@ INSTANTIATE_TEST_SUITE_P(
                    request_with("GET", "/ws/a",
                                 "Upgrade: h2c\r\nConnection: Upgrade\r\n" + kKeyHdr + kVer),
                    426, "", ""},
-        RefuseCase{"MethodPost",
-                   request_with("POST", "/ws/a", kGood + "Content-Length: 0\r\n"), 405, "", ""},
+        RefuseCase{"MethodPost", request_with("POST", "/ws/a", kGood + "Content-Length: 0\r\n"),
+                   405, "", ""},
         RefuseCase{"MethodPut", request_with("PUT", "/ws/a", kGood + "Content-Length: 0\r\n"), 405,
                    "", ""},
-        RefuseCase{"HeadersOver8KiB",
-                   request_with("GET", "/ws/a",
-                                kGood + "X-Filler: " + std::string(9000, 'f') + "\r\n"),
-                   431, "", ""},
+        RefuseCase{
+            "HeadersOver8KiB",
+            request_with("GET", "/ws/a", kGood + "X-Filler: " + std::string(9000, 'f') + "\r\n"),
+            431, "", ""},
         RefuseCase{"ManyHeadersOver8KiB",
-                   request_with("GET", "/ws/a",
-                                kGood + [] {
-                                  std::string s;
-                                  for (int i = 0; i < 200; ++i) {
-                                    s += "X-H" + std::to_string(i) + ": " + std::string(40, 'v') +
-                                         "\r\n";
-                                  }
-                                  return s;
-                                }()),
+                   request_with(
+                       "GET", "/ws/a",
+                       kGood +
+                           [] {
+                             std::string s;
+                             for (int i = 0; i < 200; ++i) {
+                               s +=
+                                   "X-H" + std::to_string(i) + ": " + std::string(40, 'v') + "\r\n";
+                             }
+                             return s;
+                           }()),
                    431, "", ""}),
     [](const auto& info) { return info.param.name; });
 

@@ -153,28 +153,56 @@ rlim_t raise_nofile_limit() {
   return rl.rlim_cur;
 }
 
-uint16_t free_port() {
+namespace {
+
+// Binds 127.0.0.1:<port> (0 = any) and returns the bound port, or 0 if the bind failed.
+uint16_t try_bind(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(port);
   socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind to port 0 failed");
+  uint16_t bound = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    bound = ntohs(addr.sin_port);
   }
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return bound;
+}
+
+}  // namespace
+
+uint16_t free_port() {
+  // Prefer a port below the ephemeral range: a port the kernel handed out for bind(0) can be
+  // taken again by any outgoing connect() (thousands of them when scale tests run in parallel)
+  // before the daemon binds it.
+  unsigned low = 32768;
+  {
+    std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+    range >> low;
+  }
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  if (low > 11000) {
+    std::uniform_int_distribution<unsigned> pick(10000, low - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const auto port = static_cast<uint16_t>(pick(rng));
+      if (try_bind(port) == port) return port;
+    }
+  }
+  const uint16_t any = try_bind(0);
+  if (any == 0) throw std::runtime_error("cannot find a free TCP port");
+  return any;
 }
 
 std::string ExitStatus::describe() const {
   if (!finished) return "still running";
   if (exited) return "exited with code " + std::to_string(code);
-  if (signal) return std::string("killed by signal ") + std::to_string(signal) + " (" +
-                     strsignal(signal) + ")";
+  if (signal)
+    return std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) +
+           ")";
   return "gone (status unknown)";
 }
 
@@ -261,28 +289,36 @@ long proc_status_field(pid_t pid, const std::string& field) {
 }
 
 Daemon::Daemon(DaemonOptions options, Millis ready_timeout) {
-  _ports.ws = free_port();
-  do {
-    _ports.http = free_port();
-  } while (_ports.http == _ports.ws);
-  _config_path = _dir.write("flowrelay.yaml", make_config(_ports, options));
   _stderr_path = _dir.path() + "/stderr";
   _stdout_path = _dir.path() + "/stdout";
-  _pid = spawn_daemon({"--config", _config_path}, _stdout_path, _stderr_path);
+  // A chosen port can still be taken by someone else before the daemon binds it: retry with new
+  // ports (a few times) when the daemon reports exactly that.
+  for (int attempt = 1;; ++attempt) {
+    _ports.ws = free_port();
+    do {
+      _ports.http = free_port();
+    } while (_ports.http == _ports.ws);
+    _config_path = _dir.write("flowrelay.yaml", make_config(_ports, options));
+    _exit.reset();
+    _pid = spawn_daemon({"--config", _config_path}, _stdout_path, _stderr_path);
 
-  const auto deadline = Clock::now() + ready_timeout;
-  for (;;) {
-    if (!running()) {
-      throw std::runtime_error("flowrelayd " + _exit->describe() +
-                               " before it was ready; stderr:\n" + stderr_text());
+    const auto deadline = Clock::now() + ready_timeout;
+    for (;;) {
+      if (!running()) break;
+      if (http_get(_ports.http, "/ready", 1s).status == 200) return;
+      if (Clock::now() >= deadline) {
+        ::kill(_pid, SIGKILL);  // the destructor does not run when the constructor throws
+        wait_pid(_pid, 5s);
+        throw std::runtime_error("flowrelayd not ready (GET /ready != 200) within " +
+                                 std::to_string(ready_timeout.count()) + " ms; stderr:\n" +
+                                 stderr_text());
+      }
+      std::this_thread::sleep_for(20ms);
     }
-    if (http_get(_ports.http, "/ready", 1s).status == 200) break;
-    if (Clock::now() >= deadline) {
-      throw std::runtime_error("flowrelayd not ready (GET /ready != 200) within " +
-                               std::to_string(ready_timeout.count()) + " ms; stderr:\n" +
-                               stderr_text());
-    }
-    std::this_thread::sleep_for(20ms);
+    const std::string err = stderr_text();
+    if (attempt < 3 && err.find("already in use") != std::string::npos) continue;
+    throw std::runtime_error("flowrelayd " + _exit->describe() + " before it was ready; stderr:\n" +
+                             err);
   }
 }
 
@@ -371,8 +407,9 @@ void WsClient::send_text(std::string_view text) {
 }
 
 void WsClient::send_ping(std::string_view payload) {
-  _ws->sendFrame(payload.data(), static_cast<int>(payload.size()),
-                 int{Poco::Net::WebSocket::FRAME_FLAG_FIN} | int{Poco::Net::WebSocket::FRAME_OP_PING});
+  _ws->sendFrame(
+      payload.data(), static_cast<int>(payload.size()),
+      int{Poco::Net::WebSocket::FRAME_FLAG_FIN} | int{Poco::Net::WebSocket::FRAME_OP_PING});
 }
 
 std::optional<WsMessage> WsClient::receive(Millis timeout) {
@@ -398,8 +435,9 @@ std::optional<WsMessage> WsClient::receive(Millis timeout) {
 
 void WsClient::close(uint16_t code) {
   std::string p = close_payload(code);
-  _ws->sendFrame(p.data(), static_cast<int>(p.size()),
-                 int{Poco::Net::WebSocket::FRAME_FLAG_FIN} | int{Poco::Net::WebSocket::FRAME_OP_CLOSE});
+  _ws->sendFrame(
+      p.data(), static_cast<int>(p.size()),
+      int{Poco::Net::WebSocket::FRAME_FLAG_FIN} | int{Poco::Net::WebSocket::FRAME_OP_CLOSE});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,8 +473,8 @@ std::string Frame::describe() const {
 std::string encode_frame(const FrameSpec& spec) {
   std::string out;
   const uint64_t len = spec.declared_len.value_or(spec.payload.size());
-  out.push_back(static_cast<char>((spec.fin ? 0x80 : 0) | ((spec.rsv & 7) << 4) |
-                                  (spec.opcode & 0x0f)));
+  out.push_back(
+      static_cast<char>((spec.fin ? 0x80 : 0) | ((spec.rsv & 7) << 4) | (spec.opcode & 0x0f)));
   const uint8_t mask_bit = spec.masked ? 0x80 : 0;
   int bits = spec.len_bits;
   if (bits == 0) bits = len < 126 ? 7 : (len <= 0xffff ? 16 : 64);

@@ -30,8 +30,8 @@ void expect_text(WsClient& c, const std::string& payload, Millis timeout = 5s) {
   EXPECT_EQ(m->opcode(), Poco::Net::WebSocket::FRAME_OP_TEXT);
   EXPECT_TRUE(m->fin()) << "relayed message must be one unfragmented frame";
   EXPECT_EQ(m->payload.size(), payload.size());
-  EXPECT_TRUE(m->payload == payload) << "payload differs (first 80 bytes: "
-                                     << m->payload.substr(0, 80) << ")";
+  EXPECT_TRUE(m->payload == payload)
+      << "payload differs (first 80 bytes: " << m->payload.substr(0, 80) << ")";
 }
 
 void expect_text(RawClient& c, const std::string& payload, Millis timeout = 5s) {
@@ -300,8 +300,8 @@ TEST_F(MessagingTest, FramesPipelinedWithTheHandshakeAreProcessed) {
   ping.opcode = kPing;
   ping.payload = "pp";
   // Request, a text frame and a ping in one write, before the 101 was seen.
-  ASSERT_TRUE(c.send_raw(handshake_request("/ws/pipelined", key) + encode_frame(s) +
-                         encode_frame(ping)));
+  ASSERT_TRUE(
+      c.send_raw(handshake_request("/ws/pipelined", key) + encode_frame(s) + encode_frame(ping)));
   HttpHead h = c.read_head(5s);
   ASSERT_EQ(h.status, 101) << h.status_line;
   std::vector<Frame> frames;

@@ -50,8 +50,7 @@ void expect_closed_with(RawClient& c, uint16_t code, const std::string& relayed 
     if (b.opcode == kText && !relayed.empty() && b.payload == relayed) continue;
     EXPECT_NE(b.opcode, kText) << "unexpected relayed message before the close: " << b.describe();
   }
-  EXPECT_TRUE(c.wait_closed(5s)) << "server did not close the TCP connection after close "
-                                 << code;
+  EXPECT_TRUE(c.wait_closed(5s)) << "server did not close the TCP connection after close " << code;
 }
 
 std::atomic<int> g_conn{0};
@@ -92,8 +91,7 @@ class ProtocolErrorTest : public ::testing::Test {
 };
 std::unique_ptr<Daemon> ProtocolErrorTest::daemon;
 
-class ProtocolError : public ProtocolErrorTest, public ::testing::WithParamInterface<ErrorCase> {
-};
+class ProtocolError : public ProtocolErrorTest, public ::testing::WithParamInterface<ErrorCase> {};
 
 TEST_P(ProtocolError, ClosesWithCode) {
   run_case(*daemon, GetParam().frames, GetParam().code, GetParam().relayed);
@@ -109,28 +107,26 @@ std::vector<ErrorCase> framing_cases() {
   v.push_back({"Rsv3", {with_rsv(frame(kText, "hi"), 1)}, 1002});
   v.push_back({"AllRsv", {with_rsv(frame(kText, "hi"), 7)}, 1002});
   v.push_back({"RsvOnPing", {with_rsv(frame(kPing, "hi"), 4)}, 1002});
-  v.push_back({"RsvOnContinuation",
-               {frame(kText, "a", false), with_rsv(frame(kCont, "b"), 4)},
-               1002});
+  v.push_back(
+      {"RsvOnContinuation", {frame(kText, "a", false), with_rsv(frame(kCont, "b"), 4)}, 1002});
   for (uint8_t op : {3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF}) {
     v.push_back({"Opcode" + std::to_string(op), {frame(op, "x")}, 1002});
   }
   v.push_back({"PingPayload126", {frame(kPing, std::string(126, 'p'))}, 1002});
   v.push_back({"PongPayload126", {frame(kPong, std::string(126, 'p'))}, 1002});
-  v.push_back({"ClosePayload126", {frame(kClose, close_payload(1000, std::string(124, 'r')))},
-               1002});
+  v.push_back(
+      {"ClosePayload126", {frame(kClose, close_payload(1000, std::string(124, 'r')))}, 1002});
   v.push_back({"FragmentedPing", {frame(kPing, "a", false), frame(kCont, "b")}, 1002});
   v.push_back({"FragmentedClose", {frame(kClose, close_payload(1000), false)}, 1002});
-  v.push_back({"FragmentedPingInsideMessage",
-               {frame(kText, "a", false), frame(kPing, "p", false)},
-               1002});
+  v.push_back(
+      {"FragmentedPingInsideMessage", {frame(kText, "a", false), frame(kPing, "p", false)}, 1002});
   v.push_back({"ContinuationWithoutStart", {frame(kCont, "x")}, 1002});
   v.push_back({"ContinuationWithoutStartNoFin", {frame(kCont, "x", false)}, 1002});
-  v.push_back({"ContinuationAfterFinishedMessage", {frame(kText, "a"), frame(kCont, "b")}, 1002, "a"});
+  v.push_back(
+      {"ContinuationAfterFinishedMessage", {frame(kText, "a"), frame(kCont, "b")}, 1002, "a"});
   v.push_back({"TextWhileFragmentOpen", {frame(kText, "a", false), frame(kText, "b")}, 1002});
-  v.push_back({"TextNoFinWhileFragmentOpen",
-               {frame(kText, "a", false), frame(kText, "b", false)},
-               1002});
+  v.push_back(
+      {"TextNoFinWhileFragmentOpen", {frame(kText, "a", false), frame(kText, "b", false)}, 1002});
   return v;
 }
 
@@ -142,8 +138,7 @@ std::vector<ErrorCase> utf8_cases() {
   v.push_back({"Surrogate", {frame(kText, "\xED\xA0\x80")}, 1007});
   v.push_back({"AboveU10FFFF", {frame(kText, "\xF4\x90\x80\x80")}, 1007});
   v.push_back({"TruncatedSingleFrame", {frame(kText, "ok\xE2\x82")}, 1007});
-  v.push_back({"InvalidInFirstFragment", {frame(kText, "\xFF", false), frame(kCont, "ok")},
-               1007});
+  v.push_back({"InvalidInFirstFragment", {frame(kText, "\xFF", false), frame(kCont, "ok")}, 1007});
   v.push_back({"InvalidAcrossFragments",
                {frame(kText, "ok\xE2\x82", false), frame(kCont, "\x28ok")},
                1007});
@@ -168,8 +163,7 @@ std::vector<ErrorCase> close_cases() {
                  1002});
   }
   v.push_back({"CloseInvalidUtf8Reason", {frame(kClose, close_payload(1000, "bad\xFF"))}, 1007});
-  v.push_back({"CloseTruncatedUtf8Reason", {frame(kClose, close_payload(1000, "\xE2\x82"))},
-               1007});
+  v.push_back({"CloseTruncatedUtf8Reason", {frame(kClose, close_payload(1000, "\xE2\x82"))}, 1007});
   return v;
 }
 
@@ -234,14 +228,13 @@ TEST_F(MessageSizeTest, FragmentsSummingToLimitAreRelayed) {
 
 TEST_F(MessageSizeTest, FragmentsSummingOverLimitAre1009) {
   run_case(*small,
-           {frame(kText, std::string(600, 'a'), false), frame(kCont, std::string(401, 'b'))},
-           1009);
+           {frame(kText, std::string(600, 'a'), false), frame(kCont, std::string(401, 'b'))}, 1009);
 }
 
 TEST_F(MessageSizeTest, ManyFragmentsSummingOverLimitAre1009) {
   run_case(*small,
-           {frame(kText, std::string(400, 'a'), false),
-            frame(kCont, std::string(400, 'b'), false), frame(kCont, std::string(400, 'c'))},
+           {frame(kText, std::string(400, 'a'), false), frame(kCont, std::string(400, 'b'), false),
+            frame(kCont, std::string(400, 'c'))},
            1009);
 }
 

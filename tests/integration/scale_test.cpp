@@ -39,16 +39,16 @@ TEST(Scale, ThousandClientsInTenConversationsReceiveEveryMessage) {
   constexpr size_t kClients = kConversations * kPerConversation;
   std::vector<RawClient> clients;
   auto conv_of = [&](size_t i) { return i % kConversations; };
-  connect_clients(d, kClients, [&](size_t i) { return "crowd" + std::to_string(conv_of(i)); },
-                  clients);
+  connect_clients(
+      d, kClients, [&](size_t i) { return "crowd" + std::to_string(conv_of(i)); }, clients);
   ASSERT_EQ(clients.size(), kClients);
 
   // In every conversation, ten different members send one message each.
   for (size_t m = 0; m < kMessagesPerConversation; ++m) {
     for (size_t c = 0; c < kConversations; ++c) {
       const size_t sender = c + m * kConversations;  // conv_of(sender) == c
-      ASSERT_TRUE(clients[sender].send_text("conv" + std::to_string(c) + "/msg" +
-                                            std::to_string(m)));
+      ASSERT_TRUE(
+          clients[sender].send_text("conv" + std::to_string(c) + "/msg" + std::to_string(m)));
     }
   }
 
@@ -86,16 +86,18 @@ TEST(Scale, AbruptDisconnectsDoNotDisturbOthers) {
   Daemon d;
   constexpr size_t kSurvivors = 10, kAbrupt = 50;
   std::vector<RawClient> survivors, abrupt;
-  connect_clients(d, kSurvivors, [](size_t) { return std::string("rough"); }, survivors);
-  connect_clients(d, kAbrupt, [](size_t) { return std::string("rough"); }, abrupt);
+  connect_clients(
+      d, kSurvivors, [](size_t) { return std::string("rough"); }, survivors);
+  connect_clients(
+      d, kAbrupt, [](size_t) { return std::string("rough"); }, abrupt);
   ASSERT_EQ(abrupt.size(), kAbrupt);
   auto sp = pointers(survivors);
 
   // Phase 1: a burst the abrupt clients never read, so the daemon has output queued for them.
   constexpr int kBurst = 20;
   for (int i = 0; i < kBurst; ++i) {
-    ASSERT_TRUE(survivors[0].send_text("burst" + std::to_string(i) + ":" +
-                                       std::string(32 * 1024, 'b')));
+    ASSERT_TRUE(
+        survivors[0].send_text("burst" + std::to_string(i) + ":" + std::string(32 * 1024, 'b')));
   }
   std::vector<int> count(kSurvivors, 0);
   std::vector<std::string> bad;
@@ -170,7 +172,8 @@ void sigterm_test(bool answer) {
   Daemon d(o);
   constexpr size_t kClients = 20;
   std::vector<RawClient> clients;
-  connect_clients(d, kClients, [](size_t i) { return "term" + std::to_string(i % 4); }, clients);
+  connect_clients(
+      d, kClients, [](size_t i) { return "term" + std::to_string(i % 4); }, clients);
   ASSERT_EQ(clients.size(), kClients);
   // One Poco client too.
   WsClient poco(d.ws_port(), "term0");
@@ -196,7 +199,8 @@ void sigterm_test(bool answer) {
     }
   };
   auto cp = pointers(clients);
-  EXPECT_TRUE(pump_clients(cp, on_frame, [&] { return closes == kClients; }, 10s))
+  EXPECT_TRUE(pump_clients(
+      cp, on_frame, [&] { return closes == kClients; }, 10s))
       << closes << " of " << kClients << " clients got a close frame";
   EXPECT_TRUE(other.empty()) << other.front();
   for (size_t i = 0; i < kClients; ++i) EXPECT_EQ(code[i], 1001) << "client " << i;
@@ -205,8 +209,7 @@ void sigterm_test(bool answer) {
   ASSERT_TRUE(m && !m->eof) << "Poco client got no close frame";
   EXPECT_EQ(m->opcode(), Poco::Net::WebSocket::FRAME_OP_CLOSE);
   ASSERT_GE(m->payload.size(), 2u);
-  EXPECT_EQ((static_cast<uint8_t>(m->payload[0]) << 8) | static_cast<uint8_t>(m->payload[1]),
-            1001);
+  EXPECT_EQ((static_cast<uint8_t>(m->payload[0]) << 8) | static_cast<uint8_t>(m->payload[1]), 1001);
   if (answer) poco.close(1001);
 
   ExitStatus st = d.wait_exit(o.shutdown_timeout_ms * 1ms + 5s);
@@ -232,8 +235,8 @@ TEST(Scale, FiveThousandIdleClientsUseFewThreads) {
   constexpr size_t kClients = 5000, kConversations = 50;
   std::vector<RawClient> clients;
   const auto t0 = Clock::now();
-  connect_clients(d, kClients, [](size_t i) { return "idle" + std::to_string(i % kConversations); },
-                  clients);
+  connect_clients(
+      d, kClients, [](size_t i) { return "idle" + std::to_string(i % kConversations); }, clients);
   ASSERT_EQ(clients.size(), kClients);
   const auto connect_ms = std::chrono::duration_cast<Millis>(Clock::now() - t0).count();
 
@@ -244,8 +247,8 @@ TEST(Scale, FiveThousandIdleClientsUseFewThreads) {
   std::printf(
       "[ info ] %zu idle clients connected in %lld ms; daemon threads %ld (before: %ld); "
       "VmRSS %ld kB -> %ld kB; %.2f kB per idle connection\n",
-      kClients, static_cast<long long>(connect_ms), threads, threads_before, rss_before,
-      rss_after, static_cast<double>(rss_after - rss_before) / kClients);
+      kClients, static_cast<long long>(connect_ms), threads, threads_before, rss_before, rss_after,
+      static_cast<double>(rss_after - rss_before) / kClients);
 
   // The connections are live: a message in one conversation reaches all its 100 members.
   ASSERT_TRUE(clients[7].send_text("wake up"));

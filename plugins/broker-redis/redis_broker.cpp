@@ -1,0 +1,472 @@
+#include "redis_broker.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace flowrelay::redis {
+
+namespace {
+
+constexpr size_t kSubscribeBatch = 512;  // channels per SUBSCRIBE when resubscribing
+char kWakeTag;
+
+int64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string_view str_of(const redisReply* r) { return {r->str, static_cast<size_t>(r->len)}; }
+
+}  // namespace
+
+RedisBroker::RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* host,
+                         RedisOptions options)
+    : _api(api), _host(host), _options(std::move(options)) {
+  _pub.broker = _sub.broker = this;
+  _pub.role = "publisher";
+  _sub.role = "subscriber";
+}
+
+RedisBroker::~RedisBroker() {
+  if (_thread.joinable()) {
+    {
+      std::lock_guard lock(_mutex);
+      _stop = true;
+    }
+    const uint64_t one = 1;
+    ssize_t r = write(_wake_fd, &one, sizeof one);
+    (void)r;
+    _thread.join();
+  }
+  if (_epoll_fd >= 0) close(_epoll_fd);
+  if (_wake_fd >= 0) close(_wake_fd);
+}
+
+void RedisBroker::log(flowrelay_log_level level, const std::string& text) const {
+  _api->log(_host, level, {text.data(), text.size()});
+}
+
+void RedisBroker::report(flowrelay_status code, const std::string& text) const {
+  if (!_closing) _api->report_error(_host, code, {text.data(), text.size()});
+}
+
+bool RedisBroker::start(std::string& err) {
+  _epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  _wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (_epoll_fd < 0 || _wake_fd < 0) {
+    err = std::string("broker-redis: ") + std::strerror(errno);
+    return false;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &kWakeTag;
+  epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
+  log(FLOWRELAY_LOG_INFO, "connecting to " + _options.endpoint.describe());
+  _thread = std::thread([this] { run(); });
+  return true;
+}
+
+// ---------------------------------------------------------------------------- any thread
+
+flowrelay_status RedisBroker::publish(std::string_view channel, std::string_view payload) {
+  const uint64_t size = channel.size() + payload.size();
+  if (_buffered_messages.load(std::memory_order_relaxed) >= _options.buffer_max_messages ||
+      _buffered_bytes.load(std::memory_order_relaxed) + size > _options.buffer_max_bytes)
+    return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
+  bool wake = false;
+  {
+    std::lock_guard lock(_mutex);
+    _outbox.push_back({std::string(channel), std::string(payload)});
+    if (!_wake_pending) wake = _wake_pending = true;
+  }
+  _buffered_messages.fetch_add(1, std::memory_order_relaxed);
+  _buffered_bytes.fetch_add(size, std::memory_order_relaxed);
+  if (wake) {
+    const uint64_t one = 1;
+    ssize_t r = write(_wake_fd, &one, sizeof one);
+    (void)r;
+  }
+  return FLOWRELAY_OK;
+}
+
+flowrelay_status RedisBroker::subscribe(std::string_view channel) {
+  bool wake = false;
+  {
+    std::lock_guard lock(_mutex);
+    _ops.push_back({true, std::string(channel)});
+    if (!_wake_pending) wake = _wake_pending = true;
+  }
+  if (wake) {
+    const uint64_t one = 1;
+    ssize_t r = write(_wake_fd, &one, sizeof one);
+    (void)r;
+  }
+  return FLOWRELAY_PENDING;
+}
+
+flowrelay_status RedisBroker::unsubscribe(std::string_view channel) {
+  bool wake = false;
+  {
+    std::lock_guard lock(_mutex);
+    _ops.push_back({false, std::string(channel)});
+    if (!_wake_pending) wake = _wake_pending = true;
+  }
+  if (wake) {
+    const uint64_t one = 1;
+    ssize_t r = write(_wake_fd, &one, sizeof one);
+    (void)r;
+  }
+  return FLOWRELAY_OK;
+}
+
+// ---------------------------------------------------------------------------- broker thread
+
+void RedisBroker::run() {
+  connect(_pub);
+  connect(_sub);
+  epoll_event events[16];
+  for (;;) {
+    const int n = epoll_wait(_epoll_fd, events, 16, next_wait_ms(now_ms()));
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == &kWakeTag) {
+        uint64_t v;
+        ssize_t r = read(_wake_fd, &v, sizeof v);
+        (void)r;
+      } else {
+        static_cast<HiredisEpoll*>(events[i].data.ptr)->handle(events[i].events);
+      }
+    }
+    {
+      std::lock_guard lock(_mutex);
+      if (_stop) break;
+    }
+    take_requests();
+    send_pending();
+    check_timers(now_ms());
+    free_dead_adapters();
+  }
+  _closing = true;
+  for (Link* link : {&_pub, &_sub})
+    if (link->ac) redisAsyncFree(link->ac);  // runs the callbacks with no reply
+  free_dead_adapters();
+}
+
+void RedisBroker::take_requests() {
+  std::vector<Message> outbox;
+  std::vector<Op> ops;
+  {
+    std::lock_guard lock(_mutex);
+    outbox.swap(_outbox);
+    ops.swap(_ops);
+    _wake_pending = false;
+  }
+  for (auto& m : outbox) _pending.push_back(std::move(m));
+  // (Un)subscribes keep their order per channel; consecutive ones are sent in batches.
+  std::vector<std::string> batch;
+  bool batch_subscribe = true;
+  auto flush = [&] {
+    if (!batch.empty() && _sub.state == State::Up) send_subscription(batch_subscribe, batch);
+    batch.clear();
+  };
+  for (auto& op : ops) {
+    if (op.subscribe ? !_channels.insert(op.channel).second : !_channels.erase(op.channel)) {
+      // Already (un)subscribed: only a subscribe needs an answer, and it is live already
+      // unless a resubscription is still in flight.
+      if (op.subscribe && _sub.state == State::Up && !_resubscribing.count(op.channel))
+        _api->subscribed(_host, {op.channel.data(), op.channel.size()}, FLOWRELAY_OK);
+      continue;
+    }
+    if (!op.subscribe) _resubscribing.erase(op.channel);
+    if (op.subscribe != batch_subscribe) flush();
+    batch_subscribe = op.subscribe;
+    batch.push_back(std::move(op.channel));
+  }
+  flush();
+}
+
+void RedisBroker::send_subscription(bool subscribe, const std::vector<std::string>& channels) {
+  for (size_t i = 0; i < channels.size(); i += kSubscribeBatch) {
+    const size_t n = std::min(kSubscribeBatch, channels.size() - i);
+    std::vector<const char*> argv{subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"};
+    std::vector<size_t> lens{std::strlen(argv[0])};
+    for (size_t j = i; j < i + n; ++j) {
+      argv.push_back(channels[j].data());
+      lens.push_back(channels[j].size());
+    }
+    redisAsyncCommandArgv(_sub.ac, subscriber_cb, this, static_cast<int>(argv.size()),
+                          argv.data(), lens.data());
+  }
+}
+
+void RedisBroker::send_pending() {
+  if (_pub.state != State::Up) return;
+  // Everything queued is appended to hiredis' output buffer and leaves in one write.
+  while (!_pending.empty()) {
+    Message& m = _pending.front();
+    if (redisAsyncCommand(_pub.ac, publish_cb, this, "PUBLISH %b %b", m.channel.data(),
+                          m.channel.size(), m.payload.data(), m.payload.size()) != REDIS_OK)
+      return;  // the context is going down; the message stays pending
+    if (_inflight.empty()) _pub.since_ms = now_ms();  // oldest unanswered command
+    _inflight.push_back(std::move(m));
+    _pending.pop_front();
+  }
+}
+
+void RedisBroker::connect(Link& link) {
+  const auto& ep = _options.endpoint;
+  redisAsyncContext* ac = ep.unix_path.empty() ? redisAsyncConnect(ep.host.c_str(), ep.port)
+                                               : redisAsyncConnectUnix(ep.unix_path.c_str());
+  if (!ac || ac->err) {
+    const std::string why = ac ? ac->errstr : "out of memory";
+    if (ac) redisAsyncFree(ac);
+    link.state = State::Connecting;  // so mark_down() counts and logs it
+    mark_down(link, why);
+    return;
+  }
+  ac->data = &link;
+  link.ac = ac;
+  link.adapter = HiredisEpoll::attach(_epoll_fd, ac);
+  _adapters.push_back(link.adapter);
+  redisAsyncSetConnectCallback(ac, connect_cb);
+  redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+  link.state = State::Connecting;
+  link.since_ms = now_ms();
+}
+
+void RedisBroker::connect_cb(const redisAsyncContext* ac, int status) {
+  auto& link = *static_cast<Link*>(ac->data);
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback, without a disconnect callback.
+    const std::string why = ac->errstr ? ac->errstr : "connect failed";
+    link.ac = nullptr;
+    link.broker->mark_down(link, why);
+    return;
+  }
+  link.broker->on_connected(link);
+}
+
+void RedisBroker::on_connected(Link& link) {
+  const auto& ep = _options.endpoint;
+  link.state = State::Authenticating;
+  link.since_ms = now_ms();
+  // AUTH and SELECT go first; the link is Up once Redis accepted them (or a PING when there
+  // is nothing to say), so a wrong password shows as an error, not as a silent hang.
+  if (!ep.password.empty()) {
+    if (ep.user.empty())
+      redisAsyncCommand(link.ac, auth_cb, nullptr, "AUTH %b", ep.password.data(),
+                        ep.password.size());
+    else
+      redisAsyncCommand(link.ac, auth_cb, nullptr, "AUTH %b %b", ep.user.data(), ep.user.size(),
+                        ep.password.data(), ep.password.size());
+  }
+  if (ep.db != 0 && &link == &_pub) redisAsyncCommand(link.ac, auth_cb, nullptr, "SELECT %d", ep.db);
+  redisAsyncCommand(link.ac, auth_cb, reinterpret_cast<void*>(1), "PING");
+}
+
+void RedisBroker::auth_cb(redisAsyncContext* ac, void* r, void* last) {
+  auto& link = *static_cast<Link*>(ac->data);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply) return;  // disconnected meanwhile; the disconnect callback handles it
+  if (reply->type == REDIS_REPLY_ERROR) {
+    const std::string why(str_of(reply));
+    link.broker->report(FLOWRELAY_EUNAVAIL, std::string("redis refused the ") + link.role +
+                                                " connection: " + why);
+    link.broker->drop(link, "redis said: " + why, true);
+    return;
+  }
+  if (last && link.state == State::Authenticating) link.broker->on_up(link);
+}
+
+void RedisBroker::on_up(Link& link) {
+  if (link.failures > 0)
+    log(FLOWRELAY_LOG_NOTICE, std::string("redis ") + link.role + " connection restored (" +
+                                  _options.endpoint.describe() + ")");
+  else
+    log(FLOWRELAY_LOG_INFO, std::string("redis ") + link.role + " connected");
+  link.state = State::Up;
+  link.failures = 0;
+  link.backoff_ms = 0;
+  link.since_ms = now_ms();
+  link.ping_sent_ms = 0;
+  link.next_ping_ms = now_ms() + _options.ping_interval_ms;
+  if (&link == &_sub) {
+    resubscribe();
+  } else {
+    send_pending();
+  }
+  update_ready();
+}
+
+void RedisBroker::resubscribe() {
+  _resubscribing = _channels;
+  if (_channels.empty()) return;
+  std::vector<std::string> all(_channels.begin(), _channels.end());
+  send_subscription(true, all);
+}
+
+void RedisBroker::disconnect_cb(const redisAsyncContext* ac, int status) {
+  auto& link = *static_cast<Link*>(ac->data);
+  link.ac = nullptr;  // hiredis frees it after this callback
+  std::string why = !link.drop_reason.empty() ? link.drop_reason
+                    : status == REDIS_OK     ? "connection closed"
+                                             : (ac->errstr ? ac->errstr : "connection lost");
+  link.broker->mark_down(link, why);
+}
+
+void RedisBroker::mark_down(Link& link, const std::string& reason) {
+  const bool was_up = link.state == State::Up;
+  link.ac = nullptr;
+  link.state = State::Down;
+  link.ping_sent_ms = 0;
+  link.drop_reason.clear();
+  if (&link == &_pub) {
+    // Unanswered publishes go back in front, in order: Redis may have taken some of them
+    // before the link broke (at-least-once), but none is dropped.
+    while (!_inflight.empty()) {
+      _pending.push_front(std::move(_inflight.back()));
+      _inflight.pop_back();
+    }
+  }
+  if (_closing) return;
+  link.backoff_ms = link.backoff_ms == 0
+                        ? _options.reconnect_min_ms
+                        : std::min(link.backoff_ms * 2, _options.reconnect_max_ms);
+  link.retry_at_ms = now_ms() + link.backoff_ms;
+  if (was_up || link.failures == 0) {
+    // Logged once per outage, not per attempt.
+    log(FLOWRELAY_LOG_WARNING, std::string("redis ") + link.role + " connection " +
+                                   (was_up ? "lost" : "failed") + " (" +
+                                   _options.endpoint.describe() + "): " + reason +
+                                   "; reconnecting");
+  }
+  ++link.failures;
+  update_ready();
+}
+
+void RedisBroker::drop(Link& link, const std::string& reason, bool in_callback) {
+  if (!link.ac) return;
+  link.drop_reason = reason;
+  if (in_callback) {
+    // hiredis disconnects once out of its callback (after the replies already asked for).
+    redisAsyncDisconnect(link.ac);
+    return;
+  }
+  // A hung Redis would never answer what a graceful disconnect waits for: free outright.
+  // That runs the disconnect callback if the link was connected...
+  redisAsyncContext* ac = link.ac;
+  redisAsyncFree(ac);
+  if (link.ac == ac) mark_down(link, reason);  // ...and nothing if it was still connecting
+}
+
+void RedisBroker::publish_cb(redisAsyncContext*, void* r, void* priv) {
+  auto* self = static_cast<RedisBroker*>(priv);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply) return;  // link lost: the message is requeued by mark_down()
+  if (self->_inflight.empty()) return;
+  Message& m = self->_inflight.front();
+  if (reply->type == REDIS_REPLY_ERROR)
+    self->report(FLOWRELAY_EINTERNAL, "redis rejected PUBLISH " + m.channel + ": " +
+                                          std::string(str_of(reply)));
+  self->_buffered_messages.fetch_sub(1, std::memory_order_relaxed);
+  self->_buffered_bytes.fetch_sub(m.channel.size() + m.payload.size(),
+                                  std::memory_order_relaxed);
+  self->_inflight.pop_front();
+  self->_pub.since_ms = now_ms();
+}
+
+void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
+  auto* self = static_cast<RedisBroker*>(priv);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || self->_closing) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    self->report(FLOWRELAY_EINTERNAL, "redis subscriber error: " + std::string(str_of(reply)));
+    return;
+  }
+  if (reply->type == REDIS_REPLY_STATUS) {  // PONG outside subscribed mode
+    self->_sub.ping_sent_ms = 0;
+    return;
+  }
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) return;
+  const std::string_view kind = str_of(reply->element[0]);
+  if (kind == "message" && reply->elements == 3) {
+    const redisReply* ch = reply->element[1];
+    const redisReply* payload = reply->element[2];
+    self->_api->deliver(self->_host, {ch->str, static_cast<size_t>(ch->len)},
+                        {payload->str, static_cast<size_t>(payload->len)});
+  } else if (kind == "subscribe") {
+    const std::string channel(str_of(reply->element[1]));
+    const bool was_resubscribing = self->_resubscribing.erase(channel) > 0;
+    if (self->_channels.count(channel))
+      self->_api->subscribed(self->_host, {channel.data(), channel.size()}, FLOWRELAY_OK);
+    if (was_resubscribing && self->_resubscribing.empty()) self->update_ready();
+  } else if (kind == "pong") {
+    self->_sub.ping_sent_ms = 0;
+  }
+}
+
+void RedisBroker::update_ready() {
+  const bool ready = _pub.state == State::Up && _sub.state == State::Up && _resubscribing.empty();
+  if (ready == _ready || _closing) return;
+  _ready = ready;
+  _api->set_ready(_host, ready ? 1 : 0);
+}
+
+void RedisBroker::check_timers(int64_t now) {
+  for (Link* link : {&_pub, &_sub}) {
+    switch (link->state) {
+      case State::Down:
+        if (now >= link->retry_at_ms) connect(*link);
+        break;
+      case State::Connecting:
+      case State::Authenticating:
+        if (now - link->since_ms > _options.connect_timeout_ms)
+          drop(*link, "no answer within connect_timeout_ms (" +
+                          std::to_string(_options.connect_timeout_ms) + " ms)", false);
+        break;
+      case State::Up:
+        if (link == &_pub && !_inflight.empty() &&
+            now - _pub.since_ms > _options.command_timeout_ms) {
+          drop(*link, "no reply to PUBLISH within command_timeout_ms", false);
+        } else if (link == &_sub && link->ping_sent_ms &&
+                   now - link->ping_sent_ms > _options.command_timeout_ms) {
+          drop(*link, "no reply to PING within command_timeout_ms", false);
+        } else if (link == &_sub && !link->ping_sent_ms && now >= link->next_ping_ms) {
+          link->ping_sent_ms = now;
+          link->next_ping_ms = now + _options.ping_interval_ms;
+          redisAsyncCommand(link->ac, subscriber_cb, this, "PING");
+        }
+        break;
+    }
+  }
+}
+
+int RedisBroker::next_wait_ms(int64_t now) const {
+  int64_t next = now + 1000;
+  for (const Link* link : {&_pub, &_sub}) {
+    if (link->state == State::Down) next = std::min(next, link->retry_at_ms);
+    if (link->state == State::Up && link == &_sub)
+      next = std::min(next, link->ping_sent_ms ? link->ping_sent_ms + _options.command_timeout_ms
+                                               : link->next_ping_ms);
+    if (link->state == State::Connecting || link->state == State::Authenticating)
+      next = std::min<int64_t>(next, link->since_ms + _options.connect_timeout_ms + 1);
+  }
+  if (!_inflight.empty()) next = std::min<int64_t>(next, _pub.since_ms + _options.command_timeout_ms + 1);
+  return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
+}
+
+void RedisBroker::free_dead_adapters() {
+  auto dead = std::stable_partition(_adapters.begin(), _adapters.end(),
+                                    [](HiredisEpoll* a) { return !a->dead(); });
+  for (auto it = dead; it != _adapters.end(); ++it) delete *it;
+  _adapters.erase(dead, _adapters.end());
+}
+
+}  // namespace flowrelay::redis

@@ -1,0 +1,115 @@
+// broker-redis: Redis Pub/Sub through hiredis, on one thread of its own with two connections:
+// one SUBSCRIBEs (one subscription per channel per node, whatever the number of clients), one
+// PUBLISHes (commands pipelined: everything queued goes out in one write).
+#pragma once
+
+#include <flowrelay/plugin.h>
+#include <hiredis/async.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "hiredis_epoll.h"
+#include "redis_options.h"
+
+namespace flowrelay::redis {
+
+class RedisBroker {
+ public:
+  RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* host, RedisOptions options);
+  ~RedisBroker();
+  RedisBroker(const RedisBroker&) = delete;
+  RedisBroker& operator=(const RedisBroker&) = delete;
+
+  bool start(std::string& err);
+  // [any thread, non-blocking] Queued for the publisher connection; EAGAIN past the buffer.
+  flowrelay_status publish(std::string_view channel, std::string_view payload);
+  // [any thread, non-blocking] PENDING; confirmed by host->subscribed() once Redis answers.
+  flowrelay_status subscribe(std::string_view channel);
+  flowrelay_status unsubscribe(std::string_view channel);
+
+ private:
+  struct Message {
+    std::string channel;
+    std::string payload;
+  };
+  struct Op {
+    bool subscribe;
+    std::string channel;
+  };
+  enum class State { Down, Connecting, Authenticating, Up };
+  struct Link {
+    RedisBroker* broker = nullptr;
+    const char* role = "";  // "publisher" / "subscriber", for logs
+    redisAsyncContext* ac = nullptr;
+    HiredisEpoll* adapter = nullptr;
+    State state = State::Down;
+    int64_t since_ms = 0;     // when the current state began
+    int64_t retry_at_ms = 0;  // next connect attempt when Down
+    uint32_t backoff_ms = 0;
+    uint32_t failures = 0;      // consecutive failed attempts (logged once, then on recovery)
+    int64_t ping_sent_ms = 0;   // 0: no PING outstanding
+    int64_t next_ping_ms = 0;
+    std::string drop_reason;    // why we closed it ourselves, for the log
+  };
+
+  void run();
+  void take_requests();
+  void connect(Link& link);
+  void on_connected(Link& link);
+  void on_up(Link& link);
+  void mark_down(Link& link, const std::string& reason);
+  // Closes the link now (a timeout, a refusal); it reconnects after the backoff.
+  void drop(Link& link, const std::string& reason, bool in_callback);
+  void send_pending();
+  void resubscribe();
+  void send_subscription(bool subscribe, const std::vector<std::string>& channels);
+  void update_ready();
+  void check_timers(int64_t now);
+  int next_wait_ms(int64_t now) const;
+  void free_dead_adapters();
+
+  static void connect_cb(const redisAsyncContext* ac, int status);
+  static void disconnect_cb(const redisAsyncContext* ac, int status);
+  static void auth_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void publish_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void subscriber_cb(redisAsyncContext* ac, void* reply, void* priv);
+
+  void log(flowrelay_log_level level, const std::string& text) const;
+  void report(flowrelay_status code, const std::string& text) const;
+
+  const flowrelay_broker_host_api* _api;
+  flowrelay_host* _host;
+  const RedisOptions _options;
+
+  // Shared with publishing threads.
+  std::mutex _mutex;
+  std::vector<Message> _outbox;
+  std::vector<Op> _ops;
+  bool _wake_pending = false;
+  bool _stop = false;
+  std::atomic<uint64_t> _buffered_messages{0};  // accepted and not yet acknowledged by Redis
+  std::atomic<uint64_t> _buffered_bytes{0};
+
+  // The broker thread's own.
+  std::thread _thread;
+  int _epoll_fd = -1;
+  int _wake_fd = -1;
+  Link _pub, _sub;
+  std::deque<Message> _pending;   // accepted, not yet written to Redis (in order)
+  std::deque<Message> _inflight;  // written, waiting for Redis' reply (in order)
+  std::unordered_set<std::string> _channels;        // subscriptions this node wants
+  std::unordered_set<std::string> _resubscribing;   // not yet confirmed after a reconnect
+  std::vector<HiredisEpoll*> _adapters;
+  bool _ready = false;
+  bool _closing = false;
+};
+
+}  // namespace flowrelay::redis
