@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # flowrelay's two front doors:
 #   ./start.sh single [flowrelayd options]   build if needed, run one daemon on the local broker
+#   ./start.sh cluster                       redis-server + 3 replicas (broker-redis) + nginx on :8080
 #   ./start.sh test                          install what is missing, build, run every test
 #   ./start.sh build                         install what is missing and build only
 # Debian 12. As root, missing packages are installed with apt-get; otherwise the apt-get line
@@ -32,18 +33,101 @@ need_packages() {
   fi
 }
 
+# build [targets...]: configure once (tests and benchmarks are built when their packages
+# are there), then build the named targets, or everything.
 build() {
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$build_dir" -j "$jobs"
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  if [ $# -gt 0 ]; then
+    cmake --build "$build_dir" -j "$jobs" --target "$@"
+  else
+    cmake --build "$build_dir" -j "$jobs"
+  fi
+}
+daemon_targets=(flowrelayd flowrelay-transport-ws flowrelay-broker-local flowrelay-broker-redis)
+
+# Fills deploy/nginx.conf's ${NAME} placeholders from the environment (and only those).
+render_nginx() {
+  sed -e "s|\${LISTEN}|$LISTEN|g" -e "s|\${RUN_DIR}|$RUN_DIR|g" -e "s|\${REPLICA_1}|$REPLICA_1|g" \
+      -e "s|\${REPLICA_2}|$REPLICA_2|g" -e "s|\${REPLICA_3}|$REPLICA_3|g" "$root/deploy/nginx.conf"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_ready() { # url seconds
+  for _ in $(seq $(( $2 * 10 ))); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+run_cluster() {
+  local redis_port=${REDIS_PORT:-6379} front=${FRONT_PORT:-8080}
+  for p in "$redis_port" "$front" 8081 8082 8083 9091 9092 9093; do
+    if port_busy "$p"; then echo "start.sh: port $p is in use; stop what holds it first" >&2; exit 1; fi
+  done
+  RUN_DIR=$(mktemp -d /tmp/flowrelay-cluster.XXXX)
+  export RUN_DIR LISTEN="127.0.0.1:$front"
+  pids=()
+  cleanup() {
+    trap - INT TERM EXIT
+    echo "stopping cluster..." >&2
+    kill "$(cat "$RUN_DIR/nginx.pid" 2>/dev/null)" 2>/dev/null
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$RUN_DIR"
+  }
+  trap cleanup INT TERM EXIT
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$RUN_DIR/redis.log" 2>&1 &
+  pids+=($!)
+  for i in 1 2 3; do
+    cat >"$RUN_DIR/replica$i.yaml" <<YAML
+plugin_dir: $build_dir/plugins
+log: { level: information }
+transports:
+  - plugin: transport-ws
+    listen: 127.0.0.1:808$i
+    path: /ws/
+broker:
+  plugin: broker-redis
+  url: redis://127.0.0.1:$redis_port
+channels: { prefix: "chat:", echo: true }
+http: { listen: 127.0.0.1:909$i }
+YAML
+    "$build_dir/daemon/flowrelayd" --config "$RUN_DIR/replica$i.yaml" >"$RUN_DIR/replica$i.log" 2>&1 &
+    pids+=($!)
+    export "REPLICA_$i=127.0.0.1:808$i"
+  done
+  for i in 1 2 3; do
+    wait_ready "http://127.0.0.1:909$i/ready" 10 || { echo "replica $i did not become ready:" >&2; cat "$RUN_DIR/replica$i.log" >&2; exit 1; }
+  done
+  render_nginx >"$RUN_DIR/nginx.conf"
+  nginx -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf" -g 'daemon off;' &
+  pids+=($!)
+  for _ in $(seq 50); do port_busy "$front" && break; sleep 0.1; done
+  cat >&2 <<INFO
+flowrelay cluster is up (logs in $RUN_DIR):
+  clients   ws://127.0.0.1:$front/ws/{conversation_id}   (nginx, round-robin over the replicas)
+  replica 1 ws://127.0.0.1:8081/ws/  http://127.0.0.1:9091/ready
+  replica 2 ws://127.0.0.1:8082/ws/  http://127.0.0.1:9092/ready
+  replica 3 ws://127.0.0.1:8083/ws/  http://127.0.0.1:9093/ready
+  redis     redis://127.0.0.1:$redis_port   (backends: redis-cli -p $redis_port PUBLISH chat:42 hello)
+Ctrl-C stops them all.
+INFO
+  wait -n "${pids[@]}" || true
+  echo "start.sh: a cluster process exited; stopping the rest" >&2
 }
 
 case "${1:-}" in
   single)
     shift
     need_packages "${build_deps[@]}"
-    build -DFLOWRELAY_BUILD_TESTS=OFF -DFLOWRELAY_BUILD_BENCH=OFF
+    build "${daemon_targets[@]}"
     echo "flowrelay: ws://127.0.0.1:8080/ws/{conversation_id}  (health: http://127.0.0.1:9090/health; Ctrl-C stops)" >&2
     exec "$build_dir/daemon/flowrelayd" --config "$build_dir/flowrelay.dev.yaml" "$@"
+    ;;
+  cluster)
+    need_packages "${build_deps[@]}" redis-server nginx
+    build "${daemon_targets[@]}"
+    run_cluster
     ;;
   build)
     need_packages "${build_deps[@]}" "${test_deps[@]}"
@@ -51,6 +135,7 @@ case "${1:-}" in
     ;;
   test)
     need_packages "${build_deps[@]}" "${test_deps[@]}"
+    cmake -S "$root" -B "$build_dir" -DFLOWRELAY_BUILD_TESTS=ON -DFLOWRELAY_BUILD_BENCH=ON >/dev/null
     build
     # The load tests hold thousands of sockets: take the whole open-file allowance.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -58,7 +143,7 @@ case "${1:-}" in
     ctest --output-on-failure --timeout 300 -j 1
     ;;
   *)
-    echo "usage: $0 single [flowrelayd options] | test | build" >&2
+    echo "usage: $0 single [flowrelayd options] | cluster | test | build" >&2
     exit 2
     ;;
 esac

@@ -10,58 +10,58 @@
 #include <flowrelay/plugin.h>
 
 /* X(type, field, offset) */
-#define FLOWRELAY_ABI_FIELDS(X)                           \
-  X(flowrelay_str, ptr, 0)                                \
-  X(flowrelay_str, len, 8)                                \
-  X(flowrelay_option, key, 0)                             \
-  X(flowrelay_option, value, 16)                          \
-  X(flowrelay_broker_host_api, struct_size, 0)            \
-  X(flowrelay_broker_host_api, abi_minor, 4)              \
-  X(flowrelay_broker_host_api, log, 8)                    \
-  X(flowrelay_broker_host_api, deliver, 16)               \
-  X(flowrelay_broker_host_api, subscribed, 24)            \
-  X(flowrelay_broker_host_api, report_error, 32)          \
-  X(flowrelay_broker_host_api, set_ready, 40)             \
-  X(flowrelay_broker_vtable, struct_size, 0)              \
-  X(flowrelay_broker_vtable, abi_major, 4)                \
-  X(flowrelay_broker_vtable, create, 8)                   \
-  X(flowrelay_broker_vtable, start, 16)                   \
-  X(flowrelay_broker_vtable, destroy, 24)                 \
-  X(flowrelay_broker_vtable, publish, 32)                 \
-  X(flowrelay_broker_vtable, subscribe, 40)               \
-  X(flowrelay_broker_vtable, unsubscribe, 48)             \
-  X(flowrelay_transport_host_api, struct_size, 0)         \
-  X(flowrelay_transport_host_api, abi_minor, 4)           \
-  X(flowrelay_transport_host_api, log, 8)                 \
-  X(flowrelay_transport_host_api, subscribe, 16)          \
-  X(flowrelay_transport_host_api, unsubscribe, 24)        \
-  X(flowrelay_transport_host_api, publish, 32)            \
-  X(flowrelay_transport_vtable, struct_size, 0)           \
-  X(flowrelay_transport_vtable, abi_major, 4)             \
-  X(flowrelay_transport_vtable, create, 8)                \
-  X(flowrelay_transport_vtable, start, 16)                \
-  X(flowrelay_transport_vtable, stop, 24)                 \
-  X(flowrelay_transport_vtable, destroy, 32)              \
-  X(flowrelay_transport_vtable, deliver, 40)              \
-  X(flowrelay_transport_vtable, subscribed, 48)           \
-  X(flowrelay_plugin_info, struct_size, 0)                \
-  X(flowrelay_plugin_info, abi_major, 4)                  \
-  X(flowrelay_plugin_info, abi_minor, 8)                  \
-  X(flowrelay_plugin_info, name, 16)                      \
-  X(flowrelay_plugin_info, version, 24)                   \
-  X(flowrelay_plugin_info, broker, 32)                    \
+#define FLOWRELAY_ABI_FIELDS(X)                    \
+  X(flowrelay_str, ptr, 0)                         \
+  X(flowrelay_str, len, 8)                         \
+  X(flowrelay_option, key, 0)                      \
+  X(flowrelay_option, value, 16)                   \
+  X(flowrelay_broker_host_api, struct_size, 0)     \
+  X(flowrelay_broker_host_api, abi_minor, 4)       \
+  X(flowrelay_broker_host_api, log, 8)             \
+  X(flowrelay_broker_host_api, deliver, 16)        \
+  X(flowrelay_broker_host_api, subscribed, 24)     \
+  X(flowrelay_broker_host_api, report_error, 32)   \
+  X(flowrelay_broker_host_api, set_ready, 40)      \
+  X(flowrelay_broker_vtable, struct_size, 0)       \
+  X(flowrelay_broker_vtable, abi_major, 4)         \
+  X(flowrelay_broker_vtable, create, 8)            \
+  X(flowrelay_broker_vtable, start, 16)            \
+  X(flowrelay_broker_vtable, destroy, 24)          \
+  X(flowrelay_broker_vtable, publish, 32)          \
+  X(flowrelay_broker_vtable, subscribe, 40)        \
+  X(flowrelay_broker_vtable, unsubscribe, 48)      \
+  X(flowrelay_transport_host_api, struct_size, 0)  \
+  X(flowrelay_transport_host_api, abi_minor, 4)    \
+  X(flowrelay_transport_host_api, log, 8)          \
+  X(flowrelay_transport_host_api, subscribe, 16)   \
+  X(flowrelay_transport_host_api, unsubscribe, 24) \
+  X(flowrelay_transport_host_api, publish, 32)     \
+  X(flowrelay_transport_vtable, struct_size, 0)    \
+  X(flowrelay_transport_vtable, abi_major, 4)      \
+  X(flowrelay_transport_vtable, create, 8)         \
+  X(flowrelay_transport_vtable, start, 16)         \
+  X(flowrelay_transport_vtable, stop, 24)          \
+  X(flowrelay_transport_vtable, destroy, 32)       \
+  X(flowrelay_transport_vtable, deliver, 40)       \
+  X(flowrelay_transport_vtable, subscribed, 48)    \
+  X(flowrelay_plugin_info, struct_size, 0)         \
+  X(flowrelay_plugin_info, abi_major, 4)           \
+  X(flowrelay_plugin_info, abi_minor, 8)           \
+  X(flowrelay_plugin_info, name, 16)               \
+  X(flowrelay_plugin_info, version, 24)            \
+  X(flowrelay_plugin_info, broker, 32)             \
   X(flowrelay_plugin_info, transport, 40)
 
 /* X(type, size, alignment) */
-#define FLOWRELAY_ABI_SIZES(X)                 \
-  X(flowrelay_str, 16, 8)                      \
-  X(flowrelay_option, 32, 8)                   \
-  X(flowrelay_broker_host_api, 48, 8)          \
-  X(flowrelay_broker_vtable, 56, 8)            \
-  X(flowrelay_transport_host_api, 40, 8)       \
-  X(flowrelay_transport_vtable, 56, 8)         \
-  X(flowrelay_plugin_info, 48, 8)              \
-  X(flowrelay_status, 4, 4)                    \
+#define FLOWRELAY_ABI_SIZES(X)           \
+  X(flowrelay_str, 16, 8)                \
+  X(flowrelay_option, 32, 8)             \
+  X(flowrelay_broker_host_api, 48, 8)    \
+  X(flowrelay_broker_vtable, 56, 8)      \
+  X(flowrelay_transport_host_api, 40, 8) \
+  X(flowrelay_transport_vtable, 56, 8)   \
+  X(flowrelay_plugin_info, 48, 8)        \
+  X(flowrelay_status, 4, 4)              \
   X(flowrelay_log_level, 4, 4)
 
 #ifdef __cplusplus

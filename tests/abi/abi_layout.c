@@ -9,10 +9,10 @@
 #error "the expected layout is the LP64 one"
 #endif
 
-#define CHECK_FIELD(type, field, offset)                         \
-  _Static_assert(offsetof(type, field) == (offset),              \
+#define CHECK_FIELD(type, field, offset)            \
+  _Static_assert(offsetof(type, field) == (offset), \
                  "ABI break: offset of " #type "." #field " moved");
-#define CHECK_SIZE(type, size, align)                                           \
+#define CHECK_SIZE(type, size, align)                                             \
   _Static_assert(sizeof(type) == (size), "ABI break: size of " #type " changed"); \
   _Static_assert(alignof(type) == (align), "ABI break: alignment of " #type " changed");
 FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
@@ -24,8 +24,7 @@ _Static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL =
                    FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7,
                "status codes are never renumbered");
 _Static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 &&
-                   FLOWRELAY_LOG_NOTICE == 5 && FLOWRELAY_LOG_INFO == 6 &&
-                   FLOWRELAY_LOG_DEBUG == 7,
+                   FLOWRELAY_LOG_NOTICE == 5 && FLOWRELAY_LOG_INFO == 6 && FLOWRELAY_LOG_DEBUG == 7,
                "log levels are syslog's");
 
 int abi_c_has_set_ready_slot(uint32_t struct_size) {

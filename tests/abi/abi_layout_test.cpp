@@ -12,8 +12,8 @@ static_assert(sizeof(void*) == 8 && sizeof(size_t) == 8, "the expected layout is
 
 #define CHECK_FIELD(type, field, offset) \
   static_assert(offsetof(type, field) == (offset), "ABI break: offset of " #type "." #field);
-#define CHECK_SIZE(type, size, align)                                    \
-  static_assert(sizeof(type) == (size), "ABI break: size of " #type);    \
+#define CHECK_SIZE(type, size, align)                                 \
+  static_assert(sizeof(type) == (size), "ABI break: size of " #type); \
   static_assert(alignof(type) == (align), "ABI break: alignment of " #type);
 FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
 FLOWRELAY_ABI_SIZES(CHECK_SIZE)
@@ -37,8 +37,7 @@ CHECK_SLOT(flowrelay_broker_host_api, abi_minor, uint32_t)
 CHECK_SLOT(flowrelay_broker_host_api, log, void (*)(flowrelay_host*, int32_t, flowrelay_str))
 CHECK_SLOT(flowrelay_broker_host_api, deliver,
            void (*)(flowrelay_host*, flowrelay_str, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_host_api, subscribed,
-           void (*)(flowrelay_host*, flowrelay_str, int32_t))
+CHECK_SLOT(flowrelay_broker_host_api, subscribed, void (*)(flowrelay_host*, flowrelay_str, int32_t))
 CHECK_SLOT(flowrelay_broker_host_api, report_error,
            void (*)(flowrelay_host*, int32_t, flowrelay_str))
 CHECK_SLOT(flowrelay_broker_host_api, set_ready, void (*)(flowrelay_host*, int32_t))
@@ -72,7 +71,8 @@ CHECK_SLOT(flowrelay_plugin_info, name, const char*)
 CHECK_SLOT(flowrelay_plugin_info, version, const char*)
 CHECK_SLOT(flowrelay_plugin_info, broker, const flowrelay_broker_vtable*)
 CHECK_SLOT(flowrelay_plugin_info, transport, const flowrelay_transport_vtable*)
-static_assert(std::is_same_v<flowrelay_plugin_entry_fn, const flowrelay_plugin_info* (*)(uint32_t)>);
+static_assert(
+    std::is_same_v<flowrelay_plugin_entry_fn, const flowrelay_plugin_info* (*)(uint32_t)>);
 
 static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL == 2 &&
                   FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&

@@ -62,24 +62,48 @@ std::ostream& operator<<(std::ostream& os, const BrokenCase& c) { return os << c
 
 std::vector<BrokenCase> broken_cases() {
   return {
-      {"missing_file", fixture("missing"), "transport-ws", fixture("missing"),
+      {"missing_file",
+       fixture("missing"),
+       "transport-ws",
+       fixture("missing"),
        {"not found|no such file"}},
       {"not_elf", fixture("not-elf"), "transport-ws", fixture("not-elf"), {"cannot load"}},
-      {"no_entry_symbol", fixture("no-entry"), "transport-ws", fixture("no-entry"),
+      {"no_entry_symbol",
+       fixture("no-entry"),
+       "transport-ws",
+       fixture("no-entry"),
        {FLOWRELAY_ENTRY_SYMBOL}},
       {"abi_major_2", fixture("abi-major-2"), "transport-ws", fixture("abi-major-2"), {"ABI 2."}},
-      {"entry_returns_null", fixture("entry-null"), "transport-ws", fixture("entry-null"),
+      {"entry_returns_null",
+       fixture("entry-null"),
+       "transport-ws",
+       fixture("entry-null"),
        {"refused"}},
-      {"undefined_symbol", fixture("undefined-symbol"), "transport-ws",
-       fixture("undefined-symbol"), {UNDEFINED_SYMBOL_NAME}},
-      {"no_tables", fixture("no-tables"), "transport-ws", fixture("no-tables"),
+      {"undefined_symbol",
+       fixture("undefined-symbol"),
+       "transport-ws",
+       fixture("undefined-symbol"),
+       {UNDEFINED_SYMBOL_NAME}},
+      {"no_tables",
+       fixture("no-tables"),
+       "transport-ws",
+       fixture("no-tables"),
        {"neither a broker nor a transport"}},
-      {"create_fails", fixture("create-fails"), "transport-ws", fixture("create-fails"),
+      {"create_fails",
+       fixture("create-fails"),
+       "transport-ws",
+       fixture("create-fails"),
        {CREATE_FAILS_MESSAGE}},
-      {"broker_table_too_small", fixture("small-broker-table"), "transport-ws",
-       fixture("small-broker-table"), {"provide a broker|no broker|not a broker"}},
+      {"broker_table_too_small",
+       fixture("small-broker-table"),
+       "transport-ws",
+       fixture("small-broker-table"),
+       {"provide a broker|no broker|not a broker"}},
       // A plugin that is no transport, named as one.
-      {"broker_as_transport", "broker-local", fixture("create-fails"), fixture("create-fails"),
+      {"broker_as_transport",
+       "broker-local",
+       fixture("create-fails"),
+       fixture("create-fails"),
        {"provide a transport|no transport|not a transport"}},
   };
 }
@@ -97,8 +121,8 @@ class DaemonPluginErrors : public ::testing::TestWithParam<BrokenCase> {
     EXPECT_EQ(r.exit_code, kExitConfig) << "stderr: " << r.err;
     EXPECT_NE(r.err.find("flowrelayd: " + config + ":"), std::string::npos)
         << "no 'flowrelayd: <config>:<line>:<col>:' line in stderr: " << r.err;
-    EXPECT_NE(r.err.find(c.plugin), std::string::npos) << "stderr does not name " << c.plugin
-                                                       << ": " << r.err;
+    EXPECT_NE(r.err.find(c.plugin), std::string::npos)
+        << "stderr does not name " << c.plugin << ": " << r.err;
     for (const auto& reason : c.reasons)
       EXPECT_TRUE(contains_any(r.err, reason))
           << "stderr lacks the reason '" << reason << "': " << r.err;

@@ -1,5 +1,7 @@
 // LoadedPlugin::load against broken plugins: each is refused with "<path>: <reason>" and left
 // unloaded; a broker whose create() fails reports its message through the error buffer.
+#include "plugin_loader.h"
+
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "fixture_messages.h"
-#include "plugin_loader.h"
 
 namespace flowrelay {
 namespace {
@@ -26,7 +27,8 @@ void expect_refused(const std::string& path, const std::vector<std::string>& rea
     std::string what = e.what();
     EXPECT_EQ(what.rfind(path + ": ", 0), 0u) << "error does not start with the path: " << what;
     for (const auto& reason : reasons)
-      EXPECT_NE(what.find(reason), std::string::npos) << "reason '" << reason << "' missing: " << what;
+      EXPECT_NE(what.find(reason), std::string::npos)
+          << "reason '" << reason << "' missing: " << what;
   }
 }
 

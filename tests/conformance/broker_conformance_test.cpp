@@ -86,8 +86,8 @@ class BrokerConformance : public ::testing::Test {
     OptionList options = configured_options();
     char err[512] = "";
     flowrelay_broker* b = nullptr;
-    flowrelay_status st =
-        vt_->create(host_.api(), host_.handle(), options.data(), options.size(), &b, err, sizeof err);
+    flowrelay_status st = vt_->create(host_.api(), host_.handle(), options.data(), options.size(),
+                                      &b, err, sizeof err);
     ASSERT_EQ(st, FLOWRELAY_OK) << "create() failed: " << err;
     ASSERT_NE(b, nullptr) << "create() returned FLOWRELAY_OK without an instance";
     broker_ = b;
@@ -170,12 +170,11 @@ TEST_F(BrokerConformance, DescribesItselfAsABroker) {
   ASSERT_NE(info.version, nullptr);
   EXPECT_EQ(vt_->abi_major, static_cast<uint32_t>(FLOWRELAY_ABI_MAJOR));
   EXPECT_GE(vt_->struct_size, sizeof(flowrelay_broker_vtable));
-  for (auto slot : {reinterpret_cast<const void*>(vt_->create),
-                    reinterpret_cast<const void*>(vt_->start),
-                    reinterpret_cast<const void*>(vt_->destroy),
-                    reinterpret_cast<const void*>(vt_->publish),
-                    reinterpret_cast<const void*>(vt_->subscribe),
-                    reinterpret_cast<const void*>(vt_->unsubscribe)})
+  for (auto slot :
+       {reinterpret_cast<const void*>(vt_->create), reinterpret_cast<const void*>(vt_->start),
+        reinterpret_cast<const void*>(vt_->destroy), reinterpret_cast<const void*>(vt_->publish),
+        reinterpret_cast<const void*>(vt_->subscribe),
+        reinterpret_cast<const void*>(vt_->unsubscribe)})
     EXPECT_NE(slot, nullptr) << "a broker slot of ABI 1.0 is NULL";
 }
 
@@ -213,8 +212,8 @@ TEST_F(BrokerConformance, RejectsAnUnknownOptionNamingIt) {
   std::memset(err, 'Z', sizeof err);
   auto* const untouched = reinterpret_cast<flowrelay_broker*>(uintptr_t{0x5a5a5a5a});
   flowrelay_broker* out = untouched;
-  flowrelay_status st =
-      vt_->create(host_.api(), host_.handle(), options.data(), options.size(), &out, err, sizeof err);
+  flowrelay_status st = vt_->create(host_.api(), host_.handle(), options.data(), options.size(),
+                                    &out, err, sizeof err);
   EXPECT_EQ(st, FLOWRELAY_EINVAL);
   EXPECT_EQ(out, untouched) << "*out was written although create() failed";
   if (out != untouched && st == FLOWRELAY_OK) broker_ = out;  // destroyed by TearDown
@@ -232,8 +231,9 @@ TEST_F(BrokerConformance, ErrorMessageRespectsTheBufferSize) {
   std::memset(err, 'Z', sizeof err);
   const size_t cap = 16;
   flowrelay_broker* out = nullptr;
-  EXPECT_EQ(vt_->create(host_.api(), host_.handle(), options.data(), options.size(), &out, err, cap),
-            FLOWRELAY_EINVAL);
+  EXPECT_EQ(
+      vt_->create(host_.api(), host_.handle(), options.data(), options.size(), &out, err, cap),
+      FLOWRELAY_EINVAL);
   EXPECT_EQ(out, nullptr);
   EXPECT_NE(std::memchr(err, '\0', cap), nullptr) << "no NUL within err_cap";
   for (size_t i = cap; i < sizeof err; ++i)
@@ -336,8 +336,9 @@ TEST_F(BrokerConformance, ChannelsAreIsolated) {
   const std::vector<std::string> subscribed = {channel("a.b"), channel("a.bc"), channel("g.*"),
                                                channel("h.?")};
   const std::vector<std::string> others = {
-      channel("a.b.c"), channel("a."),  channel("a"),   channel("A.B"), channel("a.b "),
-      channel("a.bcd"), channel("g.x"), channel("h.y"), channel("a.b") + std::string(1, '\0')};
+      channel("a.b.c"), channel("a."),   channel("a"),
+      channel("A.B"),   channel("a.b "), channel("a.bcd"),
+      channel("g.x"),   channel("h.y"),  channel("a.b") + std::string(1, '\0')};
   for (const auto& ch : subscribed) ASSERT_NO_FATAL_FAILURE(subscribe(ch));
   for (const auto& ch : others) ASSERT_NO_FATAL_FAILURE(publish(ch, "to " + ch));
   for (const auto& ch : subscribed) ASSERT_NO_FATAL_FAILURE(publish(ch, "to " + ch));
@@ -525,7 +526,8 @@ TEST_F(BrokerConformance, SubscribeUnsubscribeChurnOn1000Channels) {
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     for (const auto& ch : chans) ASSERT_NO_FATAL_FAILURE(subscribe(ch));
-    for (const auto& ch : chans) ASSERT_NO_FATAL_FAILURE(publish(ch, "in " + std::to_string(round)));
+    for (const auto& ch : chans)
+      ASSERT_NO_FATAL_FAILURE(publish(ch, "in " + std::to_string(round)));
     ASSERT_TRUE(host_.wait_deliveries(chans.back(), round + 1, kBulkTimeout));
     for (const auto& ch : chans)
       ASSERT_TRUE(host_.wait_deliveries(ch, round + 1, kDeliveryTimeout)) << ch;

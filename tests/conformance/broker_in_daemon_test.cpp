@@ -79,8 +79,8 @@ class DaemonWithBroker : public ::testing::Test {
                                              std::vector<std::string>{"--config", config_});
     auto deadline = std::chrono::steady_clock::now() + 10s;
     for (;;) {
-      ASSERT_TRUE(daemon_->running()) << "flowrelayd stopped during start-up ("
-                                      << daemon_->describe_status() << ")";
+      ASSERT_TRUE(daemon_->running())
+          << "flowrelayd stopped during start-up (" << daemon_->describe_status() << ")";
       if (ready()) return;
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "GET /ready not 200 within 10 s";
       std::this_thread::sleep_for(50ms);
@@ -195,8 +195,8 @@ TEST_F(DaemonWithBroker, TwoClientsOfAConversationExchangeMessages) {
     Frame f = receive(*ws);
     EXPECT_EQ(f.opcode(), WebSocket::FRAME_OP_CLOSE);
     ASSERT_GE(f.payload.size(), 2u) << "close frame without a status code";
-    int code = (static_cast<unsigned char>(f.payload[0]) << 8) |
-               static_cast<unsigned char>(f.payload[1]);
+    int code =
+        (static_cast<unsigned char>(f.payload[0]) << 8) | static_cast<unsigned char>(f.payload[1]);
     EXPECT_EQ(code, 1001);
     try {
       ws->shutdown(WebSocket::WS_NORMAL_CLOSE);

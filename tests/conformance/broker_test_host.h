@@ -75,8 +75,10 @@ class BrokerTestHost {
   static BrokerTestHost* from(flowrelay_host* h);
   static void on_log(flowrelay_host* h, flowrelay_log_level level, flowrelay_str message) noexcept;
   static void on_deliver(flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) noexcept;
-  static void on_subscribed(flowrelay_host* h, flowrelay_str channel, flowrelay_status status) noexcept;
-  static void on_report_error(flowrelay_host* h, flowrelay_status code, flowrelay_str detail) noexcept;
+  static void on_subscribed(flowrelay_host* h, flowrelay_str channel,
+                            flowrelay_status status) noexcept;
+  static void on_report_error(flowrelay_host* h, flowrelay_status code,
+                              flowrelay_str detail) noexcept;
   static void on_set_ready(flowrelay_host* h, int32_t ready) noexcept;
   void note_callback();
 

@@ -139,7 +139,8 @@ typedef struct flowrelay_broker_vtable {
   /* [any thread, non-blocking] The first local session joined `channel`. The daemon calls it
    * once per channel until unsubscribe(); never twice in a row for one channel. Returns
    * FLOWRELAY_OK if messages are delivered from now on, or FLOWRELAY_PENDING and later calls
-   * host->subscribed(). */
+   * host->subscribed() -- from another thread or after returning, never from inside this
+   * call (the daemon holds its channel table locked around subscribe/unsubscribe). */
   flowrelay_status (*subscribe)(flowrelay_broker *self, flowrelay_str channel);
 
   /* [any thread, non-blocking] The last local session left `channel`. Deliveries of the
