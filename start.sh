@@ -12,8 +12,8 @@ root=$(pwd)
 build_dir=${FLOWRELAY_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhiredis-dev)
-test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl)
+build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhiredis-dev libsystemd-dev)
+test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind)
 
 need_packages() {
   local missing=()

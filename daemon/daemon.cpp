@@ -7,6 +7,10 @@
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
 
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
 #include <iostream>
 
 #include "log_format.h"
@@ -137,13 +141,71 @@ void Daemon::destroy_plugins() {
   _router.reset();
 }
 
+void Daemon::wait_for_stop_signal() {
+  // The signals were blocked in main() before any thread started; only this thread takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP}) sigaddset(&set, sig);
+  const auto period = _service.watchdog_interval();
+  for (;;) {
+    int sig = 0;
+    if (period.count() > 0) {
+      timespec ts{static_cast<time_t>(period.count() / 1000),
+                  static_cast<long>(period.count() % 1000) * 1000000L};
+      sig = sigtimedwait(&set, nullptr, &ts);
+      _service.watchdog();
+      if (sig < 0) continue;  // timeout (or EINTR): just a watchdog beat
+    } else if (sigwait(&set, &sig) != 0) {
+      continue;
+    }
+    if (sig == SIGHUP) {
+      reload();
+      continue;
+    }
+    _log.information(std::string("received ") + strsignal(sig));
+    return;
+  }
+}
+
+void Daemon::reload() {
+  _service.reloading();
+  _log.notice("SIGHUP: reloading " + _config_path);
+  try {
+    Config fresh = Config::load(_config_path);
+    setup_logging(fresh);
+    auto note = [&](bool changed, const std::string& what) {
+      if (changed) _log.warning(what + " changed: takes effect after a restart");
+    };
+    note(fresh.http_listen != _config.http_listen, "http.listen");
+    note(fresh.plugin_dir != _config.plugin_dir, "plugin_dir");
+    note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo,
+         "channels");
+    note(fresh.broker.plugin != _config.broker.plugin ||
+             fresh.broker.options != _config.broker.options,
+         "broker");
+    bool transports_changed = fresh.transports.size() != _config.transports.size();
+    for (size_t i = 0; !transports_changed && i < fresh.transports.size(); ++i)
+      transports_changed = fresh.transports[i].plugin != _config.transports[i].plugin ||
+                           fresh.transports[i].options != _config.transports[i].options;
+    note(transports_changed, "transports");
+    _config.log_level = fresh.log_level;
+    _config.log_format = fresh.log_format;
+    _config.shutdown_timeout_ms = fresh.shutdown_timeout_ms;
+    _log.notice("reloaded: log level " + fresh.log_level + ", shutdown_timeout_ms " +
+                std::to_string(fresh.shutdown_timeout_ms));
+  } catch (const ConfigError& e) {
+    _log.error(std::string("reload failed, keeping the running configuration: ") + e.what());
+  }
+  _service.ready("serving");
+}
+
 int Daemon::main(const std::vector<std::string>& args) {
   if (_exit_early) return EXIT_OK;
   if (!args.empty()) {
     std::cerr << "flowrelayd: unexpected argument '" << args.front() << "' (see --help)\n";
     return EXIT_USAGE;
   }
-  Config config;
+  Config& config = _config;
   try {
     config = Config::load(_config_path);
     if (!_check_only) setup_logging(config);
@@ -179,12 +241,14 @@ int Daemon::serve(const Config& config) {
                        (config.http_listen.empty() ? std::string("off") : config.http_listen) +
                        ")");
 
-  waitForTerminationRequest();
+  _service.ready("serving");
+  wait_for_stop_signal();
+  _service.stopping();
 
   _log.information("shutting down: closing clients (at most " +
                        std::to_string(config.shutdown_timeout_ms) + " ms)");
   _state.stopping = true;
-  for (auto& t : _transports) t->stop(config.shutdown_timeout_ms);
+  for (auto& t : _transports) t->stop(_config.shutdown_timeout_ms);
   if (_http) _http->stop();
   _http.reset();
   destroy_plugins();

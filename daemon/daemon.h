@@ -12,6 +12,7 @@
 #include "http_api.h"
 #include "plugin_instance.h"
 #include "router.h"
+#include "service_manager.h"
 
 namespace flowrelay {
 
@@ -31,11 +32,15 @@ class Daemon : public Poco::Util::ServerApplication {
   void create_plugins(const Config& config);
   void destroy_plugins();
   int serve(const Config& config);
+  void wait_for_stop_signal();  // SIGHUP reloads; SIGTERM/SIGINT/SIGQUIT return
+  void reload();
 
   Poco::Logger& _log = Poco::Logger::get("flowrelayd");
   std::string _config_path = "/etc/flowrelay/flowrelay.yaml";
   bool _check_only = false;
   bool _exit_early = false;  // --help / --version handled
+  Config _config;  // as loaded (reload updates what applies live)
+  ServiceManager _service;
   ServiceState _state;
   std::unique_ptr<Router> _router;
   std::unique_ptr<BrokerInstance> _broker;

@@ -100,6 +100,7 @@ struct Connection {
   bool dirty = false;        // on the loop's flush list
   bool read_pending = false; // read budget exhausted; on the loop's read list
   bool write_shut = false;   // shutdown(SHUT_WR) done
+  bool want_write = false;   // EPOLLOUT registered: the socket buffer was full
   bool counted = false;      // subscribe() succeeded or is pending: unsubscribe() owed
   uint8_t frag_opcode = 0;   // opcode of the fragmented message being received, 0 if none
   uint32_t member_index = 0; // position in channel->members (Open) or channel->waiting

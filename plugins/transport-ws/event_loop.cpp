@@ -259,7 +259,9 @@ void EventLoop::on_accept() {
     c->id = _next_session_id++;
     c->fd = fd;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    // EPOLLOUT only while a write is blocked (see flush): registered all the time, every ACK
+    // that frees send space would wake the loop for nothing.
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = c;
     if (epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       close(fd);
@@ -546,17 +548,27 @@ void EventLoop::flush(Connection* c) {
     const ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // EPOLLOUT (edge) resumes us
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return watch_writable(c, true);
       return close_now(c);
     }
     c->out.consume(static_cast<size_t>(w));
   }
+  watch_writable(c, false);
   // Everything written: after our close frame or HTTP error, half-close so the peer sees EOF
   // right away; we keep reading until it closes too (or the close timer fires).
   if (c->state == ConnState::Closing && !c->write_shut) {
     shutdown(c->fd, SHUT_WR);
     c->write_shut = true;
   }
+}
+
+void EventLoop::watch_writable(Connection* c, bool on) {
+  if (c->want_write == on) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0u);
+  ev.data.ptr = c;
+  epoll_ctl(_epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+  c->want_write = on;
 }
 
 void EventLoop::flush_dirty() {

@@ -98,6 +98,7 @@ class EventLoop {
   void send_close(Connection* c, uint16_t code, std::string_view reason);
   void send_http_and_close(Connection* c, const std::string& response);
   void flush(Connection* c);
+  void watch_writable(Connection* c, bool on);  // EPOLLOUT interest while a write is blocked
   void flush_dirty();
   void close_now(Connection* c);  // drop the connection, no goodbye
   void reap();

@@ -38,6 +38,14 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
+// vt->subscribe(), noting on this thread that a subscribe() call is in progress: subscribed()
+// must come from another thread or after returning (BrokerTestHost counts violations).
+flowrelay_status call_subscribe(const flowrelay_broker_vtable* vt, flowrelay_broker* b,
+                                flowrelay_str ch) {
+  BrokerTestHost::InSubscribeCall in_call;
+  return vt->subscribe(b, ch);
+}
+
 class BrokerConformance : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -69,6 +77,8 @@ class BrokerConformance : public ::testing::Test {
     EXPECT_EQ(host_.callbacks_after_destroy(), 0) << "host callbacks ran after destroy()";
     EXPECT_EQ(host_.concurrent_deliveries(), 0)
         << "deliver() ran on two threads at once for one channel";
+    EXPECT_EQ(host_.subscribed_inside_subscribe(), 0)
+        << "subscribed() was called from inside subscribe()";
     EXPECT_EQ(BrokerTestHost::foreign_host_calls(), 0)
         << "a callback passed a host handle that create() was not given";
     for (const auto& [code, detail] : host_.errors())
@@ -110,7 +120,7 @@ class BrokerConformance : public ::testing::Test {
 
   // subscribe(), waiting for subscribed() when the broker answers FLOWRELAY_PENDING.
   void subscribe(const std::string& ch) {
-    flowrelay_status st = vt_->subscribe(broker_, view(ch));
+    flowrelay_status st = call_subscribe(vt_, broker_, view(ch));
     if (st == FLOWRELAY_PENDING) {
       auto done = host_.take_subscribed(ch, kDeliveryTimeout);
       ASSERT_TRUE(done.has_value()) << "no subscribed() for PENDING subscribe of " << ch;
@@ -286,7 +296,7 @@ TEST_F(BrokerConformance, CopiesBorrowedArgumentsBeforeReturning) {
   ASSERT_NO_FATAL_FAILURE(start_broker());
   const std::string ch = channel("borrowed");
   std::vector<char> name(ch.begin(), ch.end());
-  flowrelay_status st = vt_->subscribe(broker_, flowrelay_str{name.data(), name.size()});
+  flowrelay_status st = call_subscribe(vt_, broker_, flowrelay_str{name.data(), name.size()});
   std::fill(name.begin(), name.end(), 'X');
   if (st == FLOWRELAY_PENDING) st = host_.take_subscribed(ch, kDeliveryTimeout).value_or(-1);
   ASSERT_EQ(st, FLOWRELAY_OK);
@@ -455,7 +465,7 @@ TEST_F(BrokerConformance, ConcurrentPublishersOnSeparateChannelsWhileOthersChurn
       std::vector<std::string> batch;
       for (int k = 0; k < 64; ++k) batch.push_back(channel("churn." + std::to_string(i++)));
       for (const auto& c : batch) {
-        flowrelay_status st = vt_->subscribe(broker_, view(c));
+        flowrelay_status st = call_subscribe(vt_, broker_, view(c));
         if (st != FLOWRELAY_OK && st != FLOWRELAY_PENDING) ++churn_failures;
       }
       for (const auto& c : batch)
@@ -502,7 +512,7 @@ TEST_F(BrokerConformance, DestroyWithLiveSubscriptionsIsClean) {
   ASSERT_EQ(vt_->start(b, err, sizeof err), FLOWRELAY_OK) << err;
   EXPECT_TRUE(second.wait_ready(1, kReadyTimeout));
   const std::string probe = channel("probe");
-  flowrelay_status st = vt_->subscribe(b, view(probe));
+  flowrelay_status st = call_subscribe(vt_, b, view(probe));
   if (st == FLOWRELAY_PENDING) st = second.take_subscribed(probe, kDeliveryTimeout).value_or(-1);
   EXPECT_EQ(st, FLOWRELAY_OK);
   EXPECT_EQ(publish_on(vt_, b, kept, "old subscription?"), FLOWRELAY_OK);
@@ -515,6 +525,7 @@ TEST_F(BrokerConformance, DestroyWithLiveSubscriptionsIsClean) {
   std::this_thread::sleep_for(kQuietPeriod);
   EXPECT_EQ(second.callbacks_after_destroy(), 0);
   EXPECT_EQ(second.concurrent_deliveries(), 0);
+  EXPECT_EQ(second.subscribed_inside_subscribe(), 0);
 }
 
 TEST_F(BrokerConformance, SubscribeUnsubscribeChurnOn1000Channels) {
@@ -548,7 +559,7 @@ TEST_F(BrokerConformance, ResubscribingOneChannelDeliversOnce) {
   ASSERT_NO_FATAL_FAILURE(start_broker());
   const std::string ch = channel("again");
   for (int i = 0; i < 1000; ++i) {
-    flowrelay_status st = vt_->subscribe(broker_, view(ch));
+    flowrelay_status st = call_subscribe(vt_, broker_, view(ch));
     ASSERT_TRUE(st == FLOWRELAY_OK || st == FLOWRELAY_PENDING) << st;
     ASSERT_NO_FATAL_FAILURE(unsubscribe(ch));
   }

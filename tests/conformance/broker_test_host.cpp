@@ -31,6 +31,7 @@ void OptionList::add(std::string key, std::string value) {
 }
 
 std::atomic<int> BrokerTestHost::_foreign{0};
+thread_local bool BrokerTestHost::_in_subscribe = false;
 
 BrokerTestHost::BrokerTestHost() : _api{} {
   _api.struct_size = sizeof(flowrelay_broker_host_api);
@@ -88,6 +89,7 @@ void BrokerTestHost::on_subscribed(flowrelay_host* h, flowrelay_str channel,
                                    flowrelay_status status) noexcept {
   BrokerTestHost* self = from(h);
   if (!self) return;
+  if (_in_subscribe) ++self->_subscribed_inside;
   {
     std::lock_guard lock(self->_mutex);
     self->_subscribed[std::string(channel.ptr, channel.len)].push_back(status);

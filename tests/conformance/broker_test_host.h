@@ -68,6 +68,17 @@ class BrokerTestHost {
   int callbacks_after_destroy() const { return _after_destroy; }
   // Times deliver() ran on two threads at once for one channel (the ABI forbids it).
   int concurrent_deliveries() const { return _concurrent; }
+  // subscribed() calls made by the broker from inside its own subscribe() (the ABI forbids it:
+  // the daemon holds its channel table locked around subscribe()).
+  int subscribed_inside_subscribe() const { return _subscribed_inside; }
+  // Marks the calling thread as inside the broker's subscribe() while it lives.
+  class InSubscribeCall {
+   public:
+    InSubscribeCall() { _in_subscribe = true; }
+    ~InSubscribeCall() { _in_subscribe = false; }
+    InSubscribeCall(const InSubscribeCall&) = delete;
+    InSubscribeCall& operator=(const InSubscribeCall&) = delete;
+  };
   // Callbacks that passed a host handle other than handle().
   static int foreign_host_calls() { return _foreign; }
 
@@ -96,7 +107,9 @@ class BrokerTestHost {
   std::atomic<bool> _destroyed{false};
   std::atomic<int> _after_destroy{0};
   std::atomic<int> _concurrent{0};
+  std::atomic<int> _subscribed_inside{0};
   static std::atomic<int> _foreign;
+  static thread_local bool _in_subscribe;
 };
 
 }  // namespace flowrelay::test

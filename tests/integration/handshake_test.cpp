@@ -55,6 +55,7 @@ struct AcceptCase {
   std::string path;
   std::string extra_headers;  // replaces the default Upgrade/Connection lines if non-empty
 };
+void PrintTo(const AcceptCase& c, std::ostream* os) { *os << c.name; }
 
 class HandshakeAccepts : public HandshakeTest, public ::testing::WithParamInterface<AcceptCase> {};
 
@@ -98,6 +99,7 @@ struct RefuseCase {
   std::string header_name;  // a header the refusal must carry ("" = none)
   std::string header_value;
 };
+void PrintTo(const RefuseCase& c, std::ostream* os) { *os << c.name; }
 
 std::string request_with(const std::string& method, const std::string& path,
                          const std::string& headers) {

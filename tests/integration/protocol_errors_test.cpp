@@ -35,6 +35,7 @@ struct ErrorCase {
   // A complete message the frames contain before the violation (relayed as usual), or "".
   std::string relayed = "";
 };
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
 
 // Reads the server's answer: optional pongs, then a close frame with `code`, then EOF/RST.
 // No message may have been relayed back to the offender.

@@ -1,0 +1,221 @@
+// Cluster test harness: a real redis-server, N flowrelayd replicas on broker-redis and nginx
+// rendered from the shipped deploy/nginx.conf, all on free ports on 127.0.0.1.
+//
+// Reuses the integration harness (../integration/harness.h) for free ports, HTTP GETs, bounded
+// waits and the RawClient WebSocket client. Its Daemon class always writes a broker-local
+// config, so the replicas are launched here (same config shape as ./start.sh cluster).
+//
+// Every process runs in its own process group (nginx forks workers) with PR_SET_PDEATHSIG, and
+// is SIGKILLed (group) and reaped, with bounded waits, when its owner is destroyed.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../integration/harness.h"
+
+namespace flowrelay::ctest {
+
+using itest::Clock;
+using itest::ExitStatus;
+using itest::Frame;
+using itest::Millis;
+using itest::RawClient;
+using namespace std::chrono_literals;
+
+// Source tree (compile definition): the test renders deploy/nginx.conf from it.
+const char* source_dir();
+const char* nginx_binary();  // /usr/sbin/nginx
+const char* redis_binary();  // redis-server (from PATH)
+
+// A directory under /tmp with mode 0755 (nginx workers run as nobody and must traverse it),
+// removed with its contents on destruction.
+class RunDir {
+ public:
+  RunDir();
+  ~RunDir();
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
+  const std::string& path() const { return _path; }
+  std::string write(const std::string& name, const std::string& content) const;
+  std::string read(const std::string& name) const;
+
+ private:
+  std::string _path;
+};
+
+std::string read_text_file(const std::string& path);
+// The last `n` lines of `text` (for failure reports).
+std::string tail_lines(const std::string& text, size_t n);
+
+// A child process in its own process group; stdout and stderr go to `log_path`. REDIS_URL is
+// removed from its environment (it would override the broker's url option).
+class Process {
+ public:
+  Process() = default;
+  ~Process() { kill_group(); }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  void start(const std::vector<std::string>& argv, const std::string& log_path);
+  pid_t pid() const { return _pid; }
+  bool started() const { return _pid > 0; }
+  // True while it has not exited (reaps it if it has).
+  bool running();
+  std::optional<ExitStatus> exit_status() const { return _exit; }
+  void signal(int sig);  // to the process only
+  // SIGKILL to the whole group (workers included), then reap (bounded). Idempotent.
+  void kill_group();
+
+ private:
+  pid_t _pid = -1;
+  std::optional<ExitStatus> _exit;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+// One RESP command over a fresh connection; the first reply in RESP form ("+PONG", ":2",
+// "$5 hello", "-ERR ..."), or nullopt on connection failure / timeout.
+std::optional<std::string> redis_command(uint16_t port, const std::vector<std::string>& args,
+                                         Millis timeout = 1s);
+
+class RedisServer {
+ public:
+  explicit RedisServer(const RunDir& dir);  // picks a free port, starts, waits for PONG
+  uint16_t port() const { return _port; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(_port); }
+  pid_t pid() const { return _proc.pid(); }
+
+  // Starts redis-server on port() and waits (bounded) for PING to answer PONG; returns the
+  // moment it first answered. Throws if it does not.
+  Clock::time_point start(Millis timeout = 5s);
+  void kill();    // SIGKILL and reap
+  void pause();   // SIGSTOP: the socket stays open, nothing answers
+  void resume();  // SIGCONT
+  bool answers_ping(Millis timeout = 200ms) const;
+  std::string log() const;
+
+ private:
+  const RunDir& _dir;
+  uint16_t _port = 0;
+  int _generation = 0;
+  Process _proc;
+};
+
+// ---------------------------------------------------------------------------------------------
+// flowrelayd replicas
+
+struct ReplicaOptions {
+  // Extra options of the broker-redis section, one "key: value" per line (unindented).
+  std::vector<std::string> broker_options;
+  std::string log_level = "information";
+};
+
+class Replica {
+ public:
+  // Writes <name>.yaml (broker-redis at `redis_url`) and starts flowrelayd; call wait_ready().
+  Replica(const RunDir& dir, std::string name, const std::string& redis_url,
+          const ReplicaOptions& options = {});
+  // Waits (bounded) for GET /ready == 200; throws with the log if it exits or times out.
+  void wait_ready(Millis timeout = 10s);
+
+  const std::string& name() const { return _name; }
+  uint16_t ws_port() const { return _ws_port; }
+  uint16_t http_port() const { return _http_port; }
+  std::string ws_address() const { return "127.0.0.1:" + std::to_string(_ws_port); }
+  pid_t pid() const { return _proc.pid(); }
+  bool running() { return _proc.running(); }
+  int ready_status(Millis timeout = 1s) const;  // GET /ready: 200, 503, or 0 (no answer)
+  // Polls /ready until it answers `status` (bounded); returns whether it did.
+  bool wait_ready_status(int status, Millis timeout);
+  void kill() { _proc.kill_group(); }
+  void pause() { _proc.signal(SIGSTOP); }
+  void resume() { _proc.signal(SIGCONT); }
+  std::string log() const;
+
+ private:
+  const RunDir& _dir;
+  std::string _name;
+  uint16_t _ws_port = 0;
+  uint16_t _http_port = 0;
+  std::string _log_path;
+  Process _proc;
+};
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+
+// deploy/nginx.conf from the source tree with its placeholders filled in (throws if the file is
+// missing or a ${...} placeholder is left over).
+std::string render_nginx_conf(const std::string& listen, const std::array<std::string, 3>& replicas,
+                              const std::string& run_dir);
+
+class Nginx {
+ public:
+  // Renders the shipped template into <dir>/nginx.conf, starts nginx in the foreground and waits
+  // (bounded) until its port accepts connections.
+  Nginx(const RunDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s);
+  uint16_t port() const { return _port; }
+  std::string error_log() const;
+
+ private:
+  const RunDir& _dir;
+  uint16_t _port = 0;
+  Process _proc;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+
+// ESTABLISHED TCP sockets (IPv4 and IPv6, this network namespace) whose local port is `port`:
+// on a replica's WebSocket port, the connections it accepted.
+int established_on_local_port(uint16_t port);
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket clients with inboxes
+
+struct Inbox {
+  std::vector<std::string> texts;  // text messages, in arrival order
+  std::optional<Frame> close;      // the server's close frame, if one came
+  int pongs = 0;
+};
+
+class Clients {
+ public:
+  // Connects to ws://127.0.0.1:<port>/ws/<conversation> and completes the handshake (101 with
+  // the right accept key); throws otherwise. Returns the client's index.
+  size_t join(uint16_t port, const std::string& conversation);
+  size_t size() const { return _clients.size(); }
+  RawClient& client(size_t i) { return *_clients[i]; }
+  Inbox& inbox(size_t i) { return _inboxes[i]; }
+  const std::string& conversation(size_t i) const { return _conversations[i]; }
+
+  void send(size_t i, const std::string& text);
+  // Sends a ping and waits (bounded) for its pong: every frame the client sent before has then
+  // been processed by the daemon (frames of one connection are handled in order).
+  bool sync(size_t i, Millis timeout = 5s);
+
+  // Reads every client's frames into the inboxes until `done()` or `timeout`; returns done().
+  bool pump_until(const std::function<bool()>& done, Millis timeout);
+  // Until client i's inbox holds at least n texts.
+  bool wait_texts(size_t i, size_t n, Millis timeout = 5s);
+  // Until every listed client's inbox holds at least n texts.
+  bool wait_all_texts(const std::vector<size_t>& which, size_t n, Millis timeout = 5s);
+
+ private:
+  std::vector<std::unique_ptr<RawClient>> _clients;
+  std::vector<Inbox> _inboxes;
+  std::vector<std::string> _conversations;
+};
+
+}  // namespace flowrelay::ctest
