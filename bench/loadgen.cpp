@@ -49,8 +49,10 @@ constexpr int64_t kNsPerMs = 1'000'000;
 constexpr size_t kReadSize = 64 * 1024;                  // one batch read per readiness event
 constexpr int64_t kHandshakeTimeoutNs = 10 * kNsPerSec;  // per connection
 constexpr size_t kMaxResponseHeader = 16 * 1024;
-constexpr size_t kMaxPendingOut = 16u << 20;   // a publisher's unsent bytes before it skips sends
-constexpr int64_t kIdleWakeNs = 5 * kNsPerMs;  // loops look at the phase this often
+constexpr size_t kMaxPendingOut = 16u << 20;  // a publisher's unsent bytes before it skips sends
+constexpr int64_t kCloseTimeoutNs = 2 * kNsPerSec;  // closing handshakes at the end
+constexpr uint32_t kConnsPerSource = 10000;         // connections per source address
+constexpr int64_t kIdleWakeNs = 5 * kNsPerMs;       // loops look at the phase this often
 
 int64_t mono_ns() {
   timespec ts;
@@ -348,7 +350,7 @@ struct Stats {
 
 // ------------------------------------------------------------------------------- connection
 
-enum class State : uint8_t { Idle, Connecting, Handshake, Open, Closed, Failed };
+enum class State : uint8_t { Idle, Connecting, Handshake, Open, Closing, Closed, Failed };
 
 struct Conn {
   uint32_t index = 0;  // global connection number
@@ -437,6 +439,8 @@ class Worker {
   void flush(Conn& c);
   void set_want_out(Conn& c, bool on);
   void fail(Conn& c, const std::string& why);
+  void close_all();
+  void reset(Conn& c);
   void close_open(Conn& c, const std::string& why);
   void note_error(const std::string& why) {
     if (_st.first_error.empty()) _st.first_error = why;
@@ -527,11 +531,56 @@ void Worker::run() {
     _live.received.store(_st.received, std::memory_order_relaxed);
     if (!pub_done) _live.expected.store(_st.expected, std::memory_order_relaxed);
   }
-  for (Conn& c : _conns)
-    if (c.fd >= 0) {
-      ::close(c.fd);
-      c.fd = -1;
+  close_all();
+}
+
+// The end of a run: a close frame (1000) to every open connection, then wait (bounded) for the
+// server to close first, so TIME_WAIT stays on the server side and back-to-back runs do not
+// run out of local ports; whatever is left is reset.
+void Worker::close_all() {
+  static const uint8_t kNormal[2] = {0x03, 0xE8};
+  size_t closing = 0;
+  for (Conn& c : _conns) {
+    if (c.state == State::Open) {
+      append_frame(c, 0x8, kNormal, 2);
+      c.state = State::Closing;
+      flush(c);
+      if (c.state == State::Closing) ++closing;
+    } else if (c.fd >= 0) {
+      reset(c);
     }
+  }
+  epoll_event events[512];
+  const int64_t deadline = mono_ns() + kCloseTimeoutNs;
+  while (closing > 0 && mono_ns() < deadline) {
+    const int n = epoll_wait(_ep, events, 512, 10);
+    for (int k = 0; k < n; ++k) {
+      Conn& c = _conns[events[k].data.u32];
+      if (c.state != State::Closing) continue;
+      if (events[k].events & EPOLLOUT) flush(c);
+      if (c.state != State::Closing) {
+        --closing;
+        continue;
+      }
+      const ssize_t r = ::read(c.fd, _buf.get(), kReadSize);  // the server's close frame: ignored
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        ::close(c.fd);
+        c.fd = -1;
+        c.state = State::Closed;
+        --closing;
+      }
+    }
+  }
+  for (Conn& c : _conns)
+    if (c.fd >= 0) reset(c);
+}
+
+void Worker::reset(Conn& c) {
+  const linger lg{1, 0};
+  setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(c.fd);
+  c.fd = -1;
+  c.state = State::Closed;
 }
 
 // ------------------------------------------------------------------------------- connecting
@@ -561,6 +610,17 @@ void Worker::start(uint32_t i, int64_t now) {
   if (c.fd < 0) return fail(c, std::string("socket: ") + std::strerror(errno));
   const int one = 1;
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Past ~14,000 connections to one address the kernel's connect() port search turns quadratic
+  // (it scans the full half of the port range it prefers first): connections past each 10,000
+  // come from another loopback source address (127.0.0.2, .3, ...), a port space of their own.
+  if (t.addr.ss_family == AF_INET && c.index >= kConnsPerSource) {
+    setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl((127u << 24) + 1 + c.index / kConnsPerSource);
+    if (::bind(c.fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) < 0)
+      return fail(c, std::string("bind source address: ") + std::strerror(errno));
+  }
   if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&t.addr), t.addr_len) < 0 &&
       errno != EINPROGRESS)
     return fail(c, std::string("connect ") + t.url + ": " + std::strerror(errno));
@@ -764,8 +824,14 @@ void Worker::on_frame(Conn& c, uint8_t opcode, bool fin, const uint8_t* p, size_
       return;
     case 0x8: {  // close
       std::string why = "server sent close";
-      if (n >= 2) why += " " + std::to_string((p[0] << 8) | p[1]);
-      if (n > 2) why += " " + std::string(reinterpret_cast<const char*>(p + 2), n - 2);
+      if (n >= 2) {
+        why += ' ';
+        why += std::to_string((p[0] << 8) | p[1]);
+      }
+      if (n > 2) {
+        why += ' ';
+        why.append(reinterpret_cast<const char*>(p + 2), n - 2);
+      }
       return close_open(c, why);
     }
     default:  // continuation, binary
@@ -925,6 +991,8 @@ void Worker::flush(Conn& c) {
       const std::string why = std::string("write: ") + std::strerror(errno);
       if (c.state == State::Open)
         close_open(c, why);
+      else if (c.state == State::Closing)
+        reset(c);
       else
         fail(c, why);
       return;
@@ -938,7 +1006,7 @@ void Worker::flush(Conn& c) {
 void Worker::set_want_out(Conn& c, bool on) {
   if (c.want_out == on || c.fd < 0) return;
   epoll_event ev{};
-  ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+  ev.events = on ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
   ev.data.u32 = static_cast<uint32_t>(&c - _conns.data());
   epoll_ctl(_ep, EPOLL_CTL_MOD, c.fd, &ev);
   c.want_out = on;
@@ -1095,7 +1163,7 @@ void print_report(const Report& r) {
 
 int run(int argc, char** argv) {
   const Options o = parse_args(argc, argv);
-  std::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
 
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

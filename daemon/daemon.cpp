@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <chrono>
+#include <cstdio>
 #include <iostream>
 
 #include "log_format.h"
@@ -86,11 +88,13 @@ void Daemon::create_plugins(const Config& config) {
     _router->subscribed(ch, s);
   };
   broker_host->report_error = [this](flowrelay_status code, std::string_view detail) {
+    ++_state.broker_errors;
     _log.error("broker error (" + status_name(code) + "): " + std::string(detail));
   };
   broker_host->set_ready = [this](bool ready) {
-    if (_state.broker_ready.exchange(ready) != ready)
-      _log.notice(ready ? "broker ready" : "broker not ready");
+    if (_state.broker_ready.exchange(ready) == ready) return;
+    if (ready && _state.broker_was_ready.exchange(true)) ++_state.broker_reconnects;
+    _log.notice(ready ? "broker ready" : "broker not ready");
   };
   // A plugin refusing its options is a configuration error: point at the option it names.
   auto located = [&](const PluginSection& section, const PluginError& e) {
@@ -167,6 +171,35 @@ void Daemon::wait_for_stop_signal() {
   }
 }
 
+std::string Daemon::metrics_text() const {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, double value,
+                    const std::string& labels = "") {
+    char num[32];
+    std::snprintf(num, sizeof num, "%.15g", value);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + labels + " " + num + "\n";
+  };
+  metric("flowrelay_build_info", "gauge", "Version of this flowrelayd", 1,
+         "{version=\"" FLOWRELAY_VERSION "\"}");
+  metric("flowrelay_uptime_seconds", "gauge", "Seconds since start",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - _started).count());
+  metric("flowrelay_ready", "gauge", "1 when GET /ready answers 200", _state.ready() ? 1 : 0);
+  metric("flowrelay_broker_ready", "gauge", "1 while the broker can publish and deliver",
+         _state.broker_ready ? 1 : 0, "{broker=\"" + (_broker ? _broker->name() : "") + "\"}");
+  metric("flowrelay_broker_reconnects_total", "counter",
+         "Times the broker became ready again after an outage", _state.broker_reconnects.load());
+  metric("flowrelay_broker_errors_total", "counter", "Errors the broker reported",
+         _state.broker_errors.load());
+  if (_router) {
+    metric("flowrelay_channels", "gauge", "Channels with local sessions", _router->channel_count());
+    metric("flowrelay_sessions", "gauge", "Sessions joined to a channel", _router->session_count());
+  }
+  if (_broker) _broker->metrics(out);
+  for (const auto& t : _transports) t->metrics(out);
+  return out;
+}
+
 void Daemon::reload() {
   _service.reloading();
   _log.notice("SIGHUP: reloading " + _config_path);
@@ -180,14 +213,25 @@ void Daemon::reload() {
     note(fresh.plugin_dir != _config.plugin_dir, "plugin_dir");
     note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo,
          "channels");
-    note(fresh.broker.plugin != _config.broker.plugin ||
-             fresh.broker.options != _config.broker.options,
-         "broker");
-    bool transports_changed = fresh.transports.size() != _config.transports.size();
-    for (size_t i = 0; !transports_changed && i < fresh.transports.size(); ++i)
-      transports_changed = fresh.transports[i].plugin != _config.transports[i].plugin ||
-                           fresh.transports[i].options != _config.transports[i].options;
-    note(transports_changed, "transports");
+    // Plugins apply their live options (limits, timeouts) themselves and say what needs a
+    // restart; a different plugin or another number of transports always does.
+    note(fresh.broker.plugin != _config.broker.plugin, "broker.plugin");
+    if (fresh.broker.plugin == _config.broker.plugin && _broker) {
+      const std::string said = _broker->reconfigure(fresh.broker);
+      if (!said.empty()) _log.warning("broker: " + said);
+    }
+    const bool same_shape = fresh.transports.size() == _config.transports.size();
+    note(!same_shape, "transports");
+    const std::vector<std::pair<std::string, std::string>> extra = {
+        {"channel_prefix", _config.channel_prefix}, {"echo", _config.echo ? "true" : "false"}};
+    for (size_t i = 0; same_shape && i < fresh.transports.size(); ++i) {
+      if (fresh.transports[i].plugin != _config.transports[i].plugin) {
+        note(true, fresh.transports[i].where + ".plugin");
+        continue;
+      }
+      const std::string said = _transports[i]->reconfigure(fresh.transports[i], extra);
+      if (!said.empty()) _log.warning(fresh.transports[i].where + ": " + said);
+    }
     _config.log_level = fresh.log_level;
     _config.log_format = fresh.log_format;
     _config.shutdown_timeout_ms = fresh.shutdown_timeout_ms;
@@ -225,7 +269,8 @@ int Daemon::main(const std::vector<std::string>& args) {
 int Daemon::serve(const Config& config) {
   try {
     if (!config.http_listen.empty())
-      _http = std::make_unique<HttpApi>(config.http_listen, _state, FLOWRELAY_VERSION);
+      _http = std::make_unique<HttpApi>(config.http_listen, _state, FLOWRELAY_VERSION,
+                                        [this] { return metrics_text(); });
     _broker->start();
     for (auto& t : _transports) t->start();
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <Poco/Logger.h>
 #include <Poco/Util/ServerApplication.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,11 +35,13 @@ class Daemon : public Poco::Util::ServerApplication {
   int serve(const Config& config);
   void wait_for_stop_signal();  // SIGHUP reloads; SIGTERM/SIGINT/SIGQUIT return
   void reload();
+  std::string metrics_text() const;
 
   Poco::Logger& _log = Poco::Logger::get("flowrelayd");
   std::string _config_path = "/etc/flowrelay/flowrelay.yaml";
   bool _check_only = false;
   bool _exit_early = false;  // --help / --version handled
+  std::chrono::steady_clock::time_point _started = std::chrono::steady_clock::now();
   Config _config;  // as loaded (reload updates what applies live)
   ServiceManager _service;
   ServiceState _state;

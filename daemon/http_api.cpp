@@ -33,8 +33,9 @@ void send_json(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
 
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
-  Handler(const ServiceState& state, const std::string& version)
-      : _state(state), _version(version) {}
+  Handler(const ServiceState& state, const std::string& version,
+          const std::function<std::string()>& metrics)
+      : _state(state), _version(version), _metrics(metrics) {}
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     const std::string path = req.getURI().substr(0, req.getURI().find('?'));
@@ -58,6 +59,14 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       return send_json(resp, ready ? HTTPResponse::HTTP_OK : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                        body);
     }
+    if (path == "/metrics") {
+      const std::string text = _metrics();
+      resp.setStatus(HTTPResponse::HTTP_OK);
+      resp.setContentType("text/plain; version=0.0.4; charset=utf-8");
+      resp.setContentLength(static_cast<std::streamsize>(text.size()));
+      resp.send() << text;
+      return;
+    }
     body.set("error", "not found");
     send_json(resp, HTTPResponse::HTTP_NOT_FOUND, body);
   }
@@ -65,24 +74,27 @@ class Handler : public Poco::Net::HTTPRequestHandler {
  private:
   const ServiceState& _state;
   const std::string& _version;
+  const std::function<std::string()>& _metrics;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  Factory(const ServiceState& state, std::string version)
-      : _state(state), _version(std::move(version)) {}
+  Factory(const ServiceState& state, std::string version, std::function<std::string()> metrics)
+      : _state(state), _version(std::move(version)), _metrics(std::move(metrics)) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new Handler(_state, _version);
+    return new Handler(_state, _version, _metrics);
   }
 
  private:
   const ServiceState& _state;
   std::string _version;
+  std::function<std::string()> _metrics;
 };
 
 }  // namespace
 
-HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version) {
+HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version,
+                 std::function<std::string()> metrics) {
   Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(listen), 64);
   auto* params = new Poco::Net::HTTPServerParams;
   // Operator endpoints see little traffic: two workers keep the daemon's thread count low.
@@ -90,7 +102,7 @@ HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::stri
   params->setMaxQueued(64);
   params->setKeepAlive(true);
   _pool = std::make_unique<Poco::ThreadPool>("http", 1, 2);
-  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(state, std::move(version)), *_pool,
+  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(state, std::move(version), std::move(metrics)), *_pool,
                                                     socket, params);
 }
 

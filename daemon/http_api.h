@@ -15,13 +15,18 @@ struct ServiceState {
   std::atomic<bool> listening{false};     // transports started
   std::atomic<bool> broker_ready{false};  // broker says it can publish and deliver
   std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> broker_reconnects{0};  // became ready again after being ready once
+  std::atomic<uint64_t> broker_errors{0};      // report_error() calls
+  std::atomic<bool> broker_was_ready{false};
   bool ready() const { return listening && broker_ready && !stopping; }
 };
 
 class HttpApi {
  public:
   // Binds `listen` ("host:port") now; throws Poco::Exception on failure.
-  HttpApi(const std::string& listen, const ServiceState& state, std::string version);
+  // `metrics` renders GET /metrics (Prometheus text); called on an HTTP worker thread.
+  HttpApi(const std::string& listen, const ServiceState& state, std::string version,
+          std::function<std::string()> metrics);
   ~HttpApi();
   void start();
   void stop();

@@ -88,6 +88,27 @@ std::string error_text(const char* err, flowrelay_status status) {
   return text.empty() ? "failed with status " + status_name(status) : text;
 }
 
+void append_text(void* ctx, flowrelay_str text) {
+  static_cast<std::string*>(ctx)->append(text.ptr, text.len);
+}
+
+template <typename Vtable, typename Self>
+void collect_metrics(const Vtable* vt, Self* self, std::string& out) {
+  if (FLOWRELAY_HAS_SLOT(vt, Vtable, metrics) && vt->metrics) vt->metrics(self, append_text, &out);
+}
+
+template <typename Vtable, typename Self>
+std::string call_reconfigure(const Vtable* vt, Self* self, const std::string& name,
+                             const std::vector<std::pair<std::string, std::string>>& kv) {
+  if (!FLOWRELAY_HAS_SLOT(vt, Vtable, reconfigure) || !vt->reconfigure)
+    return name + " cannot reload its options: changes take effect after a restart";
+  auto options = to_options(kv);
+  char err[512] = {0};
+  const flowrelay_status s = vt->reconfigure(self, options.data(), options.size(), err, sizeof err);
+  err[sizeof err - 1] = '\0';
+  return s == FLOWRELAY_OK ? std::string() : error_text(err, s);
+}
+
 }  // namespace
 
 std::string status_name(flowrelay_status status) {
@@ -144,6 +165,12 @@ flowrelay_status BrokerInstance::unsubscribe(std::string_view channel) {
   return _vt->unsubscribe(_self, str(channel));
 }
 
+void BrokerInstance::metrics(std::string& out) const { collect_metrics(_vt, _self, out); }
+
+std::string BrokerInstance::reconfigure(const PluginSection& section) {
+  return call_reconfigure(_vt, _self, _name, section.options);
+}
+
 TransportInstance::TransportInstance(const PluginSection& section,
                                      std::unique_ptr<flowrelay_host> host,
                                      const std::vector<std::pair<std::string, std::string>>& extra)
@@ -193,6 +220,19 @@ void TransportInstance::deliver(std::string_view channel, std::string_view paylo
 
 void TransportInstance::subscribed(std::string_view channel, flowrelay_status status) {
   _vt->subscribed(_self, str(channel), status);
+}
+
+}  // namespace flowrelay
+
+namespace flowrelay {
+
+void TransportInstance::metrics(std::string& out) const { collect_metrics(_vt, _self, out); }
+
+std::string TransportInstance::reconfigure(
+    const PluginSection& section, const std::vector<std::pair<std::string, std::string>>& extra) {
+  auto all = section.options;
+  all.insert(all.end(), extra.begin(), extra.end());
+  return call_reconfigure(_vt, _self, _name, all);
 }
 
 }  // namespace flowrelay

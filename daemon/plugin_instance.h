@@ -43,6 +43,10 @@ class BrokerInstance {
   flowrelay_status publish(std::string_view channel, std::string_view payload);
   flowrelay_status subscribe(std::string_view channel);
   flowrelay_status unsubscribe(std::string_view channel);
+  // Appends the plugin's Prometheus text (nothing if it predates ABI 1.1).
+  void metrics(std::string& out) const;
+  // SIGHUP: hands the section's options again; returns "" or what the plugin said.
+  std::string reconfigure(const PluginSection& section);
   const std::string& name() const { return _name; }
 
  private:
@@ -63,6 +67,9 @@ class TransportInstance {
   void stop(uint32_t timeout_ms);
   void deliver(std::string_view channel, std::string_view payload);
   void subscribed(std::string_view channel, flowrelay_status status);
+  void metrics(std::string& out) const;
+  std::string reconfigure(const PluginSection& section,
+                          const std::vector<std::pair<std::string, std::string>>& extra);
   const std::string& name() const { return _name; }
 
  private:

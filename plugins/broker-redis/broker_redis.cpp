@@ -73,6 +73,31 @@ flowrelay_status redis_unsubscribe(flowrelay_broker* self, flowrelay_str channel
   return guarded([&] { return self->broker.unsubscribe({channel.ptr, channel.len}); });
 }
 
+void redis_metrics(flowrelay_broker* self, flowrelay_write_fn write, void* ctx) {
+  try {
+    const std::string text = self->broker.metrics();
+    write(ctx, {text.data(), text.size()});
+  } catch (const std::exception&) {
+  }
+}
+
+flowrelay_status redis_reconfigure(flowrelay_broker* self, const flowrelay_option* options,
+                                   size_t n_options, char* err, size_t err_cap) {
+  try {
+    RedisOptions fresh;
+    if (!fresh.parse(options, n_options, std::getenv("REDIS_URL"), err, err_cap))
+      return FLOWRELAY_EINVAL;
+    const std::string fixed = self->broker.reconfigure(fresh);
+    if (fixed.empty()) return FLOWRELAY_OK;
+    std::snprintf(err, err_cap, "broker-redis: %s changed: takes effect after a restart",
+                  fixed.c_str());
+    return FLOWRELAY_EUNSUPPORTED;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_cap, "broker-redis: %s", e.what());
+    return FLOWRELAY_EINTERNAL;
+  }
+}
+
 const flowrelay_broker_vtable kVtable = {
     sizeof(flowrelay_broker_vtable),
     FLOWRELAY_ABI_MAJOR,
@@ -82,6 +107,8 @@ const flowrelay_broker_vtable kVtable = {
     redis_publish,
     redis_subscribe,
     redis_unsubscribe,
+    redis_metrics,
+    redis_reconfigure,
 };
 
 const flowrelay_plugin_info kInfo = {

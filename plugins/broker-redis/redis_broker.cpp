@@ -30,6 +30,7 @@ std::string_view str_of(const redisReply* r) { return {r->str, static_cast<size_
 RedisBroker::RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* host,
                          RedisOptions options)
     : _api(api), _host(host), _options(std::move(options)) {
+  _live.apply(_options);
   _pub.broker = _sub.broker = this;
   _pub.role = "publisher";
   _sub.role = "subscriber";
@@ -78,9 +79,12 @@ bool RedisBroker::start(std::string& err) {
 
 flowrelay_status RedisBroker::publish(std::string_view channel, std::string_view payload) {
   const uint64_t size = channel.size() + payload.size();
-  if (_buffered_messages.load(std::memory_order_relaxed) >= _options.buffer_max_messages ||
-      _buffered_bytes.load(std::memory_order_relaxed) + size > _options.buffer_max_bytes)
+  if (_buffered_messages.load(std::memory_order_relaxed) >= _live.buffer_max_messages.load() ||
+      _buffered_bytes.load(std::memory_order_relaxed) + size > _live.buffer_max_bytes.load())
+  {
+    _count.buffer_full.fetch_add(1, std::memory_order_relaxed);
     return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
+  }
   bool wake = false;
   {
     std::lock_guard lock(_mutex);
@@ -286,6 +290,8 @@ void RedisBroker::auth_cb(redisAsyncContext* ac, void* r, void* last) {
 }
 
 void RedisBroker::on_up(Link& link) {
+  (&link == &_pub ? _count.pub_up : _count.sub_up) = 1;
+  if (link.failures > 0) _count.reconnects.fetch_add(1, std::memory_order_relaxed);
   if (link.failures > 0)
     log(FLOWRELAY_LOG_NOTICE, std::string("redis ") + link.role + " connection restored (" +
                                   _options.endpoint.describe() + ")");
@@ -296,7 +302,7 @@ void RedisBroker::on_up(Link& link) {
   link.backoff_ms = 0;
   link.since_ms = now_ms();
   link.ping_sent_ms = 0;
-  link.next_ping_ms = now_ms() + _options.ping_interval_ms;
+  link.next_ping_ms = now_ms() + _live.ping_interval_ms.load();
   if (&link == &_sub) {
     resubscribe();
   } else {
@@ -323,6 +329,7 @@ void RedisBroker::disconnect_cb(const redisAsyncContext* ac, int status) {
 
 void RedisBroker::mark_down(Link& link, const std::string& reason) {
   const bool was_up = link.state == State::Up;
+  (&link == &_pub ? _count.pub_up : _count.sub_up) = 0;
   link.ac = nullptr;
   link.state = State::Down;
   link.ping_sent_ms = 0;
@@ -337,8 +344,8 @@ void RedisBroker::mark_down(Link& link, const std::string& reason) {
   }
   if (_closing) return;
   link.backoff_ms = link.backoff_ms == 0
-                        ? _options.reconnect_min_ms
-                        : std::min(link.backoff_ms * 2, _options.reconnect_max_ms);
+                        ? _live.reconnect_min_ms.load()
+                        : std::min(link.backoff_ms * 2, _live.reconnect_max_ms.load());
   link.retry_at_ms = now_ms() + link.backoff_ms;
   if (was_up || link.failures == 0) {
     // Logged once per outage, not per attempt.
@@ -372,9 +379,13 @@ void RedisBroker::publish_cb(redisAsyncContext*, void* r, void* priv) {
   if (!reply) return;  // link lost: the message is requeued by mark_down()
   if (self->_inflight.empty()) return;
   Message& m = self->_inflight.front();
-  if (reply->type == REDIS_REPLY_ERROR)
+  if (reply->type == REDIS_REPLY_ERROR) {
+    self->_count.publish_errors.fetch_add(1, std::memory_order_relaxed);
     self->report(FLOWRELAY_EINTERNAL, "redis rejected PUBLISH " + m.channel + ": " +
                                           std::string(str_of(reply)));
+  } else {
+    self->_count.published.fetch_add(1, std::memory_order_relaxed);
+  }
   self->_buffered_messages.fetch_sub(1, std::memory_order_relaxed);
   self->_buffered_bytes.fetch_sub(m.channel.size() + m.payload.size(),
                                   std::memory_order_relaxed);
@@ -399,6 +410,7 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
   if (kind == "message" && reply->elements == 3) {
     const redisReply* ch = reply->element[1];
     const redisReply* payload = reply->element[2];
+    self->_count.received.fetch_add(1, std::memory_order_relaxed);
     self->_api->deliver(self->_host, {ch->str, static_cast<size_t>(ch->len)},
                         {payload->str, static_cast<size_t>(payload->len)});
   } else if (kind == "subscribe") {
@@ -410,6 +422,45 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
   } else if (kind == "pong") {
     self->_sub.ping_sent_ms = 0;
   }
+}
+
+std::string RedisBroker::metrics() const {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value,
+                    const std::string& labels = "{broker=\"redis\"}") {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + labels + " " + std::to_string(value) + "\n";
+  };
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  out += "# HELP flowrelay_redis_connected 1 while the link to Redis is up\n"
+         "# TYPE flowrelay_redis_connected gauge\n";
+  out += "flowrelay_redis_connected{link=\"publisher\"} " + std::to_string(_count.pub_up.load()) +
+         "\nflowrelay_redis_connected{link=\"subscriber\"} " +
+         std::to_string(_count.sub_up.load()) + "\n";
+  metric("flowrelay_redis_reconnects_total", "counter", "Redis links re-established",
+         get(_count.reconnects));
+  metric("flowrelay_broker_published_total", "counter", "Publishes acknowledged by Redis",
+         get(_count.published));
+  metric("flowrelay_broker_publish_errors_total", "counter", "Publishes Redis refused (reported)",
+         get(_count.publish_errors));
+  metric("flowrelay_broker_buffer_full_total", "counter",
+         "Publishes refused because the buffer was full (client got 1013)",
+         get(_count.buffer_full));
+  metric("flowrelay_broker_delivered_total", "counter", "Messages received from Redis",
+         get(_count.received));
+  metric("flowrelay_broker_buffered_messages", "gauge",
+         "Publishes accepted and not yet acknowledged by Redis", get(_buffered_messages));
+  metric("flowrelay_broker_buffered_bytes", "gauge", "Bytes of those publishes",
+         get(_buffered_bytes));
+  return out;
+}
+
+std::string RedisBroker::reconfigure(const RedisOptions& fresh) {
+  _live.apply(fresh);
+  const bool url_changed = fresh.endpoint.describe() != _options.endpoint.describe() ||
+                           fresh.endpoint.password != _options.endpoint.password ||
+                           fresh.endpoint.user != _options.endpoint.user;
+  return url_changed ? "url" : "";
 }
 
 void RedisBroker::update_ready() {
@@ -427,20 +478,20 @@ void RedisBroker::check_timers(int64_t now) {
         break;
       case State::Connecting:
       case State::Authenticating:
-        if (now - link->since_ms > _options.connect_timeout_ms)
+        if (now - link->since_ms > _live.connect_timeout_ms.load())
           drop(*link, "no answer within connect_timeout_ms (" +
-                          std::to_string(_options.connect_timeout_ms) + " ms)", false);
+                          std::to_string(_live.connect_timeout_ms.load()) + " ms)", false);
         break;
       case State::Up:
         if (link == &_pub && !_inflight.empty() &&
-            now - _pub.since_ms > _options.command_timeout_ms) {
+            now - _pub.since_ms > _live.command_timeout_ms.load()) {
           drop(*link, "no reply to PUBLISH within command_timeout_ms", false);
         } else if (link == &_sub && link->ping_sent_ms &&
-                   now - link->ping_sent_ms > _options.command_timeout_ms) {
+                   now - link->ping_sent_ms > _live.command_timeout_ms.load()) {
           drop(*link, "no reply to PING within command_timeout_ms", false);
         } else if (link == &_sub && !link->ping_sent_ms && now >= link->next_ping_ms) {
           link->ping_sent_ms = now;
-          link->next_ping_ms = now + _options.ping_interval_ms;
+          link->next_ping_ms = now + _live.ping_interval_ms.load();
           redisAsyncCommand(link->ac, subscriber_cb, this, "PING");
         }
         break;
@@ -453,12 +504,12 @@ int RedisBroker::next_wait_ms(int64_t now) const {
   for (const Link* link : {&_pub, &_sub}) {
     if (link->state == State::Down) next = std::min(next, link->retry_at_ms);
     if (link->state == State::Up && link == &_sub)
-      next = std::min(next, link->ping_sent_ms ? link->ping_sent_ms + _options.command_timeout_ms
+      next = std::min(next, link->ping_sent_ms ? link->ping_sent_ms + _live.command_timeout_ms.load()
                                                : link->next_ping_ms);
     if (link->state == State::Connecting || link->state == State::Authenticating)
-      next = std::min<int64_t>(next, link->since_ms + _options.connect_timeout_ms + 1);
+      next = std::min<int64_t>(next, link->since_ms + _live.connect_timeout_ms.load() + 1);
   }
-  if (!_inflight.empty()) next = std::min<int64_t>(next, _pub.since_ms + _options.command_timeout_ms + 1);
+  if (!_inflight.empty()) next = std::min<int64_t>(next, _pub.since_ms + _live.command_timeout_ms.load() + 1);
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 

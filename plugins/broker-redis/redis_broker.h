@@ -29,6 +29,9 @@ class RedisBroker {
   RedisBroker& operator=(const RedisBroker&) = delete;
 
   bool start(std::string& err);
+  std::string metrics() const;
+  // Applies timeouts and buffer bounds live; returns what needs a restart (the URL).
+  std::string reconfigure(const RedisOptions& fresh);
   // [any thread, non-blocking] Queued for the publisher connection; EAGAIN past the buffer.
   flowrelay_status publish(std::string_view channel, std::string_view payload);
   // [any thread, non-blocking] PENDING; confirmed by host->subscribed() once Redis answers.
@@ -87,7 +90,29 @@ class RedisBroker {
 
   const flowrelay_broker_host_api* _api;
   flowrelay_host* _host;
-  const RedisOptions _options;
+  const RedisOptions _options;  // url/endpoint as started; the tunables live in _live
+  struct Live {
+    std::atomic<uint32_t> connect_timeout_ms, command_timeout_ms, ping_interval_ms;
+    std::atomic<uint32_t> reconnect_min_ms, reconnect_max_ms;
+    std::atomic<uint64_t> buffer_max_messages, buffer_max_bytes;
+    void apply(const RedisOptions& o) {
+      connect_timeout_ms = o.connect_timeout_ms;
+      command_timeout_ms = o.command_timeout_ms;
+      ping_interval_ms = o.ping_interval_ms;
+      reconnect_min_ms = o.reconnect_min_ms;
+      reconnect_max_ms = o.reconnect_max_ms;
+      buffer_max_messages = o.buffer_max_messages;
+      buffer_max_bytes = o.buffer_max_bytes;
+    }
+  } _live;
+  struct Counters {
+    std::atomic<uint64_t> published{0};       // acknowledged by Redis
+    std::atomic<uint64_t> publish_errors{0};  // refused by Redis (reported)
+    std::atomic<uint64_t> buffer_full{0};     // publishes refused with EAGAIN
+    std::atomic<uint64_t> received{0};        // messages delivered to this node
+    std::atomic<uint64_t> reconnects{0};      // links re-established after a loss
+    std::atomic<int> pub_up{0}, sub_up{0};
+  } _count;
 
   // Shared with publishing threads.
   std::mutex _mutex;

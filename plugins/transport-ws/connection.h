@@ -29,8 +29,10 @@ class OutQueue {
   }
   SharedFrame* at(uint32_t i) const { return _ring[(_head + i) & (_cap - 1)]; }
   uint32_t head_offset() const { return _head_offset; }
-  // Marks n bytes written, releasing the frames fully written.
-  void consume(size_t n) {
+  // Marks n bytes written, releasing the frames fully written (each passed to `written`
+  // first).
+  template <typename F>
+  void consume(size_t n, F&& written) {
     _bytes -= n;
     while (n > 0) {
       SharedFrame* f = _ring[_head];
@@ -40,6 +42,7 @@ class OutQueue {
         return;
       }
       n -= left;
+      written(f);
       pop();
     }
     if (_count == 0 && _cap > 16) release();  // a burst is over: give the memory back

@@ -12,16 +12,15 @@ struct flowrelay_transport {
 
 namespace {
 
-using flowrelay::ws::TransportContext;
 using flowrelay::ws::WsServer;
 
 flowrelay_status ws_create(const flowrelay_transport_host_api* api, flowrelay_host* host,
                            const flowrelay_option* options, size_t n_options,
                            flowrelay_transport** out, char* err, size_t err_cap) {
   try {
-    TransportContext ctx{api, host, {}};
-    if (!ctx.options.parse(options, n_options, err, err_cap)) return FLOWRELAY_EINVAL;
-    *out = new flowrelay_transport{WsServer(std::move(ctx))};
+    flowrelay::ws::WsOptions parsed;
+    if (!parsed.parse(options, n_options, err, err_cap)) return FLOWRELAY_EINVAL;
+    *out = new flowrelay_transport{WsServer(api, host, std::move(parsed))};
     return FLOWRELAY_OK;
   } catch (const std::exception& e) {
     std::snprintf(err, err_cap, "transport-ws: %s", e.what());
@@ -60,6 +59,30 @@ void ws_subscribed(flowrelay_transport* self, flowrelay_str channel, flowrelay_s
   }
 }
 
+void ws_metrics(flowrelay_transport* self, flowrelay_write_fn write, void* ctx) {
+  try {
+    const std::string text = self->server.metrics();
+    write(ctx, {text.data(), text.size()});
+  } catch (const std::exception&) {
+  }
+}
+
+flowrelay_status ws_reconfigure(flowrelay_transport* self, const flowrelay_option* options,
+                                size_t n_options, char* err, size_t err_cap) {
+  try {
+    flowrelay::ws::WsOptions fresh;
+    if (!fresh.parse(options, n_options, err, err_cap)) return FLOWRELAY_EINVAL;
+    const std::string fixed = self->server.reconfigure(fresh);
+    if (fixed.empty()) return FLOWRELAY_OK;
+    std::snprintf(err, err_cap, "transport-ws: %s changed: takes effect after a restart",
+                  fixed.c_str());
+    return FLOWRELAY_EUNSUPPORTED;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_cap, "transport-ws: %s", e.what());
+    return FLOWRELAY_EINTERNAL;
+  }
+}
+
 const flowrelay_transport_vtable kVtable = {
     sizeof(flowrelay_transport_vtable),
     FLOWRELAY_ABI_MAJOR,
@@ -69,6 +92,8 @@ const flowrelay_transport_vtable kVtable = {
     ws_destroy,
     ws_deliver,
     ws_subscribed,
+    ws_metrics,
+    ws_reconfigure,
 };
 
 const flowrelay_plugin_info kInfo = {

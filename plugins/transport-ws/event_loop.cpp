@@ -161,11 +161,15 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* frame) {
       ch.own.pop_front();
     }
   }
+  uint64_t n = 0;
   for (Connection* c : ch.members) {
     if (c->id == skip) continue;
     frame->ref();
     send(c, frame);
+    ++n;
   }
+  _stats.deliveries.add(n);
+  _stats.bytes_out.add(n * frame->size());
 }
 
 // ---------------------------------------------------------------------------- main loop
@@ -269,7 +273,8 @@ void EventLoop::on_accept() {
       continue;
     }
     ++_connections;
-    timer_add(c, TimerList::Handshake, _ctx.options.handshake_timeout_ms);
+    _stats.connections_total.add();
+    timer_add(c, TimerList::Handshake, _ctx.limits.handshake_timeout_ms.load(std::memory_order_relaxed));
   }
 }
 
@@ -317,7 +322,7 @@ void EventLoop::on_input(Connection* c, char* data, size_t len) {
   }
   if (c->state == ConnState::Dead) return;
   if (c->state == ConnState::Joining &&
-      len - used > _ctx.options.max_message_size + _ctx.options.max_header_size)
+      len - used > _ctx.limits.max_message_size.load(std::memory_order_relaxed) + _ctx.limits.max_header_size.load(std::memory_order_relaxed))
     return close_now(c);  // floods before it was even let in
   const size_t rest = len - used;
   if (rest == 0 || c->state == ConnState::Closing) {
@@ -334,11 +339,11 @@ size_t EventLoop::on_handshake(Connection* c, char* data, size_t len) {
   const std::string_view text(data, len);
   const size_t end = text.find("\r\n\r\n");
   if (end == std::string_view::npos) {
-    if (len > _ctx.options.max_header_size)
+    if (len > _ctx.limits.max_header_size.load(std::memory_order_relaxed))
       send_http_and_close(c, http_error(431, "request headers too large"));
     return 0;
   }
-  if (end + 4 > _ctx.options.max_header_size) {
+  if (end + 4 > _ctx.limits.max_header_size.load(std::memory_order_relaxed)) {
     send_http_and_close(c, http_error(431, "request headers too large"));
     return 0;
   }
@@ -390,7 +395,7 @@ void EventLoop::process_held_input(Connection* c) {
 
 size_t EventLoop::on_frames(Connection* c, char* data, size_t len) {
   size_t used = 0;
-  const uint64_t max = _ctx.options.max_message_size;
+  const uint64_t max = _ctx.limits.max_message_size.load(std::memory_order_relaxed);
   while (c->state == ConnState::Open) {
     FrameHeader h;
     const auto* p = reinterpret_cast<uint8_t*>(data + used);
@@ -477,12 +482,15 @@ void EventLoop::on_close_frame(Connection* c, const char* payload, size_t len) {
 
 void EventLoop::publish(Connection* c, std::string_view payload) {
   const std::string& channel = c->channel->name;
+  _stats.messages_in.add();
+  _stats.bytes_in.add(payload.size());
   if (!_ctx.options.echo)
     c->channel->own.push_back({c->id, std::hash<std::string_view>{}(payload), now_ms()});
   const flowrelay_status s = _ctx.api->publish(_ctx.host, {channel.data(), channel.size()},
                                                {payload.data(), payload.size()});
   if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) return;
   if (!_ctx.options.echo && c->channel && !c->channel->own.empty()) c->channel->own.pop_back();
+  _stats.publish_errors.add();
   // The client must learn that its message was not taken (never silent loss).
   if (s == FLOWRELAY_EAGAIN || s == FLOWRELAY_EUNAVAIL)
     send_close(c, close_code::TryAgainLater, "broker unavailable, message not published");
@@ -495,11 +503,12 @@ void EventLoop::publish(Connection* c, std::string_view payload) {
 void EventLoop::send(Connection* c, SharedFrame* f) {
   const uint64_t queued = c->out.bytes() + f->size();
   c->out.push(f);
-  if (queued > _ctx.options.max_outbound_bytes && c->state == ConnState::Open) {
+  if (queued > _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed) && c->state == ConnState::Open) {
     // Slow consumer: it cannot take a close frame behind a full queue, so it is dropped.
     _ctx.log(FLOWRELAY_LOG_NOTICE, "closing a slow consumer on " + c->channel->name + " (" +
                                        std::to_string(queued) + " bytes queued)");
     shutdown(c->fd, SHUT_RDWR);
+    _stats.slow_consumer_closes.add();
     c->state = ConnState::Closing;  // leaves the channel at the next flush/timer
     _dead.push_back(c);             // close_now() at the end of the iteration
     return;
@@ -512,6 +521,9 @@ void EventLoop::send(Connection* c, SharedFrame* f) {
 
 void EventLoop::send_close(Connection* c, uint16_t code, std::string_view reason) {
   if (c->state != ConnState::Open && c->state != ConnState::Joining) return;
+  if (code == close_code::ProtocolError || code == close_code::UnsupportedData ||
+      code == close_code::InvalidPayload || code == close_code::TooBig)
+    _stats.protocol_closes.add();
   char body[125];
   body[0] = char(code >> 8);
   body[1] = char(code & 0xff);
@@ -521,6 +533,7 @@ void EventLoop::send_close(Connection* c, uint16_t code, std::string_view reason
 }
 
 void EventLoop::send_http_and_close(Connection* c, const std::string& response) {
+  _stats.handshakes_rejected.add();
   begin_closing(c, SharedFrame::raw(response));
 }
 
@@ -529,7 +542,7 @@ void EventLoop::begin_closing(Connection* c, SharedFrame* goodbye) {
   c->state = ConnState::Closing;
   send(c, goodbye);
   timer_remove(c);
-  timer_add(c, TimerList::Closing, _ctx.options.close_timeout_ms);
+  timer_add(c, TimerList::Closing, _ctx.limits.close_timeout_ms.load(std::memory_order_relaxed));
 }
 
 void EventLoop::flush(Connection* c) {
@@ -551,7 +564,10 @@ void EventLoop::flush(Connection* c) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return watch_writable(c, true);
       return close_now(c);
     }
-    c->out.consume(static_cast<size_t>(w));
+    const int64_t now = SharedFrame::monotonic_ns();
+    c->out.consume(static_cast<size_t>(w), [&](const SharedFrame* f) {
+      if (f->created_ns()) _stats.observe_latency_ns(now - f->created_ns());
+    });
   }
   watch_writable(c, false);
   // Everything written: after our close frame or HTTP error, half-close so the peer sees EOF
@@ -589,6 +605,7 @@ void EventLoop::close_now(Connection* c) {
   close(c->fd);
   c->fd = -1;
   c->state = ConnState::Dead;
+  _stats.connections_closed.add();
   c->out.clear();
   --_connections;
   _dead.push_back(c);

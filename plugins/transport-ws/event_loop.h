@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "connection.h"
-#include "ws_options.h"
+#include "transport_context.h"
 
 namespace flowrelay::ws {
 
@@ -39,14 +39,6 @@ struct LoopChannel {
   std::deque<OwnPublish> own;        // only used when channels.echo is false
 };
 
-struct TransportContext {
-  const flowrelay_transport_host_api* api;
-  flowrelay_host* host;
-  WsOptions options;
-  void log(flowrelay_log_level level, const std::string& text) const {
-    api->log(host, level, {text.data(), text.size()});
-  }
-};
 
 class EventLoop {
  public:
@@ -63,6 +55,7 @@ class EventLoop {
   // [any thread] Say goodbye (1001) to everyone, wait at most timeout_ms, then exit the thread.
   void post_stop(uint32_t timeout_ms);
   void join();
+  const LoopStats& stats() const { return _stats; }
 
  private:
   struct Item {
@@ -134,6 +127,7 @@ class EventLoop {
   } _handshakes, _closings;
   char* _scratch;  // read buffer shared by all connections of this loop
 
+  LoopStats _stats;
   size_t _connections = 0;
   uint64_t _next_session_id = 1;
   bool _stopping = false;

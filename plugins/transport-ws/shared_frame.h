@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <time.h>
 #include <string_view>
 
 #include "frame_codec.h"
@@ -24,6 +25,7 @@ class SharedFrame {
     std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
     std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
     f->_header_len = static_cast<uint8_t>(hlen);
+    if (!channel.empty()) f->_created_ns = monotonic_ns();
     return f;
   }
   // Bytes sent as they are (handshake responses).
@@ -36,6 +38,13 @@ class SharedFrame {
   const char* data() const { return bytes(); }
   uint32_t size() const { return _size; }
   std::string_view channel() const { return {bytes() + _size, _channel_len}; }
+  // When a channel message was encoded (0 for control frames and raw bytes).
+  int64_t created_ns() const { return _created_ns; }
+  static int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
   std::string_view payload() const { return {bytes() + _header_len, _size - _header_len}; }
 
   void ref() { _refs.fetch_add(1, std::memory_order_relaxed); }
@@ -60,6 +69,7 @@ class SharedFrame {
   uint32_t _size;
   uint32_t _channel_len;
   uint8_t _header_len = 0;
+  int64_t _created_ns = 0;
 };
 
 }  // namespace flowrelay::ws

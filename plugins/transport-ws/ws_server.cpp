@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace flowrelay::ws {
@@ -84,6 +85,84 @@ void WsServer::deliver(std::string_view channel, std::string_view payload) {
   SharedFrame* frame = SharedFrame::message(channel, Opcode::Text, payload);
   for (size_t i = 1; i < _loops.size(); ++i) frame->ref();
   for (auto& loop : _loops) loop->post_deliver(frame);
+}
+
+std::string WsServer::metrics() const {
+  LoopStats sum;
+  auto add = [](LoopStats::Counter& to, const LoopStats::Counter& from) { to.add(from.get()); };
+  for (const auto& loop : _loops) {
+    const LoopStats& s = loop->stats();
+    add(sum.connections_total, s.connections_total);
+    add(sum.connections_closed, s.connections_closed);
+    add(sum.handshakes_rejected, s.handshakes_rejected);
+    add(sum.messages_in, s.messages_in);
+    add(sum.bytes_in, s.bytes_in);
+    add(sum.deliveries, s.deliveries);
+    add(sum.bytes_out, s.bytes_out);
+    add(sum.slow_consumer_closes, s.slow_consumer_closes);
+    add(sum.protocol_closes, s.protocol_closes);
+    add(sum.publish_errors, s.publish_errors);
+    add(sum.latency_count, s.latency_count);
+    add(sum.latency_sum_ns, s.latency_sum_ns);
+    for (int i = 0; i < kLatencyBucketCount; ++i) add(sum.latency_buckets[i], s.latency_buckets[i]);
+  }
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, uint64_t value,
+                    const char* labels = "") {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + labels + " " + std::to_string(value) + "\n";
+  };
+  const uint64_t total = sum.connections_total.get(), closed = sum.connections_closed.get();
+  metric("flowrelay_connections", "gauge", "WebSocket connections open now", total - closed);
+  metric("flowrelay_connections_total", "counter", "WebSocket connections accepted", total);
+  metric("flowrelay_connections_rejected_total", "counter",
+         "Connections refused at the handshake (HTTP error)", sum.handshakes_rejected.get());
+  metric("flowrelay_messages_in_total", "counter", "Messages received from clients",
+         sum.messages_in.get(), "{lane=\"message\"}");
+  metric("flowrelay_bytes_in_total", "counter", "Payload bytes received from clients",
+         sum.bytes_in.get(), "{lane=\"message\"}");
+  metric("flowrelay_deliveries_total", "counter", "Frames queued to clients (fan-out)",
+         sum.deliveries.get(), "{lane=\"message\"}");
+  metric("flowrelay_bytes_out_total", "counter", "Frame bytes queued to clients",
+         sum.bytes_out.get(), "{lane=\"message\"}");
+  metric("flowrelay_slow_consumer_closes_total", "counter",
+         "Clients disconnected for not reading (max_outbound_bytes)",
+         sum.slow_consumer_closes.get());
+  metric("flowrelay_protocol_closes_total", "counter",
+         "Clients closed for a protocol violation (1002, 1003, 1007, 1009)",
+         sum.protocol_closes.get());
+  metric("flowrelay_publish_errors_total", "counter",
+         "Client messages the broker refused (the client was told)", sum.publish_errors.get());
+  const char* h = "flowrelay_delivery_latency_seconds";
+  out += std::string("# HELP ") + h +
+         " From a message reaching the transport to its frame written for one client\n# TYPE " +
+         h + " histogram\n";
+  uint64_t cumulative = 0;
+  char le[32];
+  for (int i = 0; i < kLatencyBucketCount; ++i) {
+    cumulative += sum.latency_buckets[i].get();
+    std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
+    out += std::string(h) + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  out += std::string(h) + "_bucket{le=\"+Inf\"} " + std::to_string(sum.latency_count.get()) + "\n";
+  std::snprintf(le, sizeof le, "%.9f", sum.latency_sum_ns.get() / 1e9);
+  out += std::string(h) + "_sum " + le + "\n" + h + "_count " +
+         std::to_string(sum.latency_count.get()) + "\n";
+  return out;
+}
+
+std::string WsServer::reconfigure(const WsOptions& fresh) {
+  const WsOptions& now = _ctx.options;
+  std::string fixed;
+  auto check = [&](bool changed, const char* name) {
+    if (changed) fixed += (fixed.empty() ? "" : ", ") + std::string(name);
+  };
+  check(fresh.listen_host != now.listen_host || fresh.listen_port != now.listen_port, "listen");
+  check(fresh.path != now.path, "path");
+  check(fresh.io_threads != now.io_threads, "io_threads");
+  check(fresh.backlog != now.backlog, "backlog");
+  _ctx.limits.apply(fresh);
+  return fixed;
 }
 
 void WsServer::subscribed(std::string_view channel, flowrelay_status status) {

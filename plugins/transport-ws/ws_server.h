@@ -12,7 +12,8 @@ namespace flowrelay::ws {
 
 class WsServer {
  public:
-  explicit WsServer(TransportContext ctx) : _ctx(std::move(ctx)) {}
+  WsServer(const flowrelay_transport_host_api* api, flowrelay_host* host, WsOptions options)
+      : _ctx(api, host, std::move(options)) {}
   ~WsServer();
 
   // Binds and starts the loops; on failure returns false with a message in err.
@@ -21,6 +22,10 @@ class WsServer {
   // [any thread] Encodes the frame once and hands it to every loop.
   void deliver(std::string_view channel, std::string_view payload);
   void subscribed(std::string_view channel, flowrelay_status status);
+  // Prometheus text, summed over the loops.
+  std::string metrics() const;
+  // Applies the live limits of `fresh`; returns the names of options that need a restart.
+  std::string reconfigure(const WsOptions& fresh);
 
  private:
   TransportContext _ctx;

@@ -30,6 +30,8 @@
   X(flowrelay_broker_vtable, publish, 32)          \
   X(flowrelay_broker_vtable, subscribe, 40)        \
   X(flowrelay_broker_vtable, unsubscribe, 48)      \
+  X(flowrelay_broker_vtable, metrics, 56)          \
+  X(flowrelay_broker_vtable, reconfigure, 64)      \
   X(flowrelay_transport_host_api, struct_size, 0)  \
   X(flowrelay_transport_host_api, abi_minor, 4)    \
   X(flowrelay_transport_host_api, log, 8)          \
@@ -44,6 +46,8 @@
   X(flowrelay_transport_vtable, destroy, 32)       \
   X(flowrelay_transport_vtable, deliver, 40)       \
   X(flowrelay_transport_vtable, subscribed, 48)    \
+  X(flowrelay_transport_vtable, metrics, 56)       \
+  X(flowrelay_transport_vtable, reconfigure, 64)   \
   X(flowrelay_plugin_info, struct_size, 0)         \
   X(flowrelay_plugin_info, abi_major, 4)           \
   X(flowrelay_plugin_info, abi_minor, 8)           \
@@ -57,9 +61,9 @@
   X(flowrelay_str, 16, 8)                \
   X(flowrelay_option, 32, 8)             \
   X(flowrelay_broker_host_api, 48, 8)    \
-  X(flowrelay_broker_vtable, 56, 8)      \
+  X(flowrelay_broker_vtable, 72, 8)      \
   X(flowrelay_transport_host_api, 40, 8) \
-  X(flowrelay_transport_vtable, 56, 8)   \
+  X(flowrelay_transport_vtable, 72, 8)   \
   X(flowrelay_plugin_info, 48, 8)        \
   X(flowrelay_status, 4, 4)              \
   X(flowrelay_log_level, 4, 4)

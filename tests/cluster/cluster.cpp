@@ -275,16 +275,16 @@ RedisServer::RedisServer(const RunDir& dir) : _dir(dir) {
 
 Clock::time_point RedisServer::start(Millis timeout) {
   const std::string log_path = _dir.path() + "/redis-" + std::to_string(++_generation) + ".log";
-  _proc.start({redis_binary(), "--port", std::to_string(_port), "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", _dir.path(), "--logfile", ""},
+  _proc.start({redis_binary(), "--port", std::to_string(_port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", _dir.path(), "--logfile", ""},
               log_path);
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     if (answers_ping(100ms)) return Clock::now();
     if (!_proc.running() || Clock::now() >= deadline) {
       _proc.kill_group();
-      throw std::runtime_error("redis-server did not answer PING on port " +
-                               std::to_string(_port) + "; log:\n" + read_text_file(log_path));
+      throw std::runtime_error("redis-server did not answer PING on port " + std::to_string(_port) +
+                               "; log:\n" + read_text_file(log_path));
     }
     std::this_thread::sleep_for(2ms);
   }
@@ -335,8 +335,8 @@ Replica::Replica(const RunDir& dir, std::string name, const std::string& redis_u
   do {
     _http_port = itest::free_port();
   } while (_http_port == _ws_port);
-  const std::string config = _dir.write(
-      _name + ".yaml", replica_config(_ws_port, _http_port, redis_url, options));
+  const std::string config =
+      _dir.write(_name + ".yaml", replica_config(_ws_port, _http_port, redis_url, options));
   _proc.start({itest::daemon_binary(), "--config", config}, _log_path);
 }
 
@@ -374,12 +374,11 @@ std::string render_nginx_conf(const std::string& listen, const std::array<std::s
   const std::string path = std::string(source_dir()) + "/deploy/nginx.conf";
   std::string text = read_text_file(path);
   if (text.empty()) throw std::runtime_error("cannot read " + path);
-  const std::vector<std::pair<std::string, std::string>> values = {
-      {"${LISTEN}", listen},
-      {"${REPLICA_1}", replicas[0]},
-      {"${REPLICA_2}", replicas[1]},
-      {"${REPLICA_3}", replicas[2]},
-      {"${RUN_DIR}", run_dir}};
+  const std::vector<std::pair<std::string, std::string>> values = {{"${LISTEN}", listen},
+                                                                   {"${REPLICA_1}", replicas[0]},
+                                                                   {"${REPLICA_2}", replicas[1]},
+                                                                   {"${REPLICA_3}", replicas[2]},
+                                                                   {"${RUN_DIR}", run_dir}};
   for (const auto& [key, value] : values) {
     size_t pos = 0;
     bool found = false;
@@ -390,9 +389,13 @@ std::string render_nginx_conf(const std::string& listen, const std::array<std::s
     }
     if (!found) throw std::runtime_error(path + " has no " + key + " placeholder");
   }
-  if (const size_t left = text.find("${"); left != std::string::npos) {
-    throw std::runtime_error(path + ": unknown placeholder left after rendering: " +
-                             text.substr(left, text.find('}', left) - left + 1));
+  // A placeholder nginx would see (outside comments) that was not filled in.
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const std::string code = line.substr(0, line.find('#'));
+    if (code.find("${") != std::string::npos) {
+      throw std::runtime_error(path + ": placeholder left after rendering: " + line);
+    }
   }
   return text;
 }
@@ -402,7 +405,8 @@ Nginx::Nginx(const RunDir& dir, const std::array<std::string, 3>& replicas, Mill
   for (int attempt = 1;; ++attempt) {
     _port = itest::free_port();
     const std::string listen = "127.0.0.1:" + std::to_string(_port);
-    const std::string conf = _dir.write("nginx.conf", render_nginx_conf(listen, replicas, dir.path()));
+    const std::string conf =
+        _dir.write("nginx.conf", render_nginx_conf(listen, replicas, dir.path()));
     _proc.start({nginx_binary(), "-p", dir.path() + "/", "-c", conf, "-e",
                  dir.path() + "/nginx-error.log", "-g", "daemon off;"},
                 dir.path() + "/nginx.out");

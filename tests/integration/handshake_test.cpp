@@ -189,6 +189,26 @@ INSTANTIATE_TEST_SUITE_P(
                    431, "", ""}),
     [](const auto& info) { return info.param.name; });
 
+// Header names are case-insensitive (RFC 7230 3.2); proxies and HTTP/2 gateways lowercase them.
+TEST_F(HandshakeTest, HeaderNamesAreCaseInsensitive) {
+  for (bool upper : {false, true}) {
+    SCOPED_TRACE(upper ? "UPPERCASE" : "lowercase");
+    RawClient c(port());
+    const std::string key = make_ws_key();
+    const std::string req =
+        upper ? "GET /ws/cases HTTP/1.1\r\nHOST: 127.0.0.1\r\nUPGRADE: websocket\r\n"
+                "CONNECTION: Upgrade\r\nSEC-WEBSOCKET-KEY: " +
+                    key + "\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n"
+              : "GET /ws/cases HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\n"
+                "connection: upgrade\r\nsec-websocket-key: " +
+                    key + "\r\nsec-websocket-version: 13\r\n\r\n";
+    HttpHead h = c.request(req);
+    ASSERT_EQ(h.status, 101) << h.status_line;
+    EXPECT_EQ(h.header("Sec-WebSocket-Accept"), expected_accept(key));
+    expect_websocket_works(c);
+  }
+}
+
 // Not HTTP at all: refused with 400 and closed (not left hanging).
 TEST_F(HandshakeTest, GarbageRequestIsRefused) {
   RawClient c(port());

@@ -569,12 +569,14 @@ bool RawClient::pump() {
     }
     if (n == 0) {
       _closed = true;
+      if (_close_on_eof) _sock.close();  // like a browser: the server's EOF ends the connection
       return false;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
     _closed = true;
     _reset = (errno == ECONNRESET);
+    if (_close_on_eof) _sock.close();
     return false;
   }
 }

@@ -274,6 +274,10 @@ class RawClient {
   bool pump();
   std::optional<Frame> pop_frame();
 
+  // By default the client closes its socket as soon as it sees the server's EOF (as browsers
+  // do); false keeps its half open, like a peer that never notices.
+  void set_close_on_eof(bool on) { _close_on_eof = on; }
+
   // Abrupt disconnects without a close frame: RST (SO_LINGER 0) or a plain FIN.
   void reset_close();
   void fin_close();
@@ -284,6 +288,7 @@ class RawClient {
   std::string _buf;
   bool _closed = false;
   bool _reset = false;
+  bool _close_on_eof = true;
 };
 
 // Polls all clients (poll(2)) until `done()` is true or `timeout` passes, handing every complete

@@ -338,6 +338,26 @@ TEST_P(CloseHandshake, ValidCodeIsEchoed) {
 
 INSTANTIATE_TEST_SUITE_P(Codes, CloseHandshake, ::testing::Values(1000, 3000, 4999));
 
+// Control frames may come between fragments; a close there ends the connection normally.
+TEST_F(MessagingTest, CloseInsideFragmentedMessageIsEchoed) {
+  RawClient c(port());
+  ASSERT_TRUE(c.upgrade("/ws/close-mid"));
+  FrameSpec first;
+  first.opcode = kText;
+  first.fin = false;
+  first.payload = "partial";
+  FrameSpec close;
+  close.opcode = kClose;
+  close.payload = close_payload(1000);
+  ASSERT_TRUE(c.send_raw(encode_frame(first) + encode_frame(close)));
+  std::vector<Frame> before;
+  auto f = c.read_until_close(5s, &before);
+  ASSERT_TRUE(f.has_value()) << "no close frame in answer";
+  EXPECT_EQ(f->close_code(), 1000) << f->describe();
+  for (const Frame& b : before) ADD_FAILURE() << "unexpected frame before close: " << b.describe();
+  EXPECT_TRUE(c.wait_closed(5s));
+}
+
 TEST_F(MessagingTest, CloseWithoutPayloadIsAnswered) {
   RawClient c(port());
   ASSERT_TRUE(c.upgrade("/ws/closer"));

@@ -175,8 +175,29 @@ void sigterm_test(bool answer) {
   connect_clients(
       d, kClients, [](size_t i) { return "term" + std::to_string(i % 4); }, clients);
   ASSERT_EQ(clients.size(), kClients);
+  // Silent clients neither answer the close nor close their end after the server's EOF.
+  if (!answer) {
+    for (auto& c : clients) c.set_close_on_eof(false);
+  }
   // One Poco client too.
   WsClient poco(d.ws_port(), "term0");
+  // A client in the middle of a fragmented message still gets its 1001.
+  ASSERT_TRUE(clients[1].send_text("unfinished", false));
+  // Connections that never completed a handshake must not hold the shutdown up: one silent,
+  // one with half a request.
+  RawClient silent(d.ws_port());
+  RawClient half(d.ws_port());
+  ASSERT_TRUE(half.send_raw("GET /ws/term0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+  // The pong proves the daemon has read the fragment before the signal (and, the accept loop
+  // being the same, has most likely accepted the two connections opened before it).
+  {
+    FrameSpec ping;
+    ping.opcode = kPing;
+    ASSERT_TRUE(clients[1].send_frame(ping));
+    Frame pong;
+    ASSERT_EQ(clients[1].read_frame(pong, 5s), ReadResult::Frame);
+    ASSERT_EQ(pong.opcode, kPong) << pong.describe();
+  }
 
   const auto t0 = Clock::now();
   ASSERT_EQ(::kill(d.pid(), SIGTERM), 0);
@@ -210,7 +231,15 @@ void sigterm_test(bool answer) {
   EXPECT_EQ(m->opcode(), Poco::Net::WebSocket::FRAME_OP_CLOSE);
   ASSERT_GE(m->payload.size(), 2u);
   EXPECT_EQ((static_cast<uint8_t>(m->payload[0]) << 8) | static_cast<uint8_t>(m->payload[1]), 1001);
-  if (answer) poco.close(1001);
+  if (answer) {
+    poco.close(1001);
+    poco.socket().close();
+    // Close handshake complete: the server now closes each connection (the clients close their
+    // end on the server's EOF, as browsers do).
+    for (size_t i = 0; i < kClients; ++i) {
+      EXPECT_TRUE(clients[i].wait_closed(5s)) << "client " << i << ": no EOF after the handshake";
+    }
+  }
 
   ExitStatus st = d.wait_exit(o.shutdown_timeout_ms * 1ms + 5s);
   const auto took = std::chrono::duration_cast<Millis>(Clock::now() - t0);
@@ -219,6 +248,8 @@ void sigterm_test(bool answer) {
   for (size_t i = 0; i < kClients; ++i) {
     EXPECT_TRUE(clients[i].wait_closed(2s)) << "client " << i << " still connected after exit";
   }
+  EXPECT_TRUE(silent.wait_closed(2s)) << "pre-handshake connection still open after exit";
+  EXPECT_TRUE(half.wait_closed(2s)) << "half-handshake connection still open after exit";
   std::printf("[ info ] daemon exited %lld ms after SIGTERM (clients %s)\n",
               static_cast<long long>(took.count()), answer ? "answered" : "silent");
 }

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define FLOWRELAY_ABI_MAJOR 1
-#define FLOWRELAY_ABI_MINOR 0
+#define FLOWRELAY_ABI_MINOR 1 /* 1.1: metrics, reconfigure */
 #define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v1"
 
 #if defined(__GNUC__)
@@ -73,6 +73,10 @@ typedef struct flowrelay_option {
   flowrelay_str key;
   flowrelay_str value;
 } flowrelay_option;
+
+/* Where a plugin writes text the daemon collects (metrics): called any number of times with
+ * consecutive pieces, each borrowed for the call. */
+typedef void (*flowrelay_write_fn)(void *ctx, flowrelay_str text);
 
 /* Opaque handles. flowrelay_host is the daemon's per-plugin-instance context; the others are
  * the plugin's own instance types. */
@@ -146,6 +150,20 @@ typedef struct flowrelay_broker_vtable {
   /* [any thread, non-blocking] The last local session left `channel`. Deliveries of the
    * channel may still arrive briefly after it returns; the daemon drops them. */
   flowrelay_status (*unsubscribe)(flowrelay_broker *self, flowrelay_str channel);
+
+  /* --- ABI 1.1 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
+
+  /* [any thread, non-blocking] Writes the plugin's metrics in the Prometheus text format
+   * 0.0.4 (# HELP / # TYPE lines, then samples; names start with "flowrelay_"). Served on
+   * GET /metrics next to the daemon's own. */
+  void (*metrics)(flowrelay_broker *self, flowrelay_write_fn write, void *ctx);
+
+  /* [main] Configuration reload (SIGHUP): the section's options as create() got them. Applies
+   * what can change while running and returns FLOWRELAY_OK; FLOWRELAY_EUNSUPPORTED when some
+   * option changed that needs a restart (err names it; the rest is applied); FLOWRELAY_EINVAL
+   * when the options are invalid (err says why; nothing is applied). */
+  flowrelay_status (*reconfigure)(flowrelay_broker *self, const flowrelay_option *options,
+                                  size_t n_options, char *err, size_t err_cap);
 } flowrelay_broker_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -200,6 +218,15 @@ typedef struct flowrelay_transport_vtable {
   /* [any thread, non-blocking] Completes the PENDING subscribes of `channel`: status
    * FLOWRELAY_OK lets the waiting sessions in, an error refuses them. */
   void (*subscribed)(flowrelay_transport *self, flowrelay_str channel, flowrelay_status status);
+
+  /* --- ABI 1.1 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
+
+  /* [any thread, non-blocking] As in flowrelay_broker_vtable. */
+  void (*metrics)(flowrelay_transport *self, flowrelay_write_fn write, void *ctx);
+
+  /* [main] As in flowrelay_broker_vtable (limits may change live, listen addresses not). */
+  flowrelay_status (*reconfigure)(flowrelay_transport *self, const flowrelay_option *options,
+                                  size_t n_options, char *err, size_t err_cap);
 } flowrelay_transport_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
