@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -50,6 +51,7 @@ constexpr size_t kReadSize = 64 * 1024;                  // one batch read per r
 constexpr int64_t kHandshakeTimeoutNs = 10 * kNsPerSec;  // per connection
 constexpr size_t kMaxResponseHeader = 16 * 1024;
 constexpr size_t kMaxPendingOut = 16u << 20;  // a publisher's unsent bytes before it skips sends
+constexpr int64_t kAckTimeoutNs = 2 * kNsPerSec;    // --ack all: a message still not everywhere
 constexpr int64_t kCloseTimeoutNs = 2 * kNsPerSec;  // closing handshakes at the end
 constexpr uint32_t kConnsPerSource = 10000;         // connections per source address
 constexpr int64_t kIdleWakeNs = 5 * kNsPerMs;       // loops look at the phase this often
@@ -84,10 +86,12 @@ const char* const kUsage =
     "  --rooms R              conversations; connection i joins room i % R and the first\n"
     "                         connection of each room publishes (default 10)\n"
     "  --rate P               publishes per second in total, spread over the rooms (default 100);\n"
-    "                         0 = saturation: each publisher keeps --window messages "
-    "unacknowledged\n"
-    "                         (acknowledged = its own echo came back; needs echo on)\n"
+    "                         0 = saturation: each publisher keeps at most --window messages\n"
+    "                         unacknowledged\n"
     "  --window W             unacknowledged messages per publisher with --rate 0 (default 32)\n"
+    "  --ack all|echo         --rate 0: a message is acknowledged once every connection of its\n"
+    "                         room received it (all, default: bounds the server's queues) or once\n"
+    "                         the publisher's own echo came back (echo)\n"
     "  --payload BYTES        message size (default 64; at least the ts|room|seq| prefix)\n"
     "  --duration SECONDS     measured publishing time (default 5)\n"
     "  --warmup SECONDS       publishing before the measured window, not counted (default 0)\n"
@@ -108,6 +112,7 @@ struct Options {
   uint32_t payload = 64;
   uint32_t connect_batch = 500;
   uint32_t window = 32;
+  bool ack_echo = false;  // --ack echo: acknowledged = own echo back (else: every member has it)
   double rate = 100;
   double duration = 5;
   double warmup = 0;
@@ -169,7 +174,11 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--connect-batch") {
       o.connect_batch = parse_count(a, value(), 1, 1'000'000);
     } else if (a == "--window") {
-      o.window = parse_count(a, value(), 1, 1'000'000);
+      o.window = parse_count(a, value(), 1, 1024);
+    } else if (a == "--ack") {
+      const std::string m = value();
+      if (m != "all" && m != "echo") die("--ack: 'all' or 'echo', not '" + m + "'");
+      o.ack_echo = m == "echo";
     } else if (a == "--rate") {
       o.rate = parse_number(a, value(), 0, 1e9);
     } else if (a == "--duration") {
@@ -330,6 +339,15 @@ struct Shared {
   int64_t end_ns = 0;                                  // no publish at or after this
   std::unique_ptr<std::atomic<uint32_t>[]> room_open;  // open connections per room, now
   std::atomic<uint32_t> threads_connected{0};
+  // --rate 0 --ack all: deliveries still missing per message, [room * ack_ring + seq % ack_ring]
+  // (set by the publisher before it sends, decremented by every receiver).
+  uint32_t ack_ring = 0;
+  std::unique_ptr<std::atomic<int32_t>[]> ack_remaining;
+  struct alignas(64) Wake {
+    std::atomic<bool> sleeping{false};  // the thread is (about to be) in epoll_wait
+    int fd = -1;                        // its eventfd
+  };
+  std::unique_ptr<Wake[]> wake;  // per thread: receivers wake a publisher's thread on an ack
 };
 
 // What a thread reports; the atomics are polled by main during the drain.
@@ -344,6 +362,7 @@ struct Stats {
   uint64_t sent = 0, expected = 0, received = 0;
   uint64_t window_deliveries = 0;  // any message received inside the measured window
   uint64_t duplicates = 0, out_of_order = 0, gaps = 0, foreign = 0, send_skipped = 0;
+  uint64_t ack_timeouts = 0;
   uint64_t bytes_in = 0;
   std::string first_error;
 };
@@ -375,8 +394,9 @@ struct Publisher {
   uint32_t conn = 0;  // local connection index
   uint32_t room = 0;
   uint64_t next_idx = 0;  // global schedule index of its next message (rate mode)
-  uint32_t seq = 0;
-  uint32_t inflight = 0;  // sent, own echo not back yet (saturation mode)
+  uint32_t seq = 0;       // last sent
+  uint32_t acked = 0;     // --ack all: every seq up to this one is acknowledged
+  uint32_t inflight = 0;  // --rate 0: sent, not acknowledged
 };
 
 // ------------------------------------------------------------------------------- worker
@@ -384,7 +404,11 @@ struct Publisher {
 class Worker {
  public:
   Worker(Shared& sh, LiveCounters& live, uint32_t id, std::vector<uint32_t> global_ids)
-      : _sh(sh), _o(*sh.opts), _live(live), _rng(std::random_device{}() ^ (uint64_t{id} << 32)) {
+      : _sh(sh),
+        _o(*sh.opts),
+        _live(live),
+        _id(id),
+        _rng(std::random_device{}() ^ (uint64_t{id} << 32)) {
     _conns.resize(global_ids.size());
     for (size_t i = 0; i < global_ids.size(); ++i) {
       Conn& c = _conns[i];
@@ -409,9 +433,22 @@ class Worker {
     _ep = epoll_create1(EPOLL_CLOEXEC);
     if (_ep < 0) die(std::string("epoll_create1: ") + std::strerror(errno));
     if (_o.rate > 0) _interval_ns = 1e9 / _o.rate;
+    _ack_all = _o.rate == 0 && !_o.ack_echo;
+    if (_ack_all) {
+      _ack_mask = _sh.ack_ring - 1;
+      _sent_at.assign(_pubs.size() * _sh.ack_ring, 0);
+    }
+    const int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wfd < 0) die(std::string("eventfd: ") + std::strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = kWakeTag;
+    epoll_ctl(_ep, EPOLL_CTL_ADD, wfd, &ev);
+    _sh.wake[id].fd = wfd;
   }
   ~Worker() {
     if (_ep >= 0) ::close(_ep);
+    if (_sh.wake[_id].fd >= 0) ::close(_sh.wake[_id].fd);
   }
 
   void run();
@@ -433,7 +470,11 @@ class Worker {
   void on_frame(Conn& c, uint8_t opcode, bool fin, const uint8_t* p, size_t n, int64_t now);
   void on_message(Conn& c, const uint8_t* p, size_t n, int64_t now);
   int64_t publish_scheduled(int64_t now);
-  void publish_window();
+  void publish_window(int64_t now);
+  bool advance_acks(int64_t now);
+  std::atomic<int32_t>& ack_slot(uint32_t room, uint32_t seq) {
+    return _sh.ack_remaining[size_t{room} * _sh.ack_ring + (seq & _ack_mask)];
+  }
   void send_message(Conn& c, Publisher& p, int64_t now);
   void append_frame(Conn& c, uint8_t opcode, const uint8_t* payload, size_t n);
   void flush(Conn& c);
@@ -447,9 +488,12 @@ class Worker {
   }
   bool stopping() const { return _sh.phase.load(std::memory_order_relaxed) == kStop; }
 
+  static constexpr uint32_t kWakeTag = UINT32_MAX;  // epoll data of the eventfd
+
   Shared& _sh;
   const Options& _o;
   LiveCounters& _live;
+  uint32_t _id;
   std::mt19937_64 _rng;
   std::vector<Conn> _conns;
   std::vector<Publisher> _pubs;
@@ -463,6 +507,9 @@ class Worker {
   std::deque<uint32_t> _hs_queue;  // connections in handshake, in start order (deadline order)
   bool _pending_aborted = false;
   double _interval_ns = 0;
+  bool _ack_all = false;
+  uint32_t _ack_mask = 0;
+  std::vector<int64_t> _sent_at;  // --ack all: send time per [publisher * ack_ring + seq % ring]
   // measurement window, loaded when the publish phase starts (nothing counts before)
   int64_t _start = 0;
   int64_t _warm_end = INT64_MAX;
@@ -478,6 +525,7 @@ void Worker::run() {
   bool pub_done = false;
   bool pwait2 = true;
   for (;;) {
+    bool saturating = false;  // --ack all: receivers of other threads may wake this one
     const int phase = _sh.phase.load(std::memory_order_acquire);
     if (phase == kStop) break;
     int64_t now = mono_ns();
@@ -501,8 +549,9 @@ void Worker::run() {
         if (_o.rate > 0)
           wake = std::min(wake, publish_scheduled(now));
         else
-          publish_window();
+          publish_window(now);
         wake = std::min(wake, _end);
+        saturating = _o.rate == 0 && _ack_all;
       } else if (!pub_done) {
         pub_done = true;
         _live.expected.store(_st.expected, std::memory_order_relaxed);
@@ -510,6 +559,12 @@ void Worker::run() {
       }
     }
     now = mono_ns();
+    if (saturating) {
+      // Announce the sleep, then look once more (an ack completed in between is either seen
+      // here or its receiver sees `sleeping` and writes the eventfd).
+      _sh.wake[_id].sleeping.store(true, std::memory_order_seq_cst);
+      if (advance_acks(now)) wake = now;
+    }
     const int64_t wait = std::max<int64_t>(0, wake - now);
     int n;
     if (pwait2) {
@@ -526,8 +581,16 @@ void Worker::run() {
       if (errno == EINTR) continue;
       die(std::string("epoll_wait: ") + std::strerror(errno));
     }
+    if (saturating) _sh.wake[_id].sleeping.store(false, std::memory_order_relaxed);
     now = mono_ns();  // one clock read per batch: every frame of it arrived by now
-    for (int k = 0; k < n; ++k) on_event(events[k].data.u32, events[k].events, now);
+    for (int k = 0; k < n; ++k) {
+      if (events[k].data.u32 == kWakeTag) {
+        uint64_t v;
+        if (::read(_sh.wake[_id].fd, &v, sizeof v) < 0) continue;
+        continue;
+      }
+      on_event(events[k].data.u32, events[k].events, now);
+    }
     _live.received.store(_st.received, std::memory_order_relaxed);
     if (!pub_done) _live.expected.store(_st.expected, std::memory_order_relaxed);
   }
@@ -869,7 +932,17 @@ void Worker::on_message(Conn& c, const uint8_t* p, size_t n, int64_t now) {
   } else {
     ++_st.out_of_order;
   }
-  if (c.pub >= 0) {
+  if (_ack_all) {
+    if (ack_slot(c.room, s).fetch_sub(1, std::memory_order_seq_cst) == 1) {
+      // This delivery completed the message: wake its publisher's thread if it sleeps.
+      Shared::Wake& w = _sh.wake[c.room % _o.threads];
+      if (&w != &_sh.wake[_id] && w.sleeping.load(std::memory_order_seq_cst) &&
+          w.sleeping.exchange(false)) {
+        const uint64_t one = 1;
+        if (::write(w.fd, &one, sizeof one) < 0) ++_st.foreign;  // cannot fail: counter < max
+      }
+    }
+  } else if (c.pub >= 0 && _o.rate == 0) {
     Publisher& pb = _pubs[static_cast<size_t>(c.pub)];
     if (pb.inflight) --pb.inflight;
   }
@@ -911,18 +984,47 @@ int64_t Worker::publish_scheduled(int64_t now) {
 }
 
 // --rate 0: keep --window messages of each publisher unacknowledged.
-void Worker::publish_window() {
+void Worker::publish_window(int64_t now) {
+  if (_ack_all) advance_acks(now);
   for (Publisher& p : _pubs) {
     Conn& c = _conns[p.conn];
     if (c.state != State::Open || p.inflight >= _o.window) continue;
     while (p.inflight < _o.window) {
       const int64_t t = mono_ns();
       if (t >= _end) break;
+      if (_ack_all) {
+        const uint32_t s = p.seq + 1;
+        ack_slot(p.room, s).store(
+            static_cast<int32_t>(_sh.room_open[p.room].load(std::memory_order_relaxed)),
+            std::memory_order_relaxed);
+        _sent_at[(&p - _pubs.data()) * _sh.ack_ring + (s & _ack_mask)] = t;
+      }
       send_message(c, p, t);
       ++p.inflight;
     }
     flush(c);
   }
+}
+
+// --ack all: moves each publisher past the messages every member received (or that waited past
+// kAckTimeoutNs: a member closed). Returns whether some publisher may send.
+bool Worker::advance_acks(int64_t now) {
+  bool can_send = false;
+  for (Publisher& p : _pubs) {
+    if (_conns[p.conn].state != State::Open) continue;
+    while (p.acked != p.seq) {
+      const uint32_t s = p.acked + 1;
+      if (ack_slot(p.room, s).load(std::memory_order_seq_cst) > 0) {
+        if (now - _sent_at[(&p - _pubs.data()) * _sh.ack_ring + (s & _ack_mask)] <= kAckTimeoutNs)
+          break;
+        ++_st.ack_timeouts;
+      }
+      p.acked = s;
+    }
+    p.inflight = p.seq - p.acked;
+    can_send = can_send || p.inflight < _o.window;
+  }
+  return can_send;
 }
 
 void Worker::send_message(Conn& c, Publisher& p, int64_t now) {
@@ -1146,11 +1248,13 @@ void print_report(const Report& r) {
   field("gaps", u(st.gaps));
   field("foreign", u(st.foreign));
   field("sendSkipped", u(st.send_skipped));
+  field("ackTimeouts", u(st.ack_timeouts));
   field("clientCpuMs", fixed(r.client_cpu_ms, 0));
   field("clientCpuUsPerDelivery", json_num(client_per_delivery, 2, st.received > 0));
   field("rooms", u(o.rooms));
   field("rate", shortest(o.rate));
   field("window", o.rate > 0 ? "null" : u(o.window));
+  field("ack", o.rate > 0 ? "null" : o.ack_echo ? "\"echo\"" : "\"all\"");
   field("payload", u(o.payload));
   field("durationS", fixed(o.duration, 3));
   field("warmupS", fixed(o.warmup, 3));
@@ -1180,6 +1284,14 @@ int run(int argc, char** argv) {
   for (const auto& u : o.urls) sh.targets.push_back(parse_url(u));
   sh.room_open.reset(new std::atomic<uint32_t>[o.rooms]);
   for (uint32_t r = 0; r < o.rooms; ++r) sh.room_open[r].store(0);
+  sh.wake.reset(new Shared::Wake[o.threads]);
+  if (o.rate == 0 && !o.ack_echo) {
+    sh.ack_ring = 2;
+    while (sh.ack_ring <= o.window) sh.ack_ring *= 2;  // more slots than unacknowledged messages
+    const size_t slots = size_t{o.rooms} * sh.ack_ring;
+    sh.ack_remaining.reset(new std::atomic<int32_t>[slots]);
+    for (size_t k = 0; k < slots; ++k) sh.ack_remaining[k].store(0);
+  }
 
   std::vector<std::vector<uint32_t>> share(o.threads);
   for (uint32_t i = 0; i < o.conns; ++i) share[i % o.threads].push_back(i);
@@ -1244,6 +1356,7 @@ int run(int argc, char** argv) {
     a.gaps += s.gaps;
     a.foreign += s.foreign;
     a.send_skipped += s.send_skipped;
+    a.ack_timeouts += s.ack_timeouts;
     a.bytes_in += s.bytes_in;
     if (a.first_error.empty()) a.first_error = s.first_error;
     rep.hist.merge(w->histogram());

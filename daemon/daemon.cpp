@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 
@@ -113,7 +114,9 @@ void Daemon::create_plugins(const Config& config) {
       [this](std::string_view ch, std::string_view p) { return _broker->publish(ch, p); }});
 
   const std::vector<std::pair<std::string, std::string>> extra = {
-      {"channel_prefix", config.channel_prefix}, {"echo", config.echo ? "true" : "false"}};
+      {"channel_prefix", config.channel_prefix},
+      {"echo", config.echo ? "true" : "false"},
+      {"config_dir", std::filesystem::path(config.file).parent_path().string()}};
   for (const auto& section : config.transports) {
     auto host = std::make_unique<flowrelay_host>();
     host->logger = &Poco::Logger::get("transport");
@@ -223,7 +226,9 @@ void Daemon::reload() {
     const bool same_shape = fresh.transports.size() == _config.transports.size();
     note(!same_shape, "transports");
     const std::vector<std::pair<std::string, std::string>> extra = {
-        {"channel_prefix", _config.channel_prefix}, {"echo", _config.echo ? "true" : "false"}};
+        {"channel_prefix", _config.channel_prefix},
+        {"echo", _config.echo ? "true" : "false"},
+        {"config_dir", std::filesystem::path(_config.file).parent_path().string()}};
     for (size_t i = 0; same_shape && i < fresh.transports.size(); ++i) {
       if (fresh.transports[i].plugin != _config.transports[i].plugin) {
         note(true, fresh.transports[i].where + ".plugin");

@@ -2,6 +2,7 @@
 // (input and fragment buffers exist only while a partial frame or message is pending).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -93,7 +94,7 @@ enum class ConnState : uint8_t {
 };
 
 // Which timer list a connection is on (each list has one timeout, so it stays sorted).
-enum class TimerList : uint8_t { None, Handshake, Closing };
+enum class TimerList : uint8_t { None, Handshake, Closing, Idle };
 
 struct Connection {
   uint64_t id = 0;  // unique within its loop
@@ -104,6 +105,9 @@ struct Connection {
   bool read_pending = false; // read budget exhausted; on the loop's read list
   bool write_shut = false;   // shutdown(SHUT_WR) done
   bool want_write = false;   // EPOLLOUT registered: the socket buffer was full
+  bool can_publish = true;   // granted by the token (always, without auth)
+  bool ping_sent = false;    // idle: we pinged and wait for any frame
+  bool capped = false;       // counted in ConnectionCaps: release() owed
   bool counted = false;      // subscribe() succeeded or is pending: unsubscribe() owed
   uint8_t frag_opcode = 0;   // opcode of the fragmented message being received, 0 if none
   uint32_t member_index = 0; // position in channel->members (Open) or channel->waiting
@@ -114,6 +118,9 @@ struct Connection {
   SharedFrame* accept_101 = nullptr;  // the 101 held back while Joining
   Utf8Validator utf8;              // over `message`
   int64_t deadline_ms = 0;
+  float tokens = 0;             // publish token bucket
+  uint32_t tokens_at_ms = 0;    // last refill (loop clock, wraps after 49 days: harmless)
+  std::array<uint8_t, 16> ip{};  // peer address (IPv4-mapped), for the per-IP cap
   Connection* prev = nullptr;  // timer list links
   Connection* next = nullptr;
 

@@ -22,6 +22,9 @@ flowrelay_status ws_create(const flowrelay_transport_host_api* api, flowrelay_ho
     if (!parsed.parse(options, n_options, err, err_cap)) return FLOWRELAY_EINVAL;
     *out = new flowrelay_transport{WsServer(api, host, std::move(parsed))};
     return FLOWRELAY_OK;
+  } catch (const std::runtime_error& e) {  // an unreadable key file, a bad key
+    std::snprintf(err, err_cap, "transport-ws: %s", e.what());
+    return FLOWRELAY_EINVAL;
   } catch (const std::exception& e) {
     std::snprintf(err, err_cap, "transport-ws: %s", e.what());
     return FLOWRELAY_EINTERNAL;
@@ -77,6 +80,9 @@ flowrelay_status ws_reconfigure(flowrelay_transport* self, const flowrelay_optio
     std::snprintf(err, err_cap, "transport-ws: %s changed: takes effect after a restart",
                   fixed.c_str());
     return FLOWRELAY_EUNSUPPORTED;
+  } catch (const std::runtime_error& e) {
+    std::snprintf(err, err_cap, "transport-ws: %s (nothing applied)", e.what());
+    return FLOWRELAY_EINVAL;
   } catch (const std::exception& e) {
     std::snprintf(err, err_cap, "transport-ws: %s", e.what());
     return FLOWRELAY_EINTERNAL;

@@ -212,7 +212,7 @@ void EventLoop::run() {
     if (_stopping && (_connections == 0 || now_ms() >= _stop_deadline_ms)) break;
   }
   // Whatever is left after the stop deadline is dropped.
-  for (auto* list : {&_handshakes, &_closings})
+  for (auto* list : {&_handshakes, &_closings, &_idle})
     while (list->head) close_now(list->head);
   for (auto& [name, ch] : _channels) {
     while (!ch.members.empty()) close_now(ch.members.back());
@@ -237,7 +237,10 @@ void EventLoop::begin_stop(uint32_t timeout_ms) {
 
 void EventLoop::on_accept() {
   for (int i = 0; i < kAcceptBudget; ++i) {
-    const int fd = accept4(_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    const int fd = accept4(_listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
         // Out of descriptors: accept with the spare one and close at once, so the client is
@@ -274,6 +277,24 @@ void EventLoop::on_accept() {
     }
     ++_connections;
     _stats.connections_total.add();
+    if (peer.ss_family == AF_INET6) {
+      std::memcpy(c->ip.data(), &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, 16);
+    } else if (peer.ss_family == AF_INET) {
+      c->ip[10] = c->ip[11] = 0xff;
+      std::memcpy(c->ip.data() + 12, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, 4);
+    }
+    const int refused = _ctx.caps.admit(c->ip, _ctx.limits.max_connections.load(),
+                                        _ctx.limits.max_connections_per_ip.load());
+    if (refused) {
+      // Answered at once, before reading the request: a flood costs one small write each.
+      _stats.limit_rejections.add();
+      send_http_and_close(c, http_error(refused, refused == 429
+                                                     ? "too many connections from your address"
+                                                     : "server at its connection limit"));
+      flush(c);
+      continue;
+    }
+    c->capped = true;
     timer_add(c, TimerList::Handshake, _ctx.limits.handshake_timeout_ms.load(std::memory_order_relaxed));
   }
 }
@@ -301,7 +322,30 @@ void EventLoop::on_readable(Connection* c) {
   }
 }
 
+void EventLoop::touch(Connection* c) {
+  const uint32_t idle = _ctx.limits.idle_timeout_ms.load(std::memory_order_relaxed);
+  c->ping_sent = false;
+  if (idle == 0) return timer_remove(c);
+  // Unlink + append: O(1) per read, and the list stays sorted by deadline.
+  timer_remove(c);
+  timer_add(c, TimerList::Idle, idle);
+}
+
+bool EventLoop::take_token(Connection* c) {
+  const double rate = _ctx.limits.publish_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return true;
+  const double burst = _ctx.limits.publish_burst.load(std::memory_order_relaxed);
+  const uint32_t now = static_cast<uint32_t>(now_ms());
+  const double refill = (now - c->tokens_at_ms) * rate / 1000.0;
+  c->tokens = static_cast<float>(std::min(burst, c->tokens + refill));
+  c->tokens_at_ms = now;
+  if (c->tokens < 1.0f) return false;
+  c->tokens -= 1.0f;
+  return true;
+}
+
 void EventLoop::on_input(Connection* c, char* data, size_t len) {
+  if (c->state == ConnState::Open) touch(c);
   // Parse straight from the scratch buffer unless earlier bytes are carried over.
   if (c->in) {
     c->in->append(data, len);
@@ -347,11 +391,18 @@ size_t EventLoop::on_handshake(Connection* c, char* data, size_t len) {
     send_http_and_close(c, http_error(431, "request headers too large"));
     return 0;
   }
-  HandshakeResult hs = accept_handshake(text.substr(0, end + 4), _ctx.options.path);
+  const auto policy = _ctx.policy();
+  HandshakeResult hs = accept_handshake(text.substr(0, end + 4), _ctx.options.path,
+                                        _ctx.limits.max_conversation_id_length.load(),
+                                        policy.get());
   if (hs.status != 101) {
+    if (hs.status == 401 || hs.status == 403) _stats.access_rejections.add();
     send_http_and_close(c, hs.response);
     return 0;
   }
+  c->can_publish = hs.can_publish;
+  c->tokens = static_cast<float>(_ctx.limits.publish_burst.load());
+  c->tokens_at_ms = static_cast<uint32_t>(now_ms());
   const std::string channel = _ctx.options.channel_prefix + hs.conversation;
   const flowrelay_status s = _ctx.api->subscribe(_ctx.host, {channel.data(), channel.size()});
   if (s != FLOWRELAY_OK && s != FLOWRELAY_PENDING) {
@@ -376,6 +427,7 @@ size_t EventLoop::on_handshake(Connection* c, char* data, size_t len) {
 void EventLoop::open(Connection* c) {
   timer_remove(c);
   c->state = ConnState::Open;
+  touch(c);
   c->member_index = static_cast<uint32_t>(c->channel->members.size());
   c->channel->members.push_back(c);
   if (c->accept_101) {
@@ -481,6 +533,14 @@ void EventLoop::on_close_frame(Connection* c, const char* payload, size_t len) {
 }
 
 void EventLoop::publish(Connection* c, std::string_view payload) {
+  if (!c->can_publish) {
+    _stats.forbidden_publishes.add();
+    return send_close(c, close_code::PolicyViolation, "not allowed to publish here");
+  }
+  if (!take_token(c)) {
+    _stats.rate_limited.add();
+    return send_close(c, close_code::PolicyViolation, "publish rate exceeded");
+  }
   const std::string& channel = c->channel->name;
   _stats.messages_in.add();
   _stats.bytes_in.add(payload.size());
@@ -606,6 +666,10 @@ void EventLoop::close_now(Connection* c) {
   c->fd = -1;
   c->state = ConnState::Dead;
   _stats.connections_closed.add();
+  if (c->capped) {
+    c->capped = false;
+    _ctx.caps.release(c->ip);
+  }
   c->out.clear();
   --_connections;
   _dead.push_back(c);
@@ -657,7 +721,7 @@ void EventLoop::channel_remove(Connection* c) {
 // ---------------------------------------------------------------------------- timers
 
 void EventLoop::timer_add(Connection* c, TimerList list, uint32_t timeout_ms) {
-  TimerQueue& q = list == TimerList::Handshake ? _handshakes : _closings;
+  TimerQueue& q = queue(list);
   c->timer = list;
   c->deadline_ms = now_ms() + timeout_ms;
   c->prev = q.tail;
@@ -668,7 +732,7 @@ void EventLoop::timer_add(Connection* c, TimerList list, uint32_t timeout_ms) {
 
 void EventLoop::timer_remove(Connection* c) {
   if (c->timer == TimerList::None) return;
-  TimerQueue& q = c->timer == TimerList::Handshake ? _handshakes : _closings;
+  TimerQueue& q = queue(c->timer);
   (c->prev ? c->prev->next : q.head) = c->next;
   (c->next ? c->next->prev : q.tail) = c->prev;
   c->prev = c->next = nullptr;
@@ -685,12 +749,26 @@ void EventLoop::expire_timers() {
       close_now(c);  // headers too slow: no answer owed
   }
   while (_closings.head && _closings.head->deadline_ms <= now) close_now(_closings.head);
+  while (_idle.head && _idle.head->deadline_ms <= now) {
+    Connection* c = _idle.head;
+    if (c->ping_sent) {
+      _stats.idle_closes.add();
+      send_close(c, close_code::GoingAway, "idle timeout");  // moves it to the closing list
+      continue;
+    }
+    // Quiet for idle_timeout_ms: ping; any frame (the pong) restarts the timer.
+    timer_remove(c);
+    timer_add(c, TimerList::Idle, _ctx.limits.idle_timeout_ms.load(std::memory_order_relaxed));
+    c->ping_sent = true;
+    send(c, SharedFrame::message({}, Opcode::Ping, {}));
+  }
 }
 
 int EventLoop::next_timeout_ms() const {
   int64_t next = now_ms() + 1000;
   if (_handshakes.head) next = std::min(next, _handshakes.head->deadline_ms);
   if (_closings.head) next = std::min(next, _closings.head->deadline_ms);
+  if (_idle.head) next = std::min(next, _idle.head->deadline_ms);
   if (_stopping) next = std::min(next, _stop_deadline_ms);
   return static_cast<int>(std::max<int64_t>(0, next - now_ms()));
 }

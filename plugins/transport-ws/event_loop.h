@@ -124,7 +124,12 @@ class EventLoop {
   struct TimerQueue {
     Connection* head = nullptr;
     Connection* tail = nullptr;
-  } _handshakes, _closings;
+  } _handshakes, _closings, _idle;
+  TimerQueue& queue(TimerList list) {
+    return list == TimerList::Handshake ? _handshakes : list == TimerList::Closing ? _closings : _idle;
+  }
+  void touch(Connection* c);  // a frame arrived: restart the idle timer
+  bool take_token(Connection* c);  // publish rate limit
   char* _scratch;  // read buffer shared by all connections of this loop
 
   LoopStats _stats;

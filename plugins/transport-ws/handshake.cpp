@@ -1,5 +1,7 @@
 #include "handshake.h"
 
+#include "access_policy.h"
+
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
@@ -17,6 +19,7 @@ namespace {
 const char* status_text(int status) {
   switch (status) {
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -75,8 +78,8 @@ std::string websocket_accept(std::string_view key) {
   return out.str();
 }
 
-bool valid_conversation_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
+bool valid_conversation_id(std::string_view id, size_t max_length) {
+  if (id.empty() || id.size() > max_length) return false;
   for (char c : id) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '_' || c == '.' || c == ':' || c == '-';
@@ -85,7 +88,8 @@ bool valid_conversation_id(std::string_view id) {
   return true;
 }
 
-HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix) {
+HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix,
+                                 size_t max_id_length, const AccessPolicy* policy) {
   HandshakeResult r;
   auto refuse = [&](int status, std::string_view reason, std::string_view extra = {}) {
     r.status = status;
@@ -110,8 +114,9 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
   const std::string_view id = path.substr(path_prefix.size());
   if (req.getMethod() != Poco::Net::HTTPRequest::HTTP_GET)
     return refuse(405, "the WebSocket handshake is a GET", "Allow: GET\r\n");
-  if (!valid_conversation_id(id))
-    return refuse(400, "invalid conversation id: 1-128 characters of A-Z a-z 0-9 _ . : -");
+  if (!valid_conversation_id(id, max_id_length))
+    return refuse(400, "invalid conversation id: 1-" + std::to_string(max_id_length) +
+                           " characters of A-Z a-z 0-9 _ . : -");
   if (!has_token(req.get("Upgrade", ""), "websocket"))
     return refuse(426, "this endpoint needs a WebSocket upgrade",
                   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
@@ -122,6 +127,13 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
                   "Sec-WebSocket-Version: 13\r\n");
   const std::string key = Poco::trim(req.get("Sec-WebSocket-Key", ""));
   if (!valid_key(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key");
+  if (policy) {
+    const AccessDecision d = policy->check(id, req);
+    if (d.status != 0)
+      return refuse(d.status, d.reason,
+                    d.status == 401 ? "WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n" : "");
+    r.can_publish = d.can_publish;
+  }
 
   r.status = 101;
   r.conversation.assign(id);

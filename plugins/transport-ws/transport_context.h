@@ -4,10 +4,16 @@
 
 #include <flowrelay/plugin.h>
 
+#include <array>
 #include <atomic>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
 #include <cstdint>
 #include <string>
 
+#include "access_policy.h"
 #include "ws_options.h"
 
 namespace flowrelay::ws {
@@ -19,6 +25,12 @@ struct LiveLimits {
   std::atomic<uint32_t> max_header_size;
   std::atomic<uint32_t> handshake_timeout_ms;
   std::atomic<uint32_t> close_timeout_ms;
+  std::atomic<uint32_t> idle_timeout_ms;
+  std::atomic<uint32_t> max_conversation_id_length;
+  std::atomic<uint64_t> max_connections;
+  std::atomic<uint64_t> max_connections_per_ip;
+  std::atomic<double> publish_rate;
+  std::atomic<double> publish_burst;
 
   explicit LiveLimits(const WsOptions& o) { apply(o); }
   void apply(const WsOptions& o) {
@@ -27,7 +39,47 @@ struct LiveLimits {
     max_header_size = o.max_header_size;
     handshake_timeout_ms = o.handshake_timeout_ms;
     close_timeout_ms = o.close_timeout_ms;
+    idle_timeout_ms = o.idle_timeout_ms;
+    max_conversation_id_length = o.max_conversation_id_length;
+    max_connections = o.max_connections;
+    max_connections_per_ip = o.max_connections_per_ip;
+    publish_rate = o.publish_rate;
+    publish_burst = o.publish_burst;
   }
+};
+
+// Connection caps shared by all loops: the total and the count per client address.
+class ConnectionCaps {
+ public:
+  using Address = std::array<uint8_t, 16>;  // IPv6, or IPv4-mapped
+  // 0 if admitted (and counted), else the HTTP status to refuse with (503 total, 429 per IP).
+  int admit(const Address& ip, uint64_t max_total, uint64_t max_per_ip) {
+    std::lock_guard lock(_mutex);
+    if (max_total && _total >= max_total) return 503;
+    if (max_per_ip) {
+      uint32_t& n = _per_ip[ip];
+      if (n >= max_per_ip) return 429;
+      ++n;
+    }
+    ++_total;
+    return 0;
+  }
+  void release(const Address& ip) {
+    std::lock_guard lock(_mutex);
+    --_total;
+    auto it = _per_ip.find(ip);
+    if (it != _per_ip.end() && --it->second == 0) _per_ip.erase(it);
+  }
+
+ private:
+  struct Hash {
+    std::size_t operator()(const Address& a) const {
+      return std::hash<std::string_view>{}({reinterpret_cast<const char*>(a.data()), a.size()});
+    }
+  };
+  std::mutex _mutex;
+  uint64_t _total = 0;
+  std::unordered_map<Address, uint32_t, Hash> _per_ip;
 };
 
 // Delivery latency buckets (seconds): from the message reaching the transport to its frame
@@ -54,6 +106,11 @@ struct LoopStats {
   Counter slow_consumer_closes;
   Counter protocol_closes;  // closed by us for a protocol violation
   Counter publish_errors;   // the broker refused a client's message (client told: 1013/1011)
+  Counter limit_rejections; // refused at accept: max_connections / max_connections_per_ip
+  Counter access_rejections;  // refused at the handshake: 401 / 403
+  Counter idle_closes;      // no answer to our ping within idle_timeout_ms
+  Counter rate_limited;     // closed 1008 for exceeding publish_rate
+  Counter forbidden_publishes;  // closed 1008: the token does not grant publishing
   Counter latency_count;
   Counter latency_sum_ns;
   Counter latency_buckets[kLatencyBucketCount];
@@ -75,12 +132,28 @@ struct TransportContext {
   flowrelay_host* host;
   WsOptions options;  // as at start; the live limits below may differ after a reload
   LiveLimits limits;
+  mutable ConnectionCaps caps;  // shared, internally locked
 
   TransportContext(const flowrelay_transport_host_api* a, flowrelay_host* h, WsOptions o)
-      : api(a), host(h), options(std::move(o)), limits(options) {}
+      : api(a), host(h), options(std::move(o)), limits(options),
+        _policy(std::make_shared<const AccessPolicy>(options.access)) {}
+
+  // The access policy in force (replaced on reload: a handshake keeps the one it started with).
+  std::shared_ptr<const AccessPolicy> policy() const {
+    std::lock_guard lock(_policy_mutex);
+    return _policy;
+  }
+  void set_policy(std::shared_ptr<const AccessPolicy> p) {
+    std::lock_guard lock(_policy_mutex);
+    _policy = std::move(p);
+  }
   void log(flowrelay_log_level level, const std::string& text) const {
     api->log(host, level, {text.data(), text.size()});
   }
+
+ private:
+  mutable std::mutex _policy_mutex;
+  std::shared_ptr<const AccessPolicy> _policy;
 };
 
 }  // namespace flowrelay::ws

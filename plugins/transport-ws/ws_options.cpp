@@ -19,6 +19,15 @@ bool to_number(std::string_view text, T min, T max, T& out) {
   return true;
 }
 
+bool to_double(std::string_view text, double min, double max, double& out) {
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+    return false;
+  out = value;
+  return true;
+}
+
 }  // namespace
 
 bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size_t err_cap) {
@@ -65,6 +74,46 @@ bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size
         return bad("milliseconds from 1 to 600000");
     } else if (key == "backlog") {
       if (!to_number<int>(value, 1, 1 << 20, backlog)) return bad("a number from 1 to 1048576");
+    } else if (key == "max_conversation_id_length") {
+      if (!to_number<uint32_t>(value, 1, 1024, max_conversation_id_length))
+        return bad("a length from 1 to 1024");
+    } else if (key == "idle_timeout_ms") {
+      if (!to_number<uint32_t>(value, 0, 86400000, idle_timeout_ms))
+        return bad("milliseconds from 0 (off) to 86400000");
+    } else if (key == "max_connections") {
+      if (!to_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections))
+        return bad("a number (0: unlimited)");
+    } else if (key == "max_connections_per_ip") {
+      if (!to_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections_per_ip))
+        return bad("a number (0: unlimited)");
+    } else if (key == "publish_rate") {
+      if (!to_double(value, 0, 1e9, publish_rate)) return bad("messages per second (0: unlimited)");
+    } else if (key == "publish_burst") {
+      if (!to_double(value, 1, 1e9, publish_burst)) return bad("a number of messages >= 1");
+    } else if (key == "auth") {
+      if (value != "none" && value != "jwt") return bad("none or jwt");
+      access.auth.assign(value);
+    } else if (key == "jwt.hs256_secret_file") {
+      access.hs256_secret_file.assign(value);
+    } else if (key == "jwt.rs256_public_key_file") {
+      access.rs256_public_key_file.assign(value);
+    } else if (key == "allowed_origins") {
+      access.allowed_origins.clear();
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (!item.empty()) access.allowed_origins.emplace_back(item);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
+    } else if (key == "allow_missing_origin") {
+      if (value == "true") access.allow_missing_origin = true;
+      else if (value == "false") access.allow_missing_origin = false;
+      else return bad("true or false");
+    } else if (key == "config_dir") {
+      config_dir.assign(value);
     } else if (key == "channel_prefix") {
       channel_prefix.assign(value);
     } else if (key == "echo") {
@@ -75,12 +124,26 @@ bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size
       std::snprintf(err, err_cap,
                     "transport-ws: unknown option '%.*s' (known: listen, path, max_message_size, "
                     "io_threads, max_outbound_bytes, max_header_size, handshake_timeout_ms, "
-                    "close_timeout_ms, backlog)",
+                    "close_timeout_ms, backlog, max_conversation_id_length, idle_timeout_ms, "
+                    "max_connections, max_connections_per_ip, publish_rate, publish_burst, auth, "
+                    "jwt.hs256_secret_file, jwt.rs256_public_key_file, allowed_origins, "
+                    "allow_missing_origin)",
                     static_cast<int>(key.size()), key.data());
       return false;
     }
   }
   if (io_threads == 0) io_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (access.auth == "jwt" && access.hs256_secret_file.empty() &&
+      access.rs256_public_key_file.empty()) {
+    std::snprintf(err, err_cap,
+                  "transport-ws: auth: jwt needs jwt.hs256_secret_file or "
+                  "jwt.rs256_public_key_file");
+    return false;
+  }
+  if (publish_burst < 1) publish_burst = 1;
+  for (std::string* file : {&access.hs256_secret_file, &access.rs256_public_key_file})
+    if (!file->empty() && file->front() != '/' && !config_dir.empty())
+      *file = config_dir + "/" + *file;
   return true;
 }
 

@@ -102,6 +102,11 @@ std::string WsServer::metrics() const {
     add(sum.slow_consumer_closes, s.slow_consumer_closes);
     add(sum.protocol_closes, s.protocol_closes);
     add(sum.publish_errors, s.publish_errors);
+    add(sum.limit_rejections, s.limit_rejections);
+    add(sum.access_rejections, s.access_rejections);
+    add(sum.idle_closes, s.idle_closes);
+    add(sum.rate_limited, s.rate_limited);
+    add(sum.forbidden_publishes, s.forbidden_publishes);
     add(sum.latency_count, s.latency_count);
     add(sum.latency_sum_ns, s.latency_sum_ns);
     for (int i = 0; i < kLatencyBucketCount; ++i) add(sum.latency_buckets[i], s.latency_buckets[i]);
@@ -133,6 +138,20 @@ std::string WsServer::metrics() const {
          sum.protocol_closes.get());
   metric("flowrelay_publish_errors_total", "counter",
          "Client messages the broker refused (the client was told)", sum.publish_errors.get());
+  metric("flowrelay_limit_rejections_total", "counter",
+         "Connections refused by max_connections (503) or max_connections_per_ip (429)",
+         sum.limit_rejections.get());
+  metric("flowrelay_access_rejections_total", "counter",
+         "Handshakes refused by the access policy (401 token, 403 origin or conversation)",
+         sum.access_rejections.get());
+  metric("flowrelay_idle_closes_total", "counter",
+         "Clients closed (1001) for not answering a ping within idle_timeout_ms",
+         sum.idle_closes.get());
+  metric("flowrelay_rate_limited_total", "counter",
+         "Clients closed (1008) for publishing faster than publish_rate", sum.rate_limited.get());
+  metric("flowrelay_forbidden_publishes_total", "counter",
+         "Clients closed (1008) for publishing without the token's publish right",
+         sum.forbidden_publishes.get());
   const char* h = "flowrelay_delivery_latency_seconds";
   out += std::string("# HELP ") + h +
          " From a message reaching the transport to its frame written for one client\n# TYPE " +
@@ -161,7 +180,10 @@ std::string WsServer::reconfigure(const WsOptions& fresh) {
   check(fresh.path != now.path, "path");
   check(fresh.io_threads != now.io_threads, "io_threads");
   check(fresh.backlog != now.backlog, "backlog");
+  // New keys or origins apply to the next handshake; connected clients keep their grant.
+  auto policy = std::make_shared<const AccessPolicy>(fresh.access);  // throws on a bad key file
   _ctx.limits.apply(fresh);
+  _ctx.set_policy(std::move(policy));
   return fixed;
 }
 

@@ -329,7 +329,9 @@ TEST_F(ClusterTest, RedisRestartReadyFlipsAndDeliveryResumesWithinTwoSeconds) {
   ASSERT_TRUE(clients.pump_until([&] { return contains(texts(b), last); }, 5s))
       << "the last probe never reached " << B.name();
   const Texts probes_b(texts(b).begin() + 1, texts(b).end());
-  const size_t first_seq = parse(probes_b.front())->seq;
+  const auto first = parse(probes_b.front());
+  ASSERT_TRUE(first && first->tag == "probe") << "unexpected \"" << probes_b.front() << "\"";
+  const size_t first_seq = first->seq;
   Texts expected_b;
   for (size_t k = first_seq; k < sent; ++k) expected_b.push_back(msg("probe", a, k));
   EXPECT_EQ(probes_b, expected_b);

@@ -1,0 +1,52 @@
+// Who may connect to which conversation: JWT connection tokens (HS256/RS256, Poco::JWT) and
+// the browser Origin allow-list (against cross-site WebSocket hijacking).
+#pragma once
+
+#include <Poco/JWT/Signer.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace Poco::Net {
+class HTTPRequest;
+}
+
+namespace flowrelay::ws {
+
+struct AccessSettings {
+  std::string auth = "none";            // none | jwt
+  std::string hs256_secret_file;        // jwt: shared secret (file content, trimmed)
+  std::string rs256_public_key_file;    // jwt: PEM public key
+  std::vector<std::string> allowed_origins;  // empty: any Origin
+  bool allow_missing_origin = true;     // clients that send no Origin (non-browsers)
+};
+
+struct AccessDecision {
+  int status = 0;  // 0: let in; else 401 (no/bad/expired token) or 403 (not allowed here)
+  std::string reason;
+  bool can_publish = true;
+  std::string subject;  // the token's `sub`, for logs
+};
+
+class AccessPolicy {
+ public:
+  // Loads key files. Throws std::runtime_error with a message naming the file on failure.
+  explicit AccessPolicy(const AccessSettings& settings);
+  ~AccessPolicy();
+
+  // Decides for a client asking to join `conversation` with this request. [any thread]
+  AccessDecision check(std::string_view conversation, const Poco::Net::HTTPRequest& req) const;
+
+  // `pattern` is "*", a prefix ending in "*", or an exact conversation id.
+  static bool matches(std::string_view pattern, std::string_view conversation);
+
+ private:
+  AccessDecision check_token(std::string_view conversation, const std::string& token) const;
+
+  AccessSettings _settings;
+  std::unique_ptr<Poco::JWT::Signer> _signer;  // null when auth is none
+};
+
+}  // namespace flowrelay::ws
