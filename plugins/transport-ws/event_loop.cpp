@@ -161,13 +161,15 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* frame) {
       ch.own.pop_front();
     }
   }
-  uint64_t n = 0;
+  // One reference per recipient, taken in one atomic add after queueing: nothing releases a
+  // queued frame before the next flush, and the inbox item holds the frame until then.
+  uint32_t n = 0;
   for (Connection* c : ch.members) {
     if (c->id == skip) continue;
-    frame->ref();
     send(c, frame);
     ++n;
   }
+  frame->ref(n);
   _stats.deliveries.add(n);
   _stats.bytes_out.add(n * frame->size());
 }

@@ -47,7 +47,7 @@ class SharedFrame {
   }
   std::string_view payload() const { return {bytes() + _header_len, _size - _header_len}; }
 
-  void ref() { _refs.fetch_add(1, std::memory_order_relaxed); }
+  void ref(uint32_t n = 1) { _refs.fetch_add(n, std::memory_order_relaxed); }
   void unref() {
     if (_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       this->~SharedFrame();

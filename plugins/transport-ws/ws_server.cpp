@@ -46,6 +46,7 @@ int bind_listener(const std::string& host, uint16_t port, int backlog, std::stri
 
 WsServer::~WsServer() {
   stop(0);
+  _loops.clear();
 }
 
 bool WsServer::start(std::string& err) {
@@ -75,7 +76,8 @@ void WsServer::stop(uint32_t timeout_ms) {
   if (!_running.exchange(false)) return;
   for (auto& loop : _loops) loop->post_stop(timeout_ms);
   for (auto& loop : _loops) loop->join();
-  _loops.clear();
+  // The loops stay allocated until the destructor: the broker may still call deliver() (and
+  // post into them) until the daemon destroys it, which happens after this stop().
   if (_listen_fd >= 0) close(_listen_fd);
   _listen_fd = -1;
 }
