@@ -63,7 +63,8 @@ function(_flowrelay_rewrite in out)
     endif()
     string(REPLACE "${from}" "${to}" text "${text}")
   endwhile()
-  file(CONFIGURE OUTPUT ${out} CONTENT "${text}" @ONLY)  # rewritten only when it changes
+  file(WRITE ${out}.tmp "${text}")
+  configure_file(${out}.tmp ${out} COPYONLY)  # touches ${out} only when it changes
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${in})
 endfunction()
 
@@ -103,8 +104,6 @@ if(FLOWRELAY_PACKAGE_FORMAT STREQUAL "DEB")
     DEPENDS ${_out}/changelog.Debian
     VERBATIM)
   add_custom_target(flowrelay_changelog ALL DEPENDS ${_out}/changelog.Debian.gz)
-  foreach(component package IN ITEMS runtime flowrelay dev flowrelay-dev)
-  endforeach()
   foreach(pair runtime:flowrelay dev:flowrelay-dev)
     string(REPLACE ":" ";" pair ${pair})
     list(GET pair 0 component)

@@ -211,7 +211,9 @@ void RedisBroker::send_subscription(bool subscribe, const std::vector<std::strin
 }
 
 void RedisBroker::send_pending() {
-  if (_pub.state != State::Up) return;
+  // Held until this node has resubscribed too: a message published before its own SUBSCRIBE
+  // is back would never reach this node's sessions (the sender's echo included).
+  if (_pub.state != State::Up || !_ready) return;
   // Everything queued is appended to hiredis' output buffer and leaves in one write.
   while (!_pending.empty()) {
     Message& m = _pending.front();
@@ -303,12 +305,8 @@ void RedisBroker::on_up(Link& link) {
   link.since_ms = now_ms();
   link.ping_sent_ms = 0;
   link.next_ping_ms = now_ms() + _live.ping_interval_ms.load();
-  if (&link == &_sub) {
-    resubscribe();
-  } else {
-    send_pending();
-  }
-  update_ready();
+  if (&link == &_sub) resubscribe();
+  update_ready();  // flushes what was buffered once both links are back
 }
 
 void RedisBroker::resubscribe() {
@@ -468,6 +466,7 @@ void RedisBroker::update_ready() {
   if (ready == _ready || _closing) return;
   _ready = ready;
   _api->set_ready(_host, ready ? 1 : 0);
+  if (ready) send_pending();
 }
 
 void RedisBroker::check_timers(int64_t now) {
