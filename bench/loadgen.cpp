@@ -1032,7 +1032,9 @@ bool Worker::advance_acks(int64_t now) {
       p.acked = s;
     }
     p.inflight = p.seq - p.acked;
-    can_send = can_send || p.inflight < _o.window;
+    const Conn& c = _conns[p.conn];
+    // (with bytes still unsent, EPOLLOUT wakes the thread instead)
+    can_send = can_send || (p.inflight < _o.window && c.out_off == c.out.size());
   }
   return can_send;
 }
