@@ -13,7 +13,9 @@ build_dir=${FLOWRELAY_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhiredis-dev libsystemd-dev)
-test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind)
+test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind
+  lintian rpm systemd file python3)
+ci_deps=(clang libclang-rt-14-dev llvm)  # sanitizer and fuzz stages (tests/ci): clang, its runtimes, llvm-symbolizer
 
 need_packages() {
   local missing=()
@@ -134,13 +136,59 @@ case "${1:-}" in
     build
     ;;
   test)
-    need_packages "${build_deps[@]}" "${test_deps[@]}"
+    need_packages "${build_deps[@]}" "${test_deps[@]}" "${ci_deps[@]}"
     cmake -S "$root" -B "$build_dir" -DFLOWRELAY_BUILD_TESTS=ON -DFLOWRELAY_BUILD_BENCH=ON >/dev/null
     build
     # The load tests hold thousands of sockets: take the whole open-file allowance.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    cd "$build_dir"
-    ctest --output-on-failure --timeout 300 -j 1
+    # Stages: the normal ctest run, then tests/ci/sanitizers.sh (ASan+UBSan, TSan) and
+    # tests/ci/fuzz.sh. Every stage runs even if an earlier one failed; the command fails if
+    # any did, and ends with one summary of all of them. Developers may skip the slow ones:
+    # FLOWRELAY_SKIP_SANITIZERS=1, FLOWRELAY_SKIP_FUZZ=1 (CI runs everything).
+    ci_logs=$build_dir/ci-logs
+    mkdir -p "$ci_logs"
+    summary=() failed=()
+    # stage <name> <log> <command...>: runs one stage with a banner, its output also in <log>.
+    stage() {
+      local name=$1 log=$2 t0=$SECONDS rc
+      shift 2
+      printf '\n######## %s ########\n' "$name"
+      set +e
+      "$@" 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+      set -e
+      # The stage's own test counts: ctest's summary line(s), or the fuzzers' verdicts.
+      local counts
+      counts=$(grep -E '^[0-9]+% tests passed|^fuzz_[a-z_]+ +(PASS|FAIL)' "$log" |
+        sed -E 's/^(fuzz_[a-z_]+) +(PASS|FAIL).*/\1 \2/' | paste -sd ';' - | sed 's/;/; /g' || true)
+      local verdict=PASS
+      if [ "$rc" != 0 ]; then verdict=FAIL; failed+=("$name"); fi
+      summary+=("$(printf '%-22s %s %5ss  %s' "$name" "$verdict" $((SECONDS - t0)) "$counts")")
+      printf '######## %s: %s (exit %s, %s s) ########\n' "$name" "$verdict" "$rc" $((SECONDS - t0))
+    }
+    skip() { summary+=("$(printf '%-22s SKIP          %s' "$1" "$2")"); }
+    stage "ctest" "$ci_logs/ctest.log" \
+      bash -c 'cd "$1" && ctest --output-on-failure --timeout 300 -j 1' _ "$build_dir"
+    if [ "${FLOWRELAY_SKIP_SANITIZERS:-0}" = 1 ]; then
+      skip "sanitizers: asan+ubsan" "FLOWRELAY_SKIP_SANITIZERS=1"
+      skip "sanitizers: tsan" "FLOWRELAY_SKIP_SANITIZERS=1"
+    else
+      stage "sanitizers: asan+ubsan" "$ci_logs/asan.log" "$root/tests/ci/sanitizers.sh" asan
+      stage "sanitizers: tsan" "$ci_logs/tsan.log" "$root/tests/ci/sanitizers.sh" tsan
+    fi
+    if [ "${FLOWRELAY_SKIP_FUZZ:-0}" = 1 ]; then
+      skip "fuzz" "FLOWRELAY_SKIP_FUZZ=1"
+    else
+      stage "fuzz" "$ci_logs/fuzz.log" "$root/tests/ci/fuzz.sh"
+    fi
+    # Last lines of the run: every stage's verdict, then the overall one.
+    printf '\n######## ./start.sh test: summary (logs in %s) ########\n' "$ci_logs"
+    printf '%s\n' "${summary[@]}"
+    if [ ${#failed[@]} -gt 0 ]; then
+      printf 'OVERALL: FAILED (%s)\n' "$(IFS=,; echo "${failed[*]}" | sed 's/,/, /g')"
+      exit 1
+    fi
+    echo "OVERALL: PASSED (every stage that ran passed)"
     ;;
   *)
     echo "usage: $0 single [flowrelayd options] | cluster | test | build" >&2

@@ -489,6 +489,13 @@ class Worker {
   void note_error(const std::string& why) {
     if (_st.first_error.empty()) _st.first_error = why;
   }
+  void load_times() {  // the measurement window, once main published it (phase >= kPublish)
+    if (_times_loaded) return;
+    _start = _sh.start_ns;
+    _warm_end = _sh.warm_end_ns;
+    _end = _sh.end_ns;
+    _times_loaded = true;
+  }
   void drain_wake() {
     uint64_t v;
     [[maybe_unused]] const ssize_t r = ::read(_sh.wake[_id].fd, &v, sizeof v);
@@ -546,12 +553,7 @@ void Worker::run() {
       abort_pending();
     }
     if (phase == kPublish) {
-      if (!_times_loaded) {
-        _start = _sh.start_ns;
-        _warm_end = _sh.warm_end_ns;
-        _end = _sh.end_ns;
-        _times_loaded = true;
-      }
+      load_times();
       if (now < _end) {
         if (_o.rate > 0)
           wake = std::min(wake, publish_scheduled(now));
@@ -589,6 +591,8 @@ void Worker::run() {
       die(std::string("epoll_wait: ") + std::strerror(errno));
     }
     if (saturating) _sh.wake[_id].sleeping.store(false, std::memory_order_relaxed);
+    // Another thread's publisher may have started while this one slept: its messages count.
+    if (!_times_loaded && _sh.phase.load(std::memory_order_acquire) >= kPublish) load_times();
     now = mono_ns();  // one clock read per batch: every frame of it arrived by now
     for (int k = 0; k < n; ++k) {
       if (events[k].data.u32 == kWakeTag) {

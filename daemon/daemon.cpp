@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <Poco/AutoPtr.h>
+#include <Poco/Exception.h>
 #include <Poco/ConsoleChannel.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/PatternFormatter.h>
@@ -279,8 +280,13 @@ int Daemon::serve(const Config& config) {
     _broker->start();
     for (auto& t : _transports) t->start();
   } catch (const std::exception& e) {
-    _log.critical(std::string("cannot start: ") + e.what());
-    std::cerr << "flowrelayd: cannot start: " << e.what() << "\n";
+    // Poco's what() is only the class ("Net Exception"); displayText() has the reason.
+    const auto* poco = dynamic_cast<const Poco::Exception*>(&e);
+    std::string why = poco ? poco->displayText() : e.what();
+    if (poco && !config.http_listen.empty() && !_http)
+      why = "http.listen " + config.http_listen + ": " + why;
+    _log.critical("cannot start: " + why);
+    std::cerr << "flowrelayd: cannot start: " << why << "\n";
     _http.reset();
     destroy_plugins();
     return EXIT_SOFTWARE;

@@ -1,13 +1,13 @@
 # CPack: flowrelay (component runtime) and flowrelay-dev / flowrelay-devel (component dev),
-# as .deb or .rpm (FLOWRELAY_PACKAGE_FORMAT). Included from Packaging.cmake; paths such as
-# _config, _out and _pkg come from there.
+# as .deb or .rpm (_format). Included from Packaging.cmake; _format and paths such as _config,
+# _out and _pkg come from there.
 
 set(CPACK_PACKAGE_NAME flowrelay)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "flowrelay developers")
 set(CPACK_PACKAGE_CONTACT "flowrelay developers <flowrelay@example.org>")
 set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
-set(CPACK_GENERATOR ${FLOWRELAY_PACKAGE_FORMAT})
+set(CPACK_GENERATOR ${_format})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_COMPONENTS_ALL runtime dev)
@@ -18,7 +18,7 @@ set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/" "/cmake-build[^/]*/")
 
 # Checked by cpack: a package is only right for the tree's prefix and library layout.
 set(CPACK_FLOWRELAY_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
-set(CPACK_FLOWRELAY_PACKAGE_FORMAT ${FLOWRELAY_PACKAGE_FORMAT})
+set(CPACK_FLOWRELAY_PACKAGE_FORMAT ${_format})
 set(CPACK_PROJECT_CONFIG_FILE ${_pkg}/CPackCheck.cmake)
 
 # Descriptions: the first line is the summary (Debian), the rest the long description.

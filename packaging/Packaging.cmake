@@ -10,36 +10,46 @@
 #   cmake -S . -B build-deb -DCMAKE_INSTALL_PREFIX=/usr -DFLOWRELAY_BUILD_TESTS=OFF \
 #         -DFLOWRELAY_BUILD_BENCH=OFF
 #   cmake --build build-deb --target package
-# and the rpm from a second tree with -DCMAKE_INSTALL_LIBDIR=lib64 (the format follows).
+# and the rpm from a second tree with -DCMAKE_INSTALL_LIBDIR=lib64 (the format follows) and
+# -DCMAKE_INSTALL_SO_NO_EXE=0 (rpm distributions ship shared objects 0755; CMake on Debian
+# would install them 0644, before this file could say otherwise). The commands, and what the
+# packages do on install, are in packaging/README-install.md; tests/packaging checks it all.
 
 set(_pkg ${CMAKE_CURRENT_LIST_DIR})
 
-if(CMAKE_INSTALL_LIBDIR STREQUAL "lib64")
-  set(_format RPM)
-else()
-  set(_format DEB)
-endif()
-set(FLOWRELAY_PACKAGE_FORMAT ${_format} CACHE STRING
-    "Package built by the 'package' target: DEB or RPM (RPM when CMAKE_INSTALL_LIBDIR is lib64)")
-set_property(CACHE FLOWRELAY_PACKAGE_FORMAT PROPERTY STRINGS DEB RPM)
-if(NOT FLOWRELAY_PACKAGE_FORMAT MATCHES "^(DEB|RPM)$")
-  message(FATAL_ERROR "FLOWRELAY_PACKAGE_FORMAT must be DEB or RPM, not '${FLOWRELAY_PACKAGE_FORMAT}'")
-endif()
-
-# systemd looks for units only under / and /usr. Other prefixes (/usr/local, /opt/...) get the
-# unit under the prefix, to be linked or copied by hand.
-if(FLOWRELAY_PACKAGE_FORMAT STREQUAL "RPM")
-  set(_unitdir /usr/lib/systemd/system)  # %{_unitdir} on every rpm distribution
-else()
-  pkg_get_variable(_unitdir systemd systemdsystemunitdir)  # Debian 12: /lib/systemd/system
-  if(NOT _unitdir)
-    set(_unitdir /lib/systemd/system)
+# Both follow the tree's prefix and library layout unless set (empty = automatic), so that a
+# reconfigure with another prefix or libdir does not keep a stale choice.
+set(FLOWRELAY_PACKAGE_FORMAT "" CACHE STRING
+    "Package built by the 'package' target: DEB or RPM; empty: RPM when CMAKE_INSTALL_LIBDIR is lib64")
+set(FLOWRELAY_SYSTEMD_UNIT_DIR "" CACHE STRING
+    "Where flowrelay.service is installed; empty: the distribution's folder for /usr")
+set(_format ${FLOWRELAY_PACKAGE_FORMAT})
+if(NOT _format)
+  if(CMAKE_INSTALL_LIBDIR STREQUAL "lib64")
+    set(_format RPM)
+  else()
+    set(_format DEB)
   endif()
 endif()
-if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(_unitdir lib/systemd/system)
+if(NOT _format MATCHES "^(DEB|RPM)$")
+  message(FATAL_ERROR "FLOWRELAY_PACKAGE_FORMAT must be DEB or RPM, not '${_format}'")
 endif()
-set(FLOWRELAY_SYSTEMD_UNIT_DIR ${_unitdir} CACHE STRING "Where flowrelay.service is installed")
+
+# systemd reads units from / and /usr only. Other prefixes (/usr/local, /opt/...) get the unit
+# under the prefix, to be linked or copied by hand.
+set(_unitdir ${FLOWRELAY_SYSTEMD_UNIT_DIR})
+if(NOT _unitdir)
+  if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+    set(_unitdir lib/systemd/system)
+  elseif(_format STREQUAL "RPM")
+    set(_unitdir /usr/lib/systemd/system)  # %{_unitdir} on every rpm distribution
+  else()
+    pkg_get_variable(_unitdir systemd systemdsystemunitdir)  # Debian 12: /lib/systemd/system
+    if(NOT _unitdir)
+      set(_unitdir /lib/systemd/system)
+    endif()
+  endif()
+endif()
 
 set(_plugin_dir ${FLOWRELAY_PLUGIN_INSTALL_DIR})
 if(NOT IS_ABSOLUTE "${_plugin_dir}")
@@ -78,18 +88,23 @@ _flowrelay_rewrite(${_pkg}/systemd/flowrelay.service ${_out}/flowrelay.service
   "/etc/flowrelay/flowrelay.yaml" "${_config}")
 
 install(FILES ${_out}/flowrelay.yaml DESTINATION ${_config_dir} COMPONENT runtime)
-install(FILES ${_out}/flowrelay.service DESTINATION ${FLOWRELAY_SYSTEMD_UNIT_DIR}
+install(FILES ${_out}/flowrelay.service DESTINATION ${_unitdir}
   COMPONENT runtime)
 
-# Man pages are shipped gzipped (-n: no name or timestamp, so the build is reproducible).
+# Man page and changelog are shipped gzipped; -n leaves out name and time, so the bytes only
+# change with the text. Compressed at configure time (re-run when the source changes) so that
+# `cmake --install` works after building any subset of targets.
 find_program(FLOWRELAY_GZIP gzip REQUIRED)
-add_custom_command(OUTPUT ${_out}/flowrelayd.8.gz
-  COMMAND ${CMAKE_COMMAND} -E copy ${_pkg}/flowrelayd.8 ${_out}/flowrelayd.8
-  COMMAND ${FLOWRELAY_GZIP} -9nf ${_out}/flowrelayd.8
-  DEPENDS ${_pkg}/flowrelayd.8
-  COMMENT "Compressing the flowrelayd(8) man page"
-  VERBATIM)
-add_custom_target(flowrelay_manpage ALL DEPENDS ${_out}/flowrelayd.8.gz)
+function(_flowrelay_gzip in out)
+  execute_process(COMMAND ${FLOWRELAY_GZIP} -9nc ${in} OUTPUT_FILE ${out}.tmp
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "gzip ${in} failed: ${rc}")
+  endif()
+  configure_file(${out}.tmp ${out} COPYONLY)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${in})
+endfunction()
+_flowrelay_gzip(${_pkg}/flowrelayd.8 ${_out}/flowrelayd.8.gz)
 install(FILES ${_out}/flowrelayd.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT runtime)
 
 # License files where each distribution looks for them: Debian's machine-readable copyright
@@ -97,19 +112,19 @@ install(FILES ${_out}/flowrelayd.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 C
 # on rpm systems.
 set(FLOWRELAY_DEB_RELEASE 1)
 set(FLOWRELAY_DEB_VERSION ${PROJECT_VERSION}-${FLOWRELAY_DEB_RELEASE})
-if(FLOWRELAY_PACKAGE_FORMAT STREQUAL "DEB")
+if(_format STREQUAL "DEB")
   configure_file(${_pkg}/debian/changelog.in ${_out}/changelog.Debian @ONLY)
-  add_custom_command(OUTPUT ${_out}/changelog.Debian.gz
-    COMMAND ${FLOWRELAY_GZIP} -9nkf ${_out}/changelog.Debian
-    DEPENDS ${_out}/changelog.Debian
-    VERBATIM)
-  add_custom_target(flowrelay_changelog ALL DEPENDS ${_out}/changelog.Debian.gz)
-  foreach(pair runtime:flowrelay dev:flowrelay-dev)
-    string(REPLACE ":" ";" pair ${pair})
-    list(GET pair 0 component)
-    list(GET pair 1 package)
+  _flowrelay_gzip(${_out}/changelog.Debian ${_out}/changelog.Debian.gz)
+  foreach(component IN ITEMS runtime dev)
+    set(package flowrelay)
+    if(component STREQUAL "dev")
+      set(package flowrelay-dev)
+    endif()
     install(FILES ${_pkg}/debian/copyright ${_out}/changelog.Debian.gz
       DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${package} COMPONENT ${component})
+    install(FILES ${_pkg}/debian/${package}.lintian-overrides
+      DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ${package}
+      COMPONENT ${component})
   endforeach()
 else()
   install(FILES ${CMAKE_SOURCE_DIR}/LICENSE
@@ -120,4 +135,7 @@ endif()
 
 include(${_pkg}/CPackSettings.cmake)
 
-add_subdirectory(${CMAKE_SOURCE_DIR}/tests/packaging ${CMAKE_BINARY_DIR}/tests/packaging)
+# The test of the packages belongs to the suite; package trees themselves build no tests.
+if(FLOWRELAY_BUILD_TESTS)
+  add_subdirectory(${CMAKE_SOURCE_DIR}/tests/packaging ${CMAKE_BINARY_DIR}/tests/packaging)
+endif()
