@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <cerrno>
 #include <cstring>
 
@@ -34,6 +36,10 @@ RedisBroker::RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* h
   _pub.broker = _sub.broker = this;
   _pub.role = "publisher";
   _sub.role = "subscriber";
+  std::random_device rd;
+  char id[17];
+  std::snprintf(id, sizeof id, "%08x%08x", rd(), rd());
+  _heartbeat_channel = std::string("flowrelay:heartbeat:") + id;
 }
 
 RedisBroker::~RedisBroker() {
@@ -310,6 +316,7 @@ void RedisBroker::on_up(Link& link) {
 }
 
 void RedisBroker::resubscribe() {
+  send_subscription(true, {_heartbeat_channel});
   _resubscribing = _channels;
   if (_channels.empty()) return;
   std::vector<std::string> all(_channels.begin(), _channels.end());
@@ -333,6 +340,7 @@ void RedisBroker::mark_down(Link& link, const std::string& reason) {
   link.ping_sent_ms = 0;
   link.drop_reason.clear();
   if (&link == &_pub) {
+    _sub.ping_sent_ms = 0;  // a heartbeat in flight on it is lost with it
     // Unanswered publishes go back in front, in order: Redis may have taken some of them
     // before the link broke (at-least-once), but none is dropped.
     while (!_inflight.empty()) {
@@ -391,6 +399,14 @@ void RedisBroker::publish_cb(redisAsyncContext*, void* r, void* priv) {
   self->_pub.since_ms = now_ms();
 }
 
+void RedisBroker::heartbeat_cb(redisAsyncContext*, void* r, void* priv) {
+  auto* self = static_cast<RedisBroker*>(priv);
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply && reply->type == REDIS_REPLY_ERROR && !self->_closing)
+    self->report(FLOWRELAY_EINTERNAL, "redis refused the heartbeat PUBLISH: " +
+                                          std::string(str_of(reply)));
+}
+
 void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
   auto* self = static_cast<RedisBroker*>(priv);
   auto* reply = static_cast<redisReply*>(r);
@@ -407,6 +423,10 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
   const std::string_view kind = str_of(reply->element[0]);
   if (kind == "message" && reply->elements == 3) {
     const redisReply* ch = reply->element[1];
+    if (str_of(ch) == self->_heartbeat_channel) {
+      self->_sub.ping_sent_ms = 0;
+      return;
+    }
     const redisReply* payload = reply->element[2];
     self->_count.received.fetch_add(1, std::memory_order_relaxed);
     self->_api->deliver(self->_host, {ch->str, static_cast<size_t>(ch->len)},
@@ -487,11 +507,16 @@ void RedisBroker::check_timers(int64_t now) {
           drop(*link, "no reply to PUBLISH within command_timeout_ms", false);
         } else if (link == &_sub && link->ping_sent_ms &&
                    now - link->ping_sent_ms > _live.command_timeout_ms.load()) {
-          drop(*link, "no reply to PING within command_timeout_ms", false);
-        } else if (link == &_sub && !link->ping_sent_ms && now >= link->next_ping_ms) {
+          drop(*link, "heartbeat not received within command_timeout_ms", false);
+        } else if (link == &_sub && !link->ping_sent_ms && now >= link->next_ping_ms &&
+                   _pub.state == State::Up) {
+          // Liveness of the subscriber link: a heartbeat published on the publisher link
+          // must come back on it. (A PING would do in plain mode, but hiredis 0.14 drops the
+          // reply to a PING sent in subscribed mode, so its callback never runs.)
           link->ping_sent_ms = now;
           link->next_ping_ms = now + _live.ping_interval_ms.load();
-          redisAsyncCommand(link->ac, subscriber_cb, this, "PING");
+          redisAsyncCommand(_pub.ac, heartbeat_cb, this, "PUBLISH %b %s",
+                            _heartbeat_channel.data(), _heartbeat_channel.size(), "hb");
         }
         break;
     }

@@ -83,6 +83,7 @@ class RedisBroker {
   static void disconnect_cb(const redisAsyncContext* ac, int status);
   static void auth_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void publish_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void heartbeat_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void subscriber_cb(redisAsyncContext* ac, void* reply, void* priv);
 
   void log(flowrelay_log_level level, const std::string& text) const;
@@ -133,6 +134,7 @@ class RedisBroker {
   std::unordered_set<std::string> _channels;        // subscriptions this node wants
   std::unordered_set<std::string> _resubscribing;   // not yet confirmed after a reconnect
   std::vector<HiredisEpoll*> _adapters;
+  std::string _heartbeat_channel;  // this node's own: proves the subscriber link is alive
   bool _ready = false;
   bool _closing = false;
 };

@@ -180,7 +180,7 @@ void EventLoop::run() {
   tls_current = this;
   epoll_event events[256];
   for (;;) {
-    const int timeout = _read_again.empty() ? next_timeout_ms() : 0;
+    const int timeout = _read_again.empty() && _dirty.empty() ? next_timeout_ms() : 0;
     const int n = epoll_wait(_epoll_fd, events, 256, timeout);
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
@@ -208,8 +208,8 @@ void EventLoop::run() {
       }
     }
     drain_inbox();
+    expire_timers();  // before the flush: a ping or close it queues goes out now
     flush_dirty();
-    expire_timers();
     reap();
     if (_stopping && (_connections == 0 || now_ms() >= _stop_deadline_ms)) break;
   }
