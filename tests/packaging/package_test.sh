@@ -5,7 +5,8 @@
 #     so a re-run rebuilds only what changed: deb/ (Debian layout, multiarch libdir) and
 #     rpm/ (CMAKE_INSTALL_LIBDIR=lib64)
 #  2. lintian on both .deb (an error fails), asserts the dpkg-deb and rpm -qlp listings
-#  3. installs both .deb with apt-get, checks files, user, conffile, unit (systemd-analyze)
+#  3. installs both .deb with apt-get, checks files, user, conffile, unit (systemd-analyze);
+#     reinstalls over an edited config, which must survive
 #  4. runs the installed flowrelayd as user flowrelay with the unit's ExecStart command line
 #     and the installed config (if 8080/9090 are taken: in a private network namespace, else
 #     a copy on free ports), exchanges a WebSocket message, reloads (SIGHUP), stops (SIGTERM:
@@ -247,6 +248,15 @@ echo "systemd-analyze verify: OK"
 exec_start=$(sed -n 's/^ExecStart=//p' "$unitdir/flowrelay.service")
 [ "$exec_start" = "/usr/sbin/flowrelayd --config /etc/flowrelay/flowrelay.yaml" ] ||
   fail "unexpected ExecStart=$exec_start"
+
+step "reinstall over an edited configuration: the edit stays"
+echo "# edited by the packaging test" >>/etc/flowrelay/flowrelay.yaml
+run_logged "$tmp/reinstall.log" dpkg -i "$deb"
+[ "$(tail -n 1 /etc/flowrelay/flowrelay.yaml)" = "# edited by the packaging test" ] ||
+  fail "reinstalling replaced the edited /etc/flowrelay/flowrelay.yaml"
+[ -L /etc/systemd/system/multi-user.target.wants/flowrelay.service ] ||
+  fail "reinstalling lost the enablement"
+echo "edited conffile kept"
 
 step "flowrelayd --check-config (as root and as flowrelay, like ExecStartPre)"
 as_flowrelay=(setpriv --reuid flowrelay --regid flowrelay --init-groups --no-new-privs --)

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Renders the results of bench/compare.sh (JSON lines) into docs/BENCHMARKS.md."""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+results_path, out_path, command = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [json.loads(l) for l in open(results_path) if l.strip()]
+by = {(r["kind"], r["name"]): r["result"] for r in rows}
+
+
+def get(kind, name, field):
+    r = by.get((kind, name))
+    return None if r is None else r.get(field)
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                     capture_output=True, text=True).stdout.strip()
+machine = f"{os.cpu_count()} cores ({cpu or 'unknown CPU'}), Linux {platform.release()}"
+today = datetime.date.today().isoformat()
+
+floor1 = get("floor", "batch1", "cpuUsPerDelivery")
+floor10 = get("floor", "batch10", "cpuUsPerDelivery")
+n = lambda name, f: get("neutral", name, f)
+fb = lambda name, f: get("fbench", name, f)
+
+lines = []
+w = lines.append
+w("# Benchmarks")
+w("")
+w(f"Measured {today} on this machine: {machine}. Everything ran in one run of")
+w(f"`{command}` (servers on loopback, one client at a time), so the columns are comparable;")
+w("absolute figures move with the machine's load, ratios much less. Reproduce with")
+w("`./start.sh build && bench/compare.sh` (it starts and stops every server itself).")
+w("")
+w("## Side by side, neutral client (npm `ws`, `shared/anchors/compare.sh`)")
+w("")
+w("| scenario | Python original | nginx + nchan | kernel floor | **flowrelay** | flowrelay / nchan |")
+w("|---|---|---|---|---|---|")
+fr_cpu = n("flowrelay/fanout", "serverCpuUsPerDelivery")
+w(f"| fanout: 1,000 conns, 10 conversations, 10k deliveries/s: server CPU µs per delivery | "
+  f"{fmt(n('seed-python/fanout', 'serverCpuUsPerDelivery'))} | {fmt(n('nchan/fanout', 'serverCpuUsPerDelivery'))} | "
+  f"{fmt(floor1)} (1 frame/send), {fmt(floor10)} (10/send) | **{fmt(fr_cpu)}** | "
+  f"{fmt(ratio(fr_cpu, n('nchan/fanout', 'serverCpuUsPerDelivery')))} |")
+w(f"| same: latency p50 / p99 ms (client-inclusive) | {fmt(n('seed-python/fanout', 'p50'))} / {fmt(n('seed-python/fanout', 'p99'))} | "
+  f"{fmt(n('nchan/fanout', 'p50'))} / {fmt(n('nchan/fanout', 'p99'))} | | **{fmt(n('flowrelay/fanout', 'p50'))} / {fmt(n('flowrelay/fanout', 'p99'))}** | |")
+w(f"| heavy: 50k deliveries/s: server CPU µs per delivery | {fmt(n('seed-python/heavy', 'serverCpuUsPerDelivery'))} | "
+  f"{fmt(n('nchan/heavy', 'serverCpuUsPerDelivery'))} | | **{fmt(n('flowrelay/heavy', 'serverCpuUsPerDelivery'))}** | "
+  f"{fmt(ratio(n('flowrelay/heavy', 'serverCpuUsPerDelivery'), n('nchan/heavy', 'serverCpuUsPerDelivery')))} |")
+w(f"| scale: 10,000 conns: server RSS MB, loss % | {fmt(ratio(n('seed-python/scale', 'serverRssKb'), 1024), 1)}, {fmt(n('seed-python/scale', 'lossPct'))} | "
+  f"{fmt(ratio(n('nchan/scale', 'serverRssKb'), 1024), 1)}, {fmt(n('nchan/scale', 'lossPct'))} | | "
+  f"**{fmt(ratio(n('flowrelay/scale', 'serverRssKb'), 1024), 1)}, {fmt(n('flowrelay/scale', 'lossPct'))}** | "
+  f"{fmt(ratio(n('flowrelay/scale', 'serverRssKb'), n('nchan/scale', 'serverRssKb')))} |")
+w(f"| cluster over Redis, 2 instances: CPU µs per delivery, loss % | {fmt(n('seed-python-2x/cluster', 'serverCpuUsPerDelivery'))}, {fmt(n('seed-python-2x/cluster', 'lossPct'))} | "
+  f"{fmt(n('nchan-redis-2x/cluster', 'serverCpuUsPerDelivery'))}, {fmt(n('nchan-redis-2x/cluster', 'lossPct'))} | | "
+  f"**{fmt(n('flowrelay-redis-2x/cluster', 'serverCpuUsPerDelivery'))}, {fmt(n('flowrelay-redis-2x/cluster', 'lossPct'))}** | "
+  f"{fmt(ratio(n('flowrelay-redis-2x/cluster', 'serverCpuUsPerDelivery'), n('nchan-redis-2x/cluster', 'serverCpuUsPerDelivery')))} |")
+w("")
+w("## Targets (flowrelay-bench, our event-driven C++ client, unless said otherwise)")
+w("")
+w("| # | target | measured | met |")
+w("|---|---|---|---|")
+met = lambda ok: "yes" if ok else ("**no**" if ok is not None else "–")
+r1 = ratio(fr_cpu, floor1)
+nchan_cpu = n("nchan/fanout", "serverCpuUsPerDelivery")
+w(f"| 1 | fanout CPU per delivery within 1.3x of the floor (1 frame/send) and below nchan (neutral client) | "
+  f"{fmt(fr_cpu)} µs = {fmt(r1)}x floor {fmt(floor1)} µs; nchan {fmt(nchan_cpu)} µs | "
+  f"{met(None if r1 is None else (r1 <= 1.3 and fr_cpu < (nchan_cpu or 1e9)))} |")
+rss0 = get("rss", "flowrelay/idle-before", "rssKb")
+rss10k = fb("flowrelay/scale", "serverRssKb")
+per_conn = None if rss0 is None or rss10k is None else (rss10k - rss0) * 1024 / 10000
+w(f"| 2a | 10,000 connections: at most 4 KB RSS each | {fmt(per_conn, 0)} bytes per connection "
+  f"({fmt(rss0)} KB before, {fmt(rss10k)} KB with 10,000) | {met(None if per_conn is None else per_conn <= 4096)} |")
+h_open, h_err, h_loss = fb("flowrelay/hold19k", "open"), fb("flowrelay/hold19k", "errors"), fb("flowrelay/hold19k", "lossPct")
+w(f"| 2b | 19,000 concurrent connections held with zero errors | {fmt(h_open)} open, {fmt(h_err)} errors, "
+  f"{fmt(fb('flowrelay/hold19k', 'closedEarly'))} closed early, loss {fmt(h_loss)} % | "
+  f"{met(None if h_open is None else (h_open == 19000 and h_err == 0 and h_loss == 0))} |")
+sat = fb("flowrelay/saturation", "deliveriesPerSec")
+w(f"| 3a | saturation, local broker: at least 1,000,000 deliveries/s, zero loss | {fmt(sat, 0)}/s, loss "
+  f"{fmt(fb('flowrelay/saturation', 'lossPct'))} % (nchan: {fmt(fb('nchan/saturation', 'deliveriesPerSec'), 0)}/s) | "
+  f"{met(None if sat is None else (sat >= 1e6 and fb('flowrelay/saturation', 'lossPct') == 0))} |")
+sat2 = fb("flowrelay-redis-2x/saturation", "deliveriesPerSec")
+w(f"| 3b | saturation through Redis, 2 replicas: at least 300,000 deliveries/s, zero loss | {fmt(sat2, 0)}/s, loss "
+  f"{fmt(fb('flowrelay-redis-2x/saturation', 'lossPct'))} % | "
+  f"{met(None if sat2 is None else (sat2 >= 3e5 and fb('flowrelay-redis-2x/saturation', 'lossPct') == 0))} |")
+p99f, p99n = n("flowrelay/fanout", "p99"), n("nchan/fanout", "p99")
+bp99f, bp99n = fb("flowrelay/fanout", "p99"), fb("nchan/fanout", "p99")
+w(f"| 4a | p99 below nchan's at 10k deliveries/s | neutral client: {fmt(p99f)} vs {fmt(p99n)} ms; "
+  f"flowrelay-bench: {fmt(bp99f)} vs {fmt(bp99n)} ms | {met(None if p99f is None else (p99f < p99n and (bp99f or 0) < (bp99n or 1e9)))} |")
+cp50 = fb("flowrelay-redis-2x/cluster", "p50")
+w(f"| 4b | cluster (Redis, 2 replicas, 10k deliveries/s) p50 under 1 ms | {fmt(cp50, 3)} ms (p99 {fmt(fb('flowrelay-redis-2x/cluster', 'p99'))} ms) | "
+  f"{met(None if cp50 is None else cp50 < 1.0)} |")
+losses = [(k[1], v.get("lossPct")) for k, v in by.items() if k[0] in ("neutral", "fbench") and k[1].startswith("flowrelay")]
+lossy = [f"{name} {loss}%" for name, loss in losses if loss not in (0, 0.0, None)]
+w(f"| 5 | zero loss in every flowrelay run | {'all zero' if not lossy else ', '.join(lossy)} ({len(losses)} runs) | {met(not lossy)} |")
+w("")
+w("## Every run")
+w("")
+w("| kind | run | sent | expected | received | loss % | p50 | p99 | server CPU µs/delivery | deliveries/s | server RSS KB |")
+w("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    if r["kind"] not in ("neutral", "fbench"):
+        continue
+    d = r["result"]
+    w(f"| {r['kind']} | {r['name']} | {fmt(d.get('sent'))} | {fmt(d.get('expected'))} | {fmt(d.get('received'))} | "
+      f"{fmt(d.get('lossPct'))} | {fmt(d.get('p50'))} | {fmt(d.get('p99'))} | {fmt(d.get('serverCpuUsPerDelivery'))} | "
+      f"{fmt(d.get('deliveriesPerSec'), 0)} | {fmt(d.get('serverRssKb'))} |")
+w("")
+w("`neutral` rows come from `shared/anchors/compare.sh` (npm `ws` client, the same for every")
+w("server); `fbench` rows from `flowrelay-bench` (bench/README.md). The kernel floor is")
+w("`fanout_floor 1000 200 66 1` (and `... 10`): CPU of a sender that does nothing but one")
+w("`send()` per delivery (or one per 10 frames) to 1,000 loopback sockets.")
+open(out_path, "w").write("\n".join(lines) + "\n")
