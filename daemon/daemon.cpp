@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
@@ -57,7 +58,9 @@ void Daemon::handleOption(const std::string& name, const std::string& value) {
     help.setCommand("flowrelayd");
     help.setUsage("[--config FILE] [--check-config] [--daemon] [--pidfile FILE]");
     help.setHeader("Relays WebSocket chat messages through a message broker.");
-    help.setFooter("Signals: SIGTERM/SIGINT close every client with 1001 and exit 0.");
+    help.setFooter(
+        "Signals: SIGTERM/SIGINT close every client with 1001 and exit 0; SIGHUP reloads the "
+        "configuration (log level, limits, auth keys).");
     help.format(std::cout);
     _exit_early = true;
     stopOptionsProcessing();
@@ -68,6 +71,8 @@ void Daemon::setup_logging(const Config& config) {
   Poco::AutoPtr<Poco::Formatter> formatter;
   if (config.log_format == "json")
     formatter = new JsonLogFormatter;
+  else if (std::getenv("JOURNAL_STREAM"))
+    formatter = new JournalLogFormatter;
   else
     formatter = new Poco::PatternFormatter("%Y-%m-%d %H:%M:%S.%i [%p] %s: %t");
   Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));

@@ -27,4 +27,10 @@ void JsonLogFormatter::format(const Poco::Message& msg, std::string& text) {
   text = out.str();
 }
 
+void JournalLogFormatter::format(const Poco::Message& msg, std::string& text) {
+  const int p = msg.getPriority();
+  const int syslog = p <= Poco::Message::PRIO_CRITICAL ? 2 : p >= Poco::Message::PRIO_DEBUG ? 7 : p;
+  text = "<" + std::to_string(syslog) + ">" + msg.getSource() + ": " + msg.getText();
+}
+
 }  // namespace flowrelay

@@ -13,7 +13,7 @@
 # and the rpm from a second tree with -DCMAKE_INSTALL_LIBDIR=lib64 (the format follows) and
 # -DCMAKE_INSTALL_SO_NO_EXE=0 (rpm distributions ship shared objects 0755; CMake on Debian
 # would install them 0644, before this file could say otherwise). The commands, and what the
-# packages do on install, are in packaging/README-install.md; tests/packaging checks it all.
+# packages do on install, are in README.md ("Install as a service"); tests/packaging checks it all.
 
 set(_pkg ${CMAKE_CURRENT_LIST_DIR})
 
