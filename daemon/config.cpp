@@ -15,10 +15,10 @@ namespace flowrelay {
 namespace fs = std::filesystem;
 
 ConfigError::ConfigError(std::string file, int line, int column, const std::string& message)
-    : std::runtime_error(file + (line > 0 ? ":" + std::to_string(line) + ":" +
-                                                std::to_string(column)
-                                          : std::string()) +
-                         ": " + message),
+    : std::runtime_error(
+          file +
+          (line > 0 ? ":" + std::to_string(line) + ":" + std::to_string(column) : std::string()) +
+          ": " + message),
       _file(std::move(file)),
       _line(line),
       _column(column) {}
@@ -77,8 +77,8 @@ struct Reader {
     if (ec != std::errc() || ptr != text.data() + text.size())
       fail(node, what + " must be a whole number, got '" + text + "'");
     if (value < min || value > max)
-      fail(node, what + " must be between " + std::to_string(min) + " and " +
-                     std::to_string(max) + ", got " + text);
+      fail(node, what + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", got " + text);
     return value;
   }
 
@@ -125,15 +125,14 @@ struct Reader {
       if (!keys.count(key)) {
         std::string list;
         for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-        fail(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list +
-                           ")");
+        fail(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
       }
     }
   }
 };
 
-const std::set<std::string> kLogLevels = {"fatal",       "critical", "error", "warning",
-                                          "notice",      "information", "debug", "trace"};
+const std::set<std::string> kLogLevels = {"fatal",  "critical",    "error", "warning",
+                                          "notice", "information", "debug", "trace"};
 
 }  // namespace
 
@@ -159,9 +158,9 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
 
   Config c;
   c.file = file;
-  r.known_keys(root, "the top level",
-               {"plugin_dir", "log", "shutdown_timeout_ms", "transports", "broker", "channels",
-                "http"});
+  r.known_keys(
+      root, "the top level",
+      {"plugin_dir", "log", "shutdown_timeout_ms", "transports", "broker", "channels", "http"});
   auto resolve_dir = [&](const std::string& p) {
     fs::path fp(p);
     return (fp.is_relative() ? fs::path(dir) / fp : fp).lexically_normal().string();
@@ -175,8 +174,10 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
     if (auto n = log["level"]) {
       c.log_level = r.scalar(n, "log.level");
       if (!kLogLevels.count(c.log_level))
-        r.fail(n, "log.level must be one of fatal, critical, error, warning, notice, "
-                  "information, debug, trace; got '" + c.log_level + "'");
+        r.fail(n,
+               "log.level must be one of fatal, critical, error, warning, notice, "
+               "information, debug, trace; got '" +
+                   c.log_level + "'");
     }
     if (auto n = log["format"]) {
       c.log_format = r.scalar(n, "log.format");

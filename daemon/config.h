@@ -30,8 +30,8 @@ struct PluginSection {
   std::vector<std::pair<std::string, std::string>> options;  // nested maps flattened "a.b"
   int line = 0;                                              // where the section starts
   int column = 0;
-  std::vector<std::pair<int, int>> option_marks;             // line/column of each option
-  std::string where;                                         // "transports[0]", "broker"
+  std::vector<std::pair<int, int>> option_marks;  // line/column of each option
+  std::string where;                              // "transports[0]", "broker"
 
   // The place to blame for a plugin's error message: the option it names in quotes, if any,
   // else the section itself.

@@ -1,8 +1,8 @@
 #include "daemon.h"
 
 #include <Poco/AutoPtr.h>
-#include <Poco/Exception.h>
 #include <Poco/ConsoleChannel.h>
+#include <Poco/Exception.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/PatternFormatter.h>
 #include <Poco/Util/HelpFormatter.h>
@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <cstdio>
 #include <iostream>
 
 #include "log_format.h"
@@ -30,8 +30,9 @@ Daemon::~Daemon() { destroy_plugins(); }
 
 void Daemon::defineOptions(Poco::Util::OptionSet& options) {
   ServerApplication::defineOptions(options);  // --daemon, --pidfile, --umask
-  options.addOption(Option("config", "c", "configuration file (default "
-                                          "/etc/flowrelay/flowrelay.yaml)")
+  options.addOption(Option("config", "c",
+                           "configuration file (default "
+                           "/etc/flowrelay/flowrelay.yaml)")
                         .argument("FILE")
                         .repeatable(false));
   options.addOption(Option("check-config", "t",
@@ -90,8 +91,7 @@ void Daemon::create_plugins(const Config& config) {
   };
   broker_host->subscribed = [this](std::string_view ch, flowrelay_status s) {
     if (s != FLOWRELAY_OK)
-      _log.warning("broker refused subscription to '" + std::string(ch) +
-                       "': " + status_name(s));
+      _log.warning("broker refused subscription to '" + std::string(ch) + "': " + status_name(s));
     _router->subscribed(ch, s);
   };
   broker_host->report_error = [this](flowrelay_status code, std::string_view detail) {
@@ -138,9 +138,9 @@ void Daemon::create_plugins(const Config& config) {
       throw located(section, e);
     }
     TransportInstance* t = transport.get();
-    _router->add_transport(TransportPort{
-        [t](std::string_view ch, std::string_view p) { t->deliver(ch, p); },
-        [t](std::string_view ch, flowrelay_status s) { t->subscribed(ch, s); }});
+    _router->add_transport(
+        TransportPort{[t](std::string_view ch, std::string_view p) { t->deliver(ch, p); },
+                      [t](std::string_view ch, flowrelay_status s) { t->subscribed(ch, s); }});
     _transports.push_back(std::move(transport));
   }
 }
@@ -220,8 +220,7 @@ void Daemon::reload() {
     };
     note(fresh.http_listen != _config.http_listen, "http.listen");
     note(fresh.plugin_dir != _config.plugin_dir, "plugin_dir");
-    note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo,
-         "channels");
+    note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo, "channels");
     // Plugins apply their live options (limits, timeouts) themselves and say what needs a
     // restart; a different plugin or another number of transports always does.
     note(fresh.broker.plugin != _config.broker.plugin, "broker.plugin");
@@ -299,15 +298,14 @@ int Daemon::serve(const Config& config) {
   if (_http) _http->start();
   _state.listening = true;
   _log.information("flowrelayd " FLOWRELAY_VERSION " serving (http " +
-                       (config.http_listen.empty() ? std::string("off") : config.http_listen) +
-                       ")");
+                   (config.http_listen.empty() ? std::string("off") : config.http_listen) + ")");
 
   _service.ready("serving");
   wait_for_stop_signal();
   _service.stopping();
 
   _log.information("shutting down: closing clients (at most " +
-                       std::to_string(config.shutdown_timeout_ms) + " ms)");
+                   std::to_string(config.shutdown_timeout_ms) + " ms)");
   _state.stopping = true;
   for (auto& t : _transports) t->stop(_config.shutdown_timeout_ms);
   if (_http) _http->stop();

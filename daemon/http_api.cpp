@@ -102,8 +102,8 @@ HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::stri
   params->setMaxQueued(64);
   params->setKeepAlive(true);
   _pool = std::make_unique<Poco::ThreadPool>("http", 1, 2);
-  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(state, std::move(version), std::move(metrics)), *_pool,
-                                                    socket, params);
+  _server = std::make_unique<Poco::Net::HTTPServer>(
+      new Factory(state, std::move(version), std::move(metrics)), *_pool, socket, params);
 }
 
 HttpApi::~HttpApi() { stop(); }

@@ -18,7 +18,8 @@ const char* level_name(Poco::Message::Priority p) {
 
 void JsonLogFormatter::format(const Poco::Message& msg, std::string& text) {
   Poco::JSON::Object o(Poco::JSON_PRESERVE_KEY_ORDER);
-  o.set("ts", Poco::DateTimeFormatter::format(msg.getTime(), Poco::DateTimeFormat::ISO8601_FRAC_FORMAT));
+  o.set("ts",
+        Poco::DateTimeFormatter::format(msg.getTime(), Poco::DateTimeFormat::ISO8601_FRAC_FORMAT));
   o.set("level", level_name(msg.getPriority()));
   o.set("source", msg.getSource());
   o.set("msg", msg.getText());

@@ -12,12 +12,20 @@ flowrelay_str str(std::string_view s) { return {s.data(), s.size()}; }
 void host_log(flowrelay_host* h, flowrelay_log_level level, flowrelay_str msg) {
   Poco::Message::Priority p = Poco::Message::PRIO_INFORMATION;
   switch (level) {
-    case FLOWRELAY_LOG_ERROR: p = Poco::Message::PRIO_ERROR; break;
-    case FLOWRELAY_LOG_WARNING: p = Poco::Message::PRIO_WARNING; break;
-    case FLOWRELAY_LOG_NOTICE: p = Poco::Message::PRIO_NOTICE; break;
-    case FLOWRELAY_LOG_INFO: p = Poco::Message::PRIO_INFORMATION; break;
-    default: p = level < FLOWRELAY_LOG_ERROR ? Poco::Message::PRIO_CRITICAL
-                                             : Poco::Message::PRIO_DEBUG;
+    case FLOWRELAY_LOG_ERROR:
+      p = Poco::Message::PRIO_ERROR;
+      break;
+    case FLOWRELAY_LOG_WARNING:
+      p = Poco::Message::PRIO_WARNING;
+      break;
+    case FLOWRELAY_LOG_NOTICE:
+      p = Poco::Message::PRIO_NOTICE;
+      break;
+    case FLOWRELAY_LOG_INFO:
+      p = Poco::Message::PRIO_INFORMATION;
+      break;
+    default:
+      p = level < FLOWRELAY_LOG_ERROR ? Poco::Message::PRIO_CRITICAL : Poco::Message::PRIO_DEBUG;
   }
   if (h->logger->is(p)) h->logger->log(Poco::Message(h->logger->name(), std::string(view(msg)), p));
 }
@@ -113,15 +121,24 @@ std::string call_reconfigure(const Vtable* vt, Self* self, const std::string& na
 
 std::string status_name(flowrelay_status status) {
   switch (status) {
-    case FLOWRELAY_OK: return "OK";
-    case FLOWRELAY_PENDING: return "PENDING";
-    case FLOWRELAY_EINVAL: return "EINVAL";
-    case FLOWRELAY_EAGAIN: return "EAGAIN";
-    case FLOWRELAY_EUNAVAIL: return "EUNAVAIL";
-    case FLOWRELAY_ENOMEM: return "ENOMEM";
-    case FLOWRELAY_EUNSUPPORTED: return "EUNSUPPORTED";
-    case FLOWRELAY_EINTERNAL: return "EINTERNAL";
-    default: return "status " + std::to_string(status);
+    case FLOWRELAY_OK:
+      return "OK";
+    case FLOWRELAY_PENDING:
+      return "PENDING";
+    case FLOWRELAY_EINVAL:
+      return "EINVAL";
+    case FLOWRELAY_EAGAIN:
+      return "EAGAIN";
+    case FLOWRELAY_EUNAVAIL:
+      return "EUNAVAIL";
+    case FLOWRELAY_ENOMEM:
+      return "ENOMEM";
+    case FLOWRELAY_EUNSUPPORTED:
+      return "EUNSUPPORTED";
+    case FLOWRELAY_EINTERNAL:
+      return "EINTERNAL";
+    default:
+      return "status " + std::to_string(status);
   }
 }
 
@@ -138,8 +155,8 @@ BrokerInstance::BrokerInstance(const PluginSection& section, std::unique_ptr<flo
                                          options.size(), &_self, err, sizeof err);
   err[sizeof err - 1] = '\0';
   if (s != FLOWRELAY_OK || !_self)
-    throw PluginError(section.path + ": broker '" + _name + "' refused its configuration: " +
-                      error_text(err, s));
+    throw PluginError(section.path + ": broker '" + _name +
+                      "' refused its configuration: " + error_text(err, s));
 }
 
 BrokerInstance::~BrokerInstance() {
@@ -151,8 +168,8 @@ void BrokerInstance::start() {
   const flowrelay_status s = _vt->start(_self, err, sizeof err);
   err[sizeof err - 1] = '\0';
   if (s != FLOWRELAY_OK)
-    throw PluginError(_plugin->path() + ": broker '" + _name + "' failed to start: " +
-                      error_text(err, s));
+    throw PluginError(_plugin->path() + ": broker '" + _name +
+                      "' failed to start: " + error_text(err, s));
 }
 
 flowrelay_status BrokerInstance::publish(std::string_view channel, std::string_view payload) {
@@ -188,8 +205,8 @@ TransportInstance::TransportInstance(const PluginSection& section,
                                          options.size(), &_self, err, sizeof err);
   err[sizeof err - 1] = '\0';
   if (s != FLOWRELAY_OK || !_self)
-    throw PluginError(section.path + ": transport '" + _name + "' refused its configuration: " +
-                      error_text(err, s));
+    throw PluginError(section.path + ": transport '" + _name +
+                      "' refused its configuration: " + error_text(err, s));
 }
 
 TransportInstance::~TransportInstance() {
@@ -203,8 +220,8 @@ void TransportInstance::start() {
   const flowrelay_status s = _vt->start(_self, err, sizeof err);
   err[sizeof err - 1] = '\0';
   if (s != FLOWRELAY_OK)
-    throw PluginError(_plugin->path() + ": transport '" + _name + "' failed to start: " +
-                      error_text(err, s));
+    throw PluginError(_plugin->path() + ": transport '" + _name +
+                      "' failed to start: " + error_text(err, s));
   _stopped = false;
 }
 

@@ -30,8 +30,7 @@ std::shared_ptr<LoadedPlugin> LoadedPlugin::load(const std::string& path) {
     return PluginError(path + ": " + why);
   };
   void* sym = dlsym(handle, FLOWRELAY_ENTRY_SYMBOL);
-  if (!sym)
-    throw fail("not a flowrelay plugin: entry symbol " FLOWRELAY_ENTRY_SYMBOL " not found");
+  if (!sym) throw fail("not a flowrelay plugin: entry symbol " FLOWRELAY_ENTRY_SYMBOL " not found");
   auto entry = reinterpret_cast<flowrelay_plugin_entry_fn>(sym);
   const flowrelay_plugin_info* info = entry(FLOWRELAY_ABI_MINOR);
   if (!info)

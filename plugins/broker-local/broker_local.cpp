@@ -3,9 +3,9 @@
 // mutex, so every session of a channel sees the same order (as Redis would give).
 #include <flowrelay/plugin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -31,7 +31,7 @@ struct flowrelay_broker {
   flowrelay_host* host;
   std::atomic<uint64_t> published{0};  // messages published
   std::atomic<uint64_t> delivered{0};  // of which some session on this node listened
-  std::shared_mutex map_mutex;  // shared for publish, exclusive for (un)subscribe
+  std::shared_mutex map_mutex;         // shared for publish, exclusive for (un)subscribe
   std::unordered_map<std::string, std::unique_ptr<Channel>, Hash, std::equal_to<>> channels;
 };
 

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <random>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 
 namespace flowrelay::redis {
 
@@ -86,8 +86,7 @@ bool RedisBroker::start(std::string& err) {
 flowrelay_status RedisBroker::publish(std::string_view channel, std::string_view payload) {
   const uint64_t size = channel.size() + payload.size();
   if (_buffered_messages.load(std::memory_order_relaxed) >= _live.buffer_max_messages.load() ||
-      _buffered_bytes.load(std::memory_order_relaxed) + size > _live.buffer_max_bytes.load())
-  {
+      _buffered_bytes.load(std::memory_order_relaxed) + size > _live.buffer_max_bytes.load()) {
     _count.buffer_full.fetch_add(1, std::memory_order_relaxed);
     return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
   }
@@ -211,8 +210,8 @@ void RedisBroker::send_subscription(bool subscribe, const std::vector<std::strin
       argv.push_back(channels[j].data());
       lens.push_back(channels[j].size());
     }
-    redisAsyncCommandArgv(_sub.ac, subscriber_cb, this, static_cast<int>(argv.size()),
-                          argv.data(), lens.data());
+    redisAsyncCommandArgv(_sub.ac, subscriber_cb, this, static_cast<int>(argv.size()), argv.data(),
+                          lens.data());
   }
 }
 
@@ -279,7 +278,8 @@ void RedisBroker::on_connected(Link& link) {
       redisAsyncCommand(link.ac, auth_cb, nullptr, "AUTH %b %b", ep.user.data(), ep.user.size(),
                         ep.password.data(), ep.password.size());
   }
-  if (ep.db != 0 && &link == &_pub) redisAsyncCommand(link.ac, auth_cb, nullptr, "SELECT %d", ep.db);
+  if (ep.db != 0 && &link == &_pub)
+    redisAsyncCommand(link.ac, auth_cb, nullptr, "SELECT %d", ep.db);
   redisAsyncCommand(link.ac, auth_cb, reinterpret_cast<void*>(1), "PING");
 }
 
@@ -289,8 +289,8 @@ void RedisBroker::auth_cb(redisAsyncContext* ac, void* r, void* last) {
   if (!reply) return;  // disconnected meanwhile; the disconnect callback handles it
   if (reply->type == REDIS_REPLY_ERROR) {
     const std::string why(str_of(reply));
-    link.broker->report(FLOWRELAY_EUNAVAIL, std::string("redis refused the ") + link.role +
-                                                " connection: " + why);
+    link.broker->report(FLOWRELAY_EUNAVAIL,
+                        std::string("redis refused the ") + link.role + " connection: " + why);
     link.broker->drop(link, "redis said: " + why, true);
     return;
   }
@@ -327,8 +327,8 @@ void RedisBroker::disconnect_cb(const redisAsyncContext* ac, int status) {
   auto& link = *static_cast<Link*>(ac->data);
   link.ac = nullptr;  // hiredis frees it after this callback
   std::string why = !link.drop_reason.empty() ? link.drop_reason
-                    : status == REDIS_OK     ? "connection closed"
-                                             : (ac->errstr ? ac->errstr : "connection lost");
+                    : status == REDIS_OK      ? "connection closed"
+                                              : (ac->errstr ? ac->errstr : "connection lost");
   link.broker->mark_down(link, why);
 }
 
@@ -355,10 +355,9 @@ void RedisBroker::mark_down(Link& link, const std::string& reason) {
   link.retry_at_ms = now_ms() + link.backoff_ms;
   if (was_up || link.failures == 0) {
     // Logged once per outage, not per attempt.
-    log(FLOWRELAY_LOG_WARNING, std::string("redis ") + link.role + " connection " +
-                                   (was_up ? "lost" : "failed") + " (" +
-                                   _options.endpoint.describe() + "): " + reason +
-                                   "; reconnecting");
+    log(FLOWRELAY_LOG_WARNING,
+        std::string("redis ") + link.role + " connection " + (was_up ? "lost" : "failed") + " (" +
+            _options.endpoint.describe() + "): " + reason + "; reconnecting");
   }
   ++link.failures;
   update_ready();
@@ -387,14 +386,13 @@ void RedisBroker::publish_cb(redisAsyncContext*, void* r, void* priv) {
   Message& m = self->_inflight.front();
   if (reply->type == REDIS_REPLY_ERROR) {
     self->_count.publish_errors.fetch_add(1, std::memory_order_relaxed);
-    self->report(FLOWRELAY_EINTERNAL, "redis rejected PUBLISH " + m.channel + ": " +
-                                          std::string(str_of(reply)));
+    self->report(FLOWRELAY_EINTERNAL,
+                 "redis rejected PUBLISH " + m.channel + ": " + std::string(str_of(reply)));
   } else {
     self->_count.published.fetch_add(1, std::memory_order_relaxed);
   }
   self->_buffered_messages.fetch_sub(1, std::memory_order_relaxed);
-  self->_buffered_bytes.fetch_sub(m.channel.size() + m.payload.size(),
-                                  std::memory_order_relaxed);
+  self->_buffered_bytes.fetch_sub(m.channel.size() + m.payload.size(), std::memory_order_relaxed);
   self->_inflight.pop_front();
   self->_pub.since_ms = now_ms();
 }
@@ -403,8 +401,8 @@ void RedisBroker::heartbeat_cb(redisAsyncContext*, void* r, void* priv) {
   auto* self = static_cast<RedisBroker*>(priv);
   auto* reply = static_cast<redisReply*>(r);
   if (reply && reply->type == REDIS_REPLY_ERROR && !self->_closing)
-    self->report(FLOWRELAY_EINTERNAL, "redis refused the heartbeat PUBLISH: " +
-                                          std::string(str_of(reply)));
+    self->report(FLOWRELAY_EINTERNAL,
+                 "redis refused the heartbeat PUBLISH: " + std::string(str_of(reply)));
 }
 
 void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
@@ -450,8 +448,9 @@ std::string RedisBroker::metrics() const {
            name + labels + " " + std::to_string(value) + "\n";
   };
   auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  out += "# HELP flowrelay_redis_connected 1 while the link to Redis is up\n"
-         "# TYPE flowrelay_redis_connected gauge\n";
+  out +=
+      "# HELP flowrelay_redis_connected 1 while the link to Redis is up\n"
+      "# TYPE flowrelay_redis_connected gauge\n";
   out += "flowrelay_redis_connected{link=\"publisher\"} " + std::to_string(_count.pub_up.load()) +
          "\nflowrelay_redis_connected{link=\"subscriber\"} " +
          std::to_string(_count.sub_up.load()) + "\n";
@@ -498,8 +497,10 @@ void RedisBroker::check_timers(int64_t now) {
       case State::Connecting:
       case State::Authenticating:
         if (now - link->since_ms > _live.connect_timeout_ms.load())
-          drop(*link, "no answer within connect_timeout_ms (" +
-                          std::to_string(_live.connect_timeout_ms.load()) + " ms)", false);
+          drop(*link,
+               "no answer within connect_timeout_ms (" +
+                   std::to_string(_live.connect_timeout_ms.load()) + " ms)",
+               false);
         break;
       case State::Up:
         if (link == &_pub && !_inflight.empty() &&
@@ -515,8 +516,8 @@ void RedisBroker::check_timers(int64_t now) {
           // reply to a PING sent in subscribed mode, so its callback never runs.)
           link->ping_sent_ms = now;
           link->next_ping_ms = now + _live.ping_interval_ms.load();
-          redisAsyncCommand(_pub.ac, heartbeat_cb, this, "PUBLISH %b %s",
-                            _heartbeat_channel.data(), _heartbeat_channel.size(), "hb");
+          redisAsyncCommand(_pub.ac, heartbeat_cb, this, "PUBLISH %b %s", _heartbeat_channel.data(),
+                            _heartbeat_channel.size(), "hb");
         }
         break;
     }
@@ -528,12 +529,14 @@ int RedisBroker::next_wait_ms(int64_t now) const {
   for (const Link* link : {&_pub, &_sub}) {
     if (link->state == State::Down) next = std::min(next, link->retry_at_ms);
     if (link->state == State::Up && link == &_sub)
-      next = std::min(next, link->ping_sent_ms ? link->ping_sent_ms + _live.command_timeout_ms.load()
-                                               : link->next_ping_ms);
+      next =
+          std::min(next, link->ping_sent_ms ? link->ping_sent_ms + _live.command_timeout_ms.load()
+                                            : link->next_ping_ms);
     if (link->state == State::Connecting || link->state == State::Authenticating)
       next = std::min<int64_t>(next, link->since_ms + _live.connect_timeout_ms.load() + 1);
   }
-  if (!_inflight.empty()) next = std::min<int64_t>(next, _pub.since_ms + _live.command_timeout_ms.load() + 1);
+  if (!_inflight.empty())
+    next = std::min<int64_t>(next, _pub.since_ms + _live.command_timeout_ms.load() + 1);
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 

@@ -57,10 +57,10 @@ class RedisBroker {
     int64_t since_ms = 0;     // when the current state began
     int64_t retry_at_ms = 0;  // next connect attempt when Down
     uint32_t backoff_ms = 0;
-    uint32_t failures = 0;      // consecutive failed attempts (logged once, then on recovery)
-    int64_t ping_sent_ms = 0;   // 0: no PING outstanding
+    uint32_t failures = 0;     // consecutive failed attempts (logged once, then on recovery)
+    int64_t ping_sent_ms = 0;  // 0: no PING outstanding
     int64_t next_ping_ms = 0;
-    std::string drop_reason;    // why we closed it ourselves, for the log
+    std::string drop_reason;  // why we closed it ourselves, for the log
   };
 
   void run();
@@ -129,10 +129,10 @@ class RedisBroker {
   int _epoll_fd = -1;
   int _wake_fd = -1;
   Link _pub, _sub;
-  std::deque<Message> _pending;   // accepted, not yet written to Redis (in order)
-  std::deque<Message> _inflight;  // written, waiting for Redis' reply (in order)
-  std::unordered_set<std::string> _channels;        // subscriptions this node wants
-  std::unordered_set<std::string> _resubscribing;   // not yet confirmed after a reconnect
+  std::deque<Message> _pending;                    // accepted, not yet written to Redis (in order)
+  std::deque<Message> _inflight;                   // written, waiting for Redis' reply (in order)
+  std::unordered_set<std::string> _channels;       // subscriptions this node wants
+  std::unordered_set<std::string> _resubscribing;  // not yet confirmed after a reconnect
   std::vector<HiredisEpoll*> _adapters;
   std::string _heartbeat_channel;  // this node's own: proves the subscriber link is alive
   bool _ready = false;

@@ -73,14 +73,14 @@ bool RedisEndpoint::parse(const std::string& url, std::string& error) {
 }
 
 std::string RedisEndpoint::describe() const {
-  std::string s = unix_path.empty() ? "redis://" + host + ":" + std::to_string(port)
-                                    : "unix://" + unix_path;
+  std::string s =
+      unix_path.empty() ? "redis://" + host + ":" + std::to_string(port) : "unix://" + unix_path;
   if (db) s += " db " + std::to_string(db);
   return s;
 }
 
-bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* env_url,
-                         char* err, size_t err_cap) {
+bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* env_url, char* err,
+                         size_t err_cap) {
   for (size_t i = 0; i < n; ++i) {
     const std::string_view key(options[i].key.ptr, options[i].key.len);
     const std::string_view value(options[i].value.ptr, options[i].value.len);

@@ -26,11 +26,11 @@ struct RedisOptions {
   std::string url = "redis://localhost:6379";
   RedisEndpoint endpoint;
   uint32_t connect_timeout_ms = 2000;
-  uint32_t command_timeout_ms = 3000;    // a reply (or PING answer) later than this: reconnect
-  uint32_t ping_interval_ms = 1000;      // liveness probe on the subscriber connection
-  uint32_t reconnect_min_ms = 50;        // backoff starts here and doubles...
-  uint32_t reconnect_max_ms = 1000;      // ...up to this
-  uint64_t buffer_max_messages = 100000; // publishes held while Redis is away (and in flight)
+  uint32_t command_timeout_ms = 3000;     // a reply (or PING answer) later than this: reconnect
+  uint32_t ping_interval_ms = 1000;       // liveness probe on the subscriber connection
+  uint32_t reconnect_min_ms = 50;         // backoff starts here and doubles...
+  uint32_t reconnect_max_ms = 1000;       // ...up to this
+  uint64_t buffer_max_messages = 100000;  // publishes held while Redis is away (and in flight)
   uint64_t buffer_max_bytes = 64ull << 20;
 
   // `env_url` (REDIS_URL) wins over the `url` option when set and non-empty.

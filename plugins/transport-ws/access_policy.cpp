@@ -85,8 +85,7 @@ AccessDecision AccessPolicy::check(std::string_view conversation,
   AccessDecision d;
   const std::string origin = req.get("Origin", "");
   if (origin.empty()) {
-    if (!_settings.allow_missing_origin)
-      return {403, "an Origin header is required", false, {}};
+    if (!_settings.allow_missing_origin) return {403, "an Origin header is required", false, {}};
   } else if (!_settings.allowed_origins.empty()) {
     bool ok = false;
     for (const auto& allowed : _settings.allowed_origins)

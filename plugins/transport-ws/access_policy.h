@@ -16,11 +16,11 @@ class HTTPRequest;
 namespace flowrelay::ws {
 
 struct AccessSettings {
-  std::string auth = "none";            // none | jwt
-  std::string hs256_secret_file;        // jwt: shared secret (file content, trimmed)
-  std::string rs256_public_key_file;    // jwt: PEM public key
+  std::string auth = "none";                 // none | jwt
+  std::string hs256_secret_file;             // jwt: shared secret (file content, trimmed)
+  std::string rs256_public_key_file;         // jwt: PEM public key
   std::vector<std::string> allowed_origins;  // empty: any Origin
-  bool allow_missing_origin = true;     // clients that send no Origin (non-browsers)
+  bool allow_missing_origin = true;          // clients that send no Origin (non-browsers)
 };
 
 struct AccessDecision {

@@ -48,6 +48,20 @@ class OutQueue {
     }
     if (_count == 0 && _cap > 16) release();  // a burst is over: give the memory back
   }
+  // Drops every frame not yet started (a partly written head stays, so the stream remains
+  // valid frames); returns the bytes dropped.
+  uint64_t drop_unstarted() {
+    const uint32_t keep = _head_offset > 0 ? 1 : 0;
+    uint64_t dropped = 0;
+    while (_count > keep) {
+      const uint32_t last = (_head + _count - 1) & (_cap - 1);
+      dropped += _ring[last]->size();
+      _ring[last]->unref();
+      --_count;
+    }
+    _bytes -= dropped;
+    return dropped;
+  }
   void clear() {
     while (_count) pop();
     _bytes = 0;
@@ -101,27 +115,28 @@ struct Connection {
   int fd = -1;
   ConnState state = ConnState::Handshake;
   TimerList timer = TimerList::None;
-  bool dirty = false;        // on the loop's flush list
-  bool read_pending = false; // read budget exhausted; on the loop's read list
-  bool write_shut = false;   // shutdown(SHUT_WR) done
-  bool want_write = false;   // EPOLLOUT registered: the socket buffer was full
-  bool can_publish = true;   // granted by the token (always, without auth)
-  bool ping_sent = false;    // idle: we pinged and wait for any frame
-  bool capped = false;       // counted in ConnectionCaps: release() owed
-  bool counted = false;      // subscribe() succeeded or is pending: unsubscribe() owed
-  uint8_t frag_opcode = 0;   // opcode of the fragmented message being received, 0 if none
-  uint32_t member_index = 0; // position in channel->members (Open) or channel->waiting
+  bool dirty = false;         // on the loop's flush list
+  bool read_pending = false;  // read budget exhausted; on the loop's read list
+  bool write_shut = false;    // shutdown(SHUT_WR) done
+  bool want_write = false;    // EPOLLOUT registered: the socket buffer was full
+  bool can_publish = true;    // granted by the token (always, without auth)
+  bool ping_sent = false;     // idle: we pinged and wait for any frame
+  bool capped = false;        // counted in ConnectionCaps: release() owed
+  bool slow = false;          // dropped as a slow consumer: takes no more frames
+  bool counted = false;       // subscribe() succeeded or is pending: unsubscribe() owed
+  uint8_t frag_opcode = 0;    // opcode of the fragmented message being received, 0 if none
+  uint32_t member_index = 0;  // position in channel->members (Open) or channel->waiting
   LoopChannel* channel = nullptr;
   OutQueue out;
-  std::string* in = nullptr;       // unparsed input carried over between reads
-  std::string* message = nullptr;  // payload of a fragmented message so far
+  std::string* in = nullptr;          // unparsed input carried over between reads
+  std::string* message = nullptr;     // payload of a fragmented message so far
   SharedFrame* accept_101 = nullptr;  // the 101 held back while Joining
-  Utf8Validator utf8;              // over `message`
+  Utf8Validator utf8;                 // over `message`
   int64_t deadline_ms = 0;
-  float tokens = 0;             // publish token bucket
-  uint32_t tokens_at_ms = 0;    // last refill (loop clock, wraps after 49 days: harmless)
+  float tokens = 0;              // publish token bucket
+  uint32_t tokens_at_ms = 0;     // last refill (loop clock, wraps after 49 days: harmless)
   std::array<uint8_t, 16> ip{};  // peer address (IPv4-mapped), for the per-IP cap
-  Connection* prev = nullptr;  // timer list links
+  Connection* prev = nullptr;    // timer list links
   Connection* next = nullptr;
 
   ~Connection() {

@@ -21,8 +21,8 @@ namespace flowrelay::ws {
 namespace {
 
 constexpr size_t kScratchSize = 64 * 1024;
-constexpr int kReadBudget = 4;        // reads per readiness event before others get a turn
-constexpr int kAcceptBudget = 128;    // accepts per readiness event
+constexpr int kReadBudget = 4;      // reads per readiness event before others get a turn
+constexpr int kAcceptBudget = 128;  // accepts per readiness event
 constexpr int kMaxIov = 64;
 constexpr int64_t kOwnTtlMs = 10000;  // see OwnPublish
 char kListenTag, kWakeTag;            // epoll data for the two non-connection fds
@@ -63,7 +63,9 @@ EventLoop::~EventLoop() {
   delete[] _scratch;
 }
 
-void EventLoop::start() { _thread = std::thread([this] { run(); }); }
+void EventLoop::start() {
+  _thread = std::thread([this] { run(); });
+}
 
 void EventLoop::join() {
   if (_thread.joinable()) _thread.join();
@@ -135,8 +137,9 @@ void EventLoop::drain_inbox() {
             c->channel = nullptr;
             c->counted = false;
             _ctx.api->unsubscribe(_ctx.host, {ch->name.data(), ch->name.size()});
-            send_http_and_close(c, http_error(503, "the broker refused this conversation; "
-                                                   "try again later"));
+            send_http_and_close(c, http_error(503,
+                                              "the broker refused this conversation; "
+                                              "try again later"));
           }
           if (ch->members.empty()) _channels.erase(it);
         }
@@ -155,21 +158,22 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* frame) {
   if (!ch.own.empty()) {
     const int64_t now = now_ms();
     while (!ch.own.empty() && now - ch.own.front().at_ms > kOwnTtlMs) ch.own.pop_front();
-    if (!ch.own.empty() &&
-        ch.own.front().hash == std::hash<std::string_view>{}(frame->payload())) {
+    if (!ch.own.empty() && ch.own.front().hash == std::hash<std::string_view>{}(frame->payload())) {
       skip = ch.own.front().session;
       ch.own.pop_front();
     }
   }
-  // One reference per recipient, taken in one atomic add after queueing: nothing releases a
-  // queued frame before the next flush, and the inbox item holds the frame until then.
+  // One reference per member, taken in one atomic add; those not used (the skipped sender)
+  // are given back after. The inbox item's own reference keeps the count above zero meanwhile.
+  const uint32_t members = static_cast<uint32_t>(ch.members.size());
+  frame->ref(members);
   uint32_t n = 0;
   for (Connection* c : ch.members) {
     if (c->id == skip) continue;
     send(c, frame);
     ++n;
   }
-  frame->ref(n);
+  if (members > n) frame->release(members - n);
   _stats.deliveries.add(n);
   _stats.bytes_out.add(n * frame->size());
 }
@@ -208,8 +212,10 @@ void EventLoop::run() {
       }
     }
     drain_inbox();
+    leave_slow_consumers();
     expire_timers();  // before the flush: a ping or close it queues goes out now
     flush_dirty();
+    leave_slow_consumers();  // (again: timers may have queued to one) before anything is freed
     reap();
     if (_stopping && (_connections == 0 || now_ms() >= _stop_deadline_ms)) break;
   }
@@ -290,14 +296,15 @@ void EventLoop::on_accept() {
     if (refused) {
       // Answered at once, before reading the request: a flood costs one small write each.
       _stats.limit_rejections.add();
-      send_http_and_close(c, http_error(refused, refused == 429
-                                                     ? "too many connections from your address"
-                                                     : "server at its connection limit"));
+      send_http_and_close(
+          c, http_error(refused, refused == 429 ? "too many connections from your address"
+                                                : "server at its connection limit"));
       flush(c);
       continue;
     }
     c->capped = true;
-    timer_add(c, TimerList::Handshake, _ctx.limits.handshake_timeout_ms.load(std::memory_order_relaxed));
+    timer_add(c, TimerList::Handshake,
+              _ctx.limits.handshake_timeout_ms.load(std::memory_order_relaxed));
   }
 }
 
@@ -368,7 +375,8 @@ void EventLoop::on_input(Connection* c, char* data, size_t len) {
   }
   if (c->state == ConnState::Dead) return;
   if (c->state == ConnState::Joining &&
-      len - used > _ctx.limits.max_message_size.load(std::memory_order_relaxed) + _ctx.limits.max_header_size.load(std::memory_order_relaxed))
+      len - used > _ctx.limits.max_message_size.load(std::memory_order_relaxed) +
+                       _ctx.limits.max_header_size.load(std::memory_order_relaxed))
     return close_now(c);  // floods before it was even let in
   const size_t rest = len - used;
   if (rest == 0 || c->state == ConnState::Closing) {
@@ -394,9 +402,9 @@ size_t EventLoop::on_handshake(Connection* c, char* data, size_t len) {
     return 0;
   }
   const auto policy = _ctx.policy();
-  HandshakeResult hs = accept_handshake(text.substr(0, end + 4), _ctx.options.path,
-                                        _ctx.limits.max_conversation_id_length.load(),
-                                        policy.get());
+  HandshakeResult hs =
+      accept_handshake(text.substr(0, end + 4), _ctx.options.path,
+                       _ctx.limits.max_conversation_id_length.load(), policy.get());
   if (hs.status != 101) {
     if (hs.status == 401 || hs.status == 403) _stats.access_rejections.add();
     send_http_and_close(c, hs.response);
@@ -563,22 +571,56 @@ void EventLoop::publish(Connection* c, std::string_view payload) {
 // ---------------------------------------------------------------------------- output
 
 void EventLoop::send(Connection* c, SharedFrame* f) {
+  if (c->slow) {  // already being dropped: nothing more is queued for it
+    f->unref();
+    return;
+  }
   const uint64_t queued = c->out.bytes() + f->size();
   c->out.push(f);
-  if (queued > _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed) && c->state == ConnState::Open) {
-    // Slow consumer: it cannot take a close frame behind a full queue, so it is dropped.
+  if (queued > _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed) &&
+      c->state == ConnState::Open) {
+    // Slow consumer: its backlog is dropped now (memory stays bounded) and a close 1008 is
+    // queued behind whatever frame was half written. It leaves the channel at the end of this
+    // loop pass (the caller may be iterating the channel's members), then lingers on the close
+    // timer like any close.
+    c->out.drop_unstarted();
+    c->slow = true;
+    _stats.slow_consumer_closes.add();
     _ctx.log(FLOWRELAY_LOG_NOTICE, "closing a slow consumer on " + c->channel->name + " (" +
                                        std::to_string(queued) + " bytes queued)");
-    shutdown(c->fd, SHUT_RDWR);
-    _stats.slow_consumer_closes.add();
-    c->state = ConnState::Closing;  // leaves the channel at the next flush/timer
-    _dead.push_back(c);             // close_now() at the end of the iteration
-    return;
+    char body[] = {char(close_code::PolicyViolation >> 8),
+                   char(close_code::PolicyViolation & 0xff),
+                   's',
+                   'l',
+                   'o',
+                   'w',
+                   ' ',
+                   'c',
+                   'o',
+                   'n',
+                   's',
+                   'u',
+                   'm',
+                   'e',
+                   'r'};
+    c->out.push(SharedFrame::message({}, Opcode::Close, {body, sizeof body}));
+    _slow.push_back(c);
   }
   if (!c->dirty) {
     c->dirty = true;
     _dirty.push_back(c);
   }
+}
+
+void EventLoop::leave_slow_consumers() {
+  for (Connection* c : _slow) {
+    if (c->state != ConnState::Open) continue;
+    channel_remove(c);
+    c->state = ConnState::Closing;
+    timer_remove(c);
+    timer_add(c, TimerList::Closing, _ctx.limits.close_timeout_ms.load(std::memory_order_relaxed));
+  }
+  _slow.clear();
 }
 
 void EventLoop::send_close(Connection* c, uint16_t code, std::string_view reason) {

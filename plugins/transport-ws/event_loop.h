@@ -7,8 +7,8 @@
 #include <flowrelay/plugin.h>
 
 #include <atomic>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -38,7 +38,6 @@ struct LoopChannel {
   std::vector<Connection*> waiting;  // Joining sessions: wait for the broker's confirmation
   std::deque<OwnPublish> own;        // only used when channels.echo is false
 };
-
 
 class EventLoop {
  public:
@@ -83,8 +82,8 @@ class EventLoop {
   void on_frame(Connection* c, const FrameHeader& h, char* payload);
   void on_close_frame(Connection* c, const char* payload, size_t len);
   void publish(Connection* c, std::string_view payload);
-  void open(Connection* c);  // send 101, join the channel's members
-  void process_held_input(Connection* c);  // frames received while Joining
+  void open(Connection* c);                                 // send 101, join the channel's members
+  void process_held_input(Connection* c);                   // frames received while Joining
   void begin_closing(Connection* c, SharedFrame* goodbye);  // leave channel, send, linger
 
   void send(Connection* c, SharedFrame* f);  // queue (takes the reference) and mark dirty
@@ -121,16 +120,20 @@ class EventLoop {
   std::vector<Connection*> _dirty;
   std::vector<Connection*> _read_again;
   std::vector<Connection*> _dead;
+  std::vector<Connection*> _slow;  // slow consumers to take off their channel after fan-out
+  void leave_slow_consumers();
   struct TimerQueue {
     Connection* head = nullptr;
     Connection* tail = nullptr;
   } _handshakes, _closings, _idle;
   TimerQueue& queue(TimerList list) {
-    return list == TimerList::Handshake ? _handshakes : list == TimerList::Closing ? _closings : _idle;
+    return list == TimerList::Handshake ? _handshakes
+           : list == TimerList::Closing ? _closings
+                                        : _idle;
   }
-  void touch(Connection* c);  // a frame arrived: restart the idle timer
+  void touch(Connection* c);       // a frame arrived: restart the idle timer
   bool take_token(Connection* c);  // publish rate limit
-  char* _scratch;  // read buffer shared by all connections of this loop
+  char* _scratch;                  // read buffer shared by all connections of this loop
 
   LoopStats _stats;
   size_t _connections = 0;

@@ -42,9 +42,9 @@ struct FrameHeader {
 };
 
 enum class ParseResult {
-  Ok,          // header parsed into `out`; payload starts at data + header_len
-  NeedMore,    // not enough bytes for the header yet
-  Malformed,   // non-minimal length encoding or 64-bit length with the top bit set
+  Ok,         // header parsed into `out`; payload starts at data + header_len
+  NeedMore,   // not enough bytes for the header yet
+  Malformed,  // non-minimal length encoding or 64-bit length with the top bit set
 };
 
 // Parses a frame header from data[0..len). Does not check semantics (masking, opcodes, RSV,

@@ -18,22 +18,32 @@ namespace {
 
 const char* status_text(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 426:
+      return "Upgrade Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
 bool has_token(const std::string& header, const char* token) {
-  Poco::StringTokenizer tokens(header, ",", Poco::StringTokenizer::TOK_TRIM |
-                                               Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  Poco::StringTokenizer tokens(
+      header, ",", Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
   for (const auto& t : tokens)
     if (Poco::icompare(t, token) == 0) return true;
   return false;
@@ -57,8 +67,8 @@ std::string http_error(int status, std::string_view reason, std::string_view ext
   std::string body(reason);
   body += "\n";
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
-                  "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                  std::to_string(body.size()) + "\r\nConnection: close\r\n";
+                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\nConnection: close\r\n";
   r.append(extra_headers);
   r += "\r\n";
   r += body;

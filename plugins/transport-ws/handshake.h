@@ -9,18 +9,17 @@ namespace flowrelay::ws {
 class AccessPolicy;
 
 struct HandshakeResult {
-  int status = 0;             // 101 on success, else the HTTP error to answer with
-  std::string response;       // the complete response to send
-  std::string conversation;   // the id after the path prefix (on success)
-  bool can_publish = true;    // what the access policy granted
+  int status = 0;            // 101 on success, else the HTTP error to answer with
+  std::string response;      // the complete response to send
+  std::string conversation;  // the id after the path prefix (on success)
+  bool can_publish = true;   // what the access policy granted
 };
 
 // `request` holds the request line and headers up to and including the blank line.
 // `path_prefix` is e.g. "/ws/"; the id after it must be 1..max_id_length chars of
 // [A-Za-z0-9_.:-]. `policy` (may be null) checks Origin and the token: 401/403.
 HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix,
-                                 size_t max_id_length = 128,
-                                 const AccessPolicy* policy = nullptr);
+                                 size_t max_id_length = 128, const AccessPolicy* policy = nullptr);
 
 // A complete error response with a short plain-text body; `extra_headers` end in CRLF.
 std::string http_error(int status, std::string_view reason, std::string_view extra_headers = {});

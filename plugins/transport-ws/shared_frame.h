@@ -2,12 +2,12 @@
 // it is queued on: a message fanned out to N sessions is encoded once, then only referenced.
 #pragma once
 
+#include <time.h>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <time.h>
 #include <string_view>
 
 #include "frame_codec.h"
@@ -48,6 +48,8 @@ class SharedFrame {
   std::string_view payload() const { return {bytes() + _header_len, _size - _header_len}; }
 
   void ref(uint32_t n = 1) { _refs.fetch_add(n, std::memory_order_relaxed); }
+  // Gives back n references known not to be the last (the caller still holds one).
+  void release(uint32_t n) { _refs.fetch_sub(n, std::memory_order_relaxed); }
   void unref() {
     if (_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       this->~SharedFrame();

@@ -6,12 +6,12 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <unordered_map>
-#include <cstdint>
-#include <string>
 
 #include "access_policy.h"
 #include "ws_options.h"
@@ -93,7 +93,9 @@ inline constexpr int kLatencyBucketCount = sizeof(kLatencyBuckets) / sizeof(kLat
 struct LoopStats {
   struct Counter {
     std::atomic<uint64_t> v{0};
-    void add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void add(uint64_t n = 1) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     uint64_t get() const { return v.load(std::memory_order_relaxed); }
   };
   Counter connections_total;  // accepted (open = total - closed)
@@ -104,12 +106,12 @@ struct LoopStats {
   Counter deliveries;  // frames queued to clients (fan-out)
   Counter bytes_out;
   Counter slow_consumer_closes;
-  Counter protocol_closes;  // closed by us for a protocol violation
-  Counter publish_errors;   // the broker refused a client's message (client told: 1013/1011)
-  Counter limit_rejections; // refused at accept: max_connections / max_connections_per_ip
-  Counter access_rejections;  // refused at the handshake: 401 / 403
-  Counter idle_closes;      // no answer to our ping within idle_timeout_ms
-  Counter rate_limited;     // closed 1008 for exceeding publish_rate
+  Counter protocol_closes;      // closed by us for a protocol violation
+  Counter publish_errors;       // the broker refused a client's message (client told: 1013/1011)
+  Counter limit_rejections;     // refused at accept: max_connections / max_connections_per_ip
+  Counter access_rejections;    // refused at the handshake: 401 / 403
+  Counter idle_closes;          // no answer to our ping within idle_timeout_ms
+  Counter rate_limited;         // closed 1008 for exceeding publish_rate
   Counter forbidden_publishes;  // closed 1008: the token does not grant publishing
   Counter latency_count;
   Counter latency_sum_ns;
@@ -135,7 +137,10 @@ struct TransportContext {
   mutable ConnectionCaps caps;  // shared, internally locked
 
   TransportContext(const flowrelay_transport_host_api* a, flowrelay_host* h, WsOptions o)
-      : api(a), host(h), options(std::move(o)), limits(options),
+      : api(a),
+        host(h),
+        options(std::move(o)),
+        limits(options),
         _policy(std::make_shared<const AccessPolicy>(options.access)) {}
 
   // The access policy in force (replaced on reload: a handshake keeps the one it started with).

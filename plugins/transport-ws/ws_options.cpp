@@ -109,17 +109,23 @@ bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       }
     } else if (key == "allow_missing_origin") {
-      if (value == "true") access.allow_missing_origin = true;
-      else if (value == "false") access.allow_missing_origin = false;
-      else return bad("true or false");
+      if (value == "true")
+        access.allow_missing_origin = true;
+      else if (value == "false")
+        access.allow_missing_origin = false;
+      else
+        return bad("true or false");
     } else if (key == "config_dir") {
       config_dir.assign(value);
     } else if (key == "channel_prefix") {
       channel_prefix.assign(value);
     } else if (key == "echo") {
-      if (value == "true") echo = true;
-      else if (value == "false") echo = false;
-      else return bad("true or false");
+      if (value == "true")
+        echo = true;
+      else if (value == "false")
+        echo = false;
+      else
+        return bad("true or false");
     } else {
       std::snprintf(err, err_cap,
                     "transport-ws: unknown option '%.*s' (known: listen, path, max_message_size, "

@@ -13,13 +13,13 @@ namespace flowrelay::ws {
 struct WsOptions {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
-  std::string path = "/ws/";             // the conversation id follows it
-  uint64_t max_message_size = 1 << 20;   // 1009 past it (summed over fragments)
-  unsigned io_threads = 0;               // 0: one per core
-  uint64_t max_outbound_bytes = 8 << 20; // a slower reader is disconnected (slow consumer)
-  uint32_t max_header_size = 8192;       // 431 past it
-  uint32_t handshake_timeout_ms = 10000; // headers (and broker confirmation) within this
-  uint32_t close_timeout_ms = 2000;      // wait for the peer's close/EOF after ours
+  std::string path = "/ws/";              // the conversation id follows it
+  uint64_t max_message_size = 1 << 20;    // 1009 past it (summed over fragments)
+  unsigned io_threads = 0;                // 0: one per core
+  uint64_t max_outbound_bytes = 8 << 20;  // a slower reader is disconnected (slow consumer)
+  uint32_t max_header_size = 8192;        // 431 past it
+  uint32_t handshake_timeout_ms = 10000;  // headers (and broker confirmation) within this
+  uint32_t close_timeout_ms = 2000;       // wait for the peer's close/EOF after ours
   int backlog = 4096;
   uint32_t max_conversation_id_length = 128;
   uint32_t idle_timeout_ms = 60000;      // no frame for this long: ping; again: close 1001

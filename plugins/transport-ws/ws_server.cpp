@@ -21,8 +21,8 @@ int bind_listener(const std::string& host, uint16_t port, int backlog, std::stri
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
-  const int rc = getaddrinfo(host.empty() || host == "*" ? nullptr : host.c_str(),
-                             service.c_str(), &hints, &res);
+  const int rc = getaddrinfo(host.empty() || host == "*" ? nullptr : host.c_str(), service.c_str(),
+                             &hints, &res);
   if (rc != 0) {
     err = "cannot resolve listen address '" + host + "': " + gai_strerror(rc);
     return -1;
@@ -50,8 +50,8 @@ WsServer::~WsServer() {
 }
 
 bool WsServer::start(std::string& err) {
-  _listen_fd = bind_listener(_ctx.options.listen_host, _ctx.options.listen_port,
-                             _ctx.options.backlog, err);
+  _listen_fd =
+      bind_listener(_ctx.options.listen_host, _ctx.options.listen_port, _ctx.options.backlog, err);
   if (_listen_fd < 0) return false;
   try {
     for (unsigned i = 0; i < _ctx.options.io_threads; ++i)
@@ -66,9 +66,9 @@ bool WsServer::start(std::string& err) {
   }
   _running = true;
   _ctx.log(FLOWRELAY_LOG_INFO, "listening on ws://" + _ctx.options.listen_host + ":" +
-                                   std::to_string(_ctx.options.listen_port) +
-                                   _ctx.options.path + "{conversation_id} with " +
-                                   std::to_string(_loops.size()) + " I/O threads");
+                                   std::to_string(_ctx.options.listen_port) + _ctx.options.path +
+                                   "{conversation_id} with " + std::to_string(_loops.size()) +
+                                   " I/O threads");
   return true;
 }
 
@@ -156,8 +156,8 @@ std::string WsServer::metrics() const {
          sum.forbidden_publishes.get());
   const char* h = "flowrelay_delivery_latency_seconds";
   out += std::string("# HELP ") + h +
-         " From a message reaching the transport to its frame written for one client\n# TYPE " +
-         h + " histogram\n";
+         " From a message reaching the transport to its frame written for one client\n# TYPE " + h +
+         " histogram\n";
   uint64_t cumulative = 0;
   char le[32];
   for (int i = 0; i < kLatencyBucketCount; ++i) {
