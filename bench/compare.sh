@@ -115,10 +115,13 @@ fb flowrelay/saturation --url ws://127.0.0.1:18400/ws --conns 1000 --rooms 10 --
 fb nchan/saturation --url ws://127.0.0.1:18410/ws --conns 1000 --rooms 10 --rate 0 --window 128 --warmup 1 --duration 5 --pid "$nchan_pid"
 fb flowrelay-redis-2x/saturation --url ws://127.0.0.1:18402/ws --url ws://127.0.0.1:18404/ws --conns 1000 --rooms 10 --rate 0 --window 128 --warmup 1 --duration 5 --pid "$ra_pid,$rb_pid"
 fb flowrelay-redis-2x/cluster --url ws://127.0.0.1:18402/ws --url ws://127.0.0.1:18404/ws --conns 1000 --rooms 10 --rate 100 --duration 5 --publish-url-index 0 --pid "$ra_pid,$rb_pid"
-rss0=$(awk '/VmRSS/{print $2}' "/proc/$local_pid/status")
+# Memory per connection on a fresh daemon (the one above kept the heap of the saturation runs).
+start_flowrelay scale 18406 18407 "{ plugin: broker-local }"
+scale_pid=${pids[-1]}
+rss0=$(awk '/VmRSS/{print $2}' "/proc/$scale_pid/status")
 record rss flowrelay/idle-before "{\"rssKb\":$rss0}"
-fb flowrelay/scale --url ws://127.0.0.1:18400/ws --conns 10000 --rooms 100 --rate 100 --duration 5 --pid "$local_pid"
-fb flowrelay/hold19k --url ws://127.0.0.1:18400/ws --conns 19000 --rooms 100 --rate 100 --duration 5 --pid "$local_pid"
+fb flowrelay/scale --url ws://127.0.0.1:18406/ws --conns 10000 --rooms 100 --rate 100 --duration 5 --pid "$scale_pid"
+fb flowrelay/hold19k --url ws://127.0.0.1:18406/ws --conns 19000 --rooms 100 --rate 100 --duration 5 --pid "$scale_pid"
 
 python3 "$root/bench/render_benchmarks.py" "$results" "$out" "bench/compare.sh"
 echo "wrote $out" >&2
