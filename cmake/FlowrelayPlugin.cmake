@@ -12,6 +12,7 @@ function(flowrelay_add_plugin name)
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${FLOWRELAY_PLUGIN_BUILD_DIR})
   target_link_libraries(${target} PRIVATE flowrelay::sdk ${P_LIBS})
+  target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR}/plugins/common)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
   target_compile_definitions(${target} PRIVATE FLOWRELAY_PLUGIN_VERSION="${PROJECT_VERSION}")
   # Unresolved symbols must fail at link time, not at dlopen in production.

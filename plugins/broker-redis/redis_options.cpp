@@ -1,27 +1,16 @@
 #include "redis_options.h"
 
+#include "parse_number.h"
+
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
-#include <charconv>
 #include <cstdio>
 #include <string_view>
 
 namespace flowrelay::redis {
 
-namespace {
-
-template <typename T>
-bool to_number(std::string_view text, T min, T max, T& out) {
-  T value{};
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
-    return false;
-  out = value;
-  return true;
-}
-
-}  // namespace
+using plugin::parse_number;
 
 bool RedisEndpoint::parse(const std::string& url, std::string& error) {
   try {
@@ -33,7 +22,7 @@ bool RedisEndpoint::parse(const std::string& url, std::string& error) {
         return false;
       }
       for (const auto& [k, v] : uri.getQueryParameters())
-        if (k == "db" && !to_number(std::string_view(v), 0, 1 << 20, db)) {
+        if (k == "db" && !parse_number(std::string_view(v), 0, 1 << 20, db)) {
           error = "db must be a number";
           return false;
         }
@@ -61,7 +50,7 @@ bool RedisEndpoint::parse(const std::string& url, std::string& error) {
     }
     std::string path = uri.getPath();
     if (!path.empty() && path != "/" &&
-        !to_number(std::string_view(path).substr(1), 0, 1 << 20, db)) {
+        !parse_number(std::string_view(path).substr(1), 0, 1 << 20, db)) {
       error = "the path must be a database number, got '" + path + "'";
       return false;
     }
@@ -91,7 +80,8 @@ bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* 
       return false;
     };
     auto ms = [&](uint32_t& out) {
-      return to_number<uint32_t>(value, 1, 3600000, out) || bad("milliseconds from 1 to 3600000");
+      return parse_number<uint32_t>(value, 1, 3600000, out) ||
+             bad("milliseconds from 1 to 3600000");
     };
     if (key == "url") {
       url.assign(value);
@@ -106,10 +96,10 @@ bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* 
     } else if (key == "reconnect_max_ms") {
       if (!ms(reconnect_max_ms)) return false;
     } else if (key == "buffer_max_messages") {
-      if (!to_number<uint64_t>(value, 1, uint64_t{1} << 32, buffer_max_messages))
+      if (!parse_number<uint64_t>(value, 1, uint64_t{1} << 32, buffer_max_messages))
         return bad("a number from 1 to 4294967296");
     } else if (key == "buffer_max_bytes") {
-      if (!to_number<uint64_t>(value, 1024, uint64_t{1} << 40, buffer_max_bytes))
+      if (!parse_number<uint64_t>(value, 1024, uint64_t{1} << 40, buffer_max_bytes))
         return bad("a byte count of at least 1024");
     } else {
       std::snprintf(err, err_cap,

@@ -1,34 +1,14 @@
 #include "ws_options.h"
 
-#include <charconv>
+#include "parse_number.h"
+
 #include <cstdio>
 #include <string_view>
 #include <thread>
 
 namespace flowrelay::ws {
 
-namespace {
-
-template <typename T>
-bool to_number(std::string_view text, T min, T max, T& out) {
-  T value{};
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
-    return false;
-  out = value;
-  return true;
-}
-
-bool to_double(std::string_view text, double min, double max, double& out) {
-  double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
-    return false;
-  out = value;
-  return true;
-}
-
-}  // namespace
+using plugin::parse_number;
 
 bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size_t err_cap) {
   for (size_t i = 0; i < n; ++i) {
@@ -44,7 +24,7 @@ bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size
       const auto colon = value.rfind(':');
       uint16_t port = 0;
       if (colon == std::string_view::npos || colon == 0 ||
-          !to_number<uint16_t>(value.substr(colon + 1), 1, 65535, port))
+          !parse_number<uint16_t>(value.substr(colon + 1), 1, 65535, port))
         return bad("host:port");
       std::string_view host = value.substr(0, colon);
       if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
@@ -56,40 +36,42 @@ bool WsOptions::parse(const flowrelay_option* options, size_t n, char* err, size
         return bad("a path that starts and ends with '/'");
       path.assign(value);
     } else if (key == "max_message_size") {
-      if (!to_number<uint64_t>(value, 1, uint64_t{1} << 30, max_message_size))
+      if (!parse_number<uint64_t>(value, 1, uint64_t{1} << 30, max_message_size))
         return bad("a byte count from 1 to 1073741824");
     } else if (key == "io_threads") {
-      if (!to_number<unsigned>(value, 0, 256, io_threads)) return bad("a number from 0 to 256");
+      if (!parse_number<unsigned>(value, 0, 256, io_threads)) return bad("a number from 0 to 256");
     } else if (key == "max_outbound_bytes") {
-      if (!to_number<uint64_t>(value, 1024, uint64_t{1} << 34, max_outbound_bytes))
+      if (!parse_number<uint64_t>(value, 1024, uint64_t{1} << 34, max_outbound_bytes))
         return bad("a byte count of at least 1024");
     } else if (key == "max_header_size") {
-      if (!to_number<uint32_t>(value, 256, 1 << 20, max_header_size))
+      if (!parse_number<uint32_t>(value, 256, 1 << 20, max_header_size))
         return bad("a byte count from 256 to 1048576");
     } else if (key == "handshake_timeout_ms") {
-      if (!to_number<uint32_t>(value, 1, 3600000, handshake_timeout_ms))
+      if (!parse_number<uint32_t>(value, 1, 3600000, handshake_timeout_ms))
         return bad("milliseconds from 1 to 3600000");
     } else if (key == "close_timeout_ms") {
-      if (!to_number<uint32_t>(value, 1, 600000, close_timeout_ms))
+      if (!parse_number<uint32_t>(value, 1, 600000, close_timeout_ms))
         return bad("milliseconds from 1 to 600000");
     } else if (key == "backlog") {
-      if (!to_number<int>(value, 1, 1 << 20, backlog)) return bad("a number from 1 to 1048576");
+      if (!parse_number<int>(value, 1, 1 << 20, backlog)) return bad("a number from 1 to 1048576");
     } else if (key == "max_conversation_id_length") {
-      if (!to_number<uint32_t>(value, 1, 1024, max_conversation_id_length))
+      if (!parse_number<uint32_t>(value, 1, 1024, max_conversation_id_length))
         return bad("a length from 1 to 1024");
     } else if (key == "idle_timeout_ms") {
-      if (!to_number<uint32_t>(value, 0, 86400000, idle_timeout_ms))
+      if (!parse_number<uint32_t>(value, 0, 86400000, idle_timeout_ms))
         return bad("milliseconds from 0 (off) to 86400000");
     } else if (key == "max_connections") {
-      if (!to_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections))
+      if (!parse_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections))
         return bad("a number (0: unlimited)");
     } else if (key == "max_connections_per_ip") {
-      if (!to_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections_per_ip))
+      if (!parse_number<uint64_t>(value, 0, uint64_t{1} << 32, max_connections_per_ip))
         return bad("a number (0: unlimited)");
     } else if (key == "publish_rate") {
-      if (!to_double(value, 0, 1e9, publish_rate)) return bad("messages per second (0: unlimited)");
+      if (!parse_number<double>(value, 0, 1e9, publish_rate))
+        return bad("messages per second (0: unlimited)");
     } else if (key == "publish_burst") {
-      if (!to_double(value, 1, 1e9, publish_burst)) return bad("a number of messages >= 1");
+      if (!parse_number<double>(value, 1, 1e9, publish_burst))
+        return bad("a number of messages >= 1");
     } else if (key == "auth") {
       if (value != "none" && value != "jwt") return bad("none or jwt");
       access.auth.assign(value);

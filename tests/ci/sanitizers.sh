@@ -88,10 +88,19 @@ stage_asan() {
   #     artifacts, not memory safety;
   #   label memcheck: valgrind cannot run sanitized binaries (not registered in sanitizer
   #     builds anyway).
-  # Nothing is excluded by name: the scale tests (5000 sockets, thread counts) pass under ASan;
-  # their RSS is only printed, not asserted.
+  #   Tests that assert the daemon's RSS: ASan keeps freed memory in its quarantine (256 MiB)
+  #   and pads every block with redzones, so RSS bounds written for the real allocator fail on
+  #   sanitizer overhead alone (measured: +228 MiB against a 16 MiB bound, +18 MiB against 6).
+  #   They pass in the normal run, and LSan still checks the same code paths for leaks through
+  #   the other tests:
+  #     SlowConsumer.IsClosedWith1008AndMemoryStaysBounded         (RSS growth < 16 MiB)
+  #     Fault.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers  (RSS <= base + 6 MiB)
+  #     Fault.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat      (RSS <= base + 6 MiB)
+  # The scale tests (5000 sockets, thread counts) do run: they print RSS but do not bound it.
   local rc=0
-  run_ctest "$dir" -LE '^(bench|packaging|memcheck)$' || rc=$?
+  run_ctest "$dir" -LE '^(bench|packaging|memcheck)$' \
+    -E '^(SlowConsumer\.IsClosedWith1008AndMemoryStaysBounded|Fault\.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers|Fault\.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat)$' \
+    || rc=$?
   echo "sanitizers.sh: ASan stage took $((SECONDS - t0)) s"
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
   return $rc
