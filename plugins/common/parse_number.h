@@ -11,7 +11,7 @@ template <typename T>
 bool parse_number(std::string_view text, T min, T max, T& out) {
   T value{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+  if (ec != std::errc() || ptr != text.data() + text.size() || !(value >= min && value <= max))  // rejects NaN too
     return false;
   out = value;
   return true;

@@ -632,7 +632,7 @@ void EventLoop::send_close(Connection* c, uint16_t code, std::string_view reason
   body[0] = char(code >> 8);
   body[1] = char(code & 0xff);
   const size_t n = std::min(reason.size(), sizeof body - 2);
-  std::memcpy(body + 2, reason.data(), n);
+  if (n) std::memcpy(body + 2, reason.data(), n);  // reason may be {} (null data)
   begin_closing(c, SharedFrame::message({}, Opcode::Close, {body, n + 2}));
 }
 

@@ -22,8 +22,8 @@ class SharedFrame {
     const size_t hlen = encode_header(header, opcode, payload.size());
     SharedFrame* f = allocate(hlen + payload.size(), channel.size());
     std::memcpy(f->bytes(), header, hlen);
-    std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
-    std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
+    if (!payload.empty()) std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
+    if (!channel.empty()) std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
     f->_header_len = static_cast<uint8_t>(hlen);
     if (!channel.empty()) f->_created_ns = monotonic_ns();
     return f;
@@ -31,7 +31,7 @@ class SharedFrame {
   // Bytes sent as they are (handshake responses).
   static SharedFrame* raw(std::string_view bytes) {
     SharedFrame* f = allocate(bytes.size(), 0);
-    std::memcpy(f->bytes(), bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(f->bytes(), bytes.data(), bytes.size());
     return f;
   }
 

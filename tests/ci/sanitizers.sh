@@ -7,14 +7,17 @@
 #         tests except those listed below (labels and names, each with its reason).
 #   tsan  build-tsan/: -fsanitize=thread; the router unit tests, the broker conformance suites
 #         (label conformance) and the integration tests that relay between the transport's
-#         event-loop threads (MessagingTest, CloseHandshake, Scale.ThousandClients...).
+#         event-loop threads (MessagingTest, CloseHandshake, Scale.ThousandClients...,
+#         Shutdown.*).
 #
 # Every sanitizer report, also from the flowrelayd children the tests start, is written to
 # <build>/sanitizer-logs/ (log_path) and printed at the end of the stage; any report fails it,
 # even if the test that caused it passed. Suppressions (tests/ci/*.supp) are for third-party
 # code only.
 #
-# Environment: SANITIZER_JOBS (parallel compile jobs, default: nproc), CC/CXX (default clang).
+# Environment: SANITIZER_JOBS (parallel compile jobs, default: nproc), SANITIZER_CC and
+# SANITIZER_CXX (compilers, default clang and clang++, the ones whose runtimes ./start.sh
+# installs: libclang-rt-14-dev).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/tests/ci
