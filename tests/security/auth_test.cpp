@@ -49,12 +49,23 @@ std::unique_ptr<RawClient> join(uint16_t port, const std::string& path,
 
 // Reads frames until a text frame; returns its payload ("" with a description on anything
 // else).
+// Pings (the server's idle probes, which may arrive at any time) are answered and skipped.
 std::string next_text(RawClient& c, Millis timeout = 3s) {
-  Frame f;
-  const ReadResult r = c.read_frame(f, timeout);
-  if (r != ReadResult::Frame) return "<no frame: " + std::to_string(static_cast<int>(r)) + ">";
-  if (f.opcode != kText) return "<" + f.describe() + ">";
-  return f.payload;
+  for (;;) {
+    Frame f;
+    const ReadResult r = c.read_frame(f, timeout);
+    if (r != ReadResult::Frame) return "<no frame: " + std::to_string(static_cast<int>(r)) + ">";
+    if (f.opcode == kPing) {
+      FrameSpec pong;
+      pong.opcode = kPong;
+      pong.payload = f.payload;
+      c.send_frame(pong);
+      continue;
+    }
+    if (f.opcode == kPong) continue;
+    if (f.opcode != kText) return "<" + f.describe() + ">";
+    return f.payload;
+  }
 }
 
 // The client gets a close frame with `code` and then EOF.
