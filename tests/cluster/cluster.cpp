@@ -25,35 +25,6 @@ namespace flowrelay::ctest {
 
 namespace {
 
-ExitStatus decode_wait_status(int status) {
-  ExitStatus st;
-  st.finished = true;
-  if (WIFEXITED(status)) {
-    st.exited = true;
-    st.code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    st.signal = WTERMSIG(status);
-  }
-  return st;
-}
-
-// Waits (bounded) for `pid` to exit; finished=false on timeout.
-ExitStatus wait_pid(pid_t pid, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return decode_wait_status(status);
-    if (r < 0 && errno != EINTR) {
-      ExitStatus st;
-      st.finished = true;  // not our child any more
-      return st;
-    }
-    if (Clock::now() >= deadline) return ExitStatus{};
-    std::this_thread::sleep_for(2ms);
-  }
-}
-
 int remaining_ms(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
@@ -202,7 +173,7 @@ bool Process::running() {
   int status = 0;
   const pid_t r = ::waitpid(_pid, &status, WNOHANG);
   if (r == _pid) {
-    _exit = decode_wait_status(status);
+    _exit = itest::decode_wait_status(status);
     return false;
   }
   return true;
@@ -216,7 +187,7 @@ void Process::kill_group() {
   if (_pid <= 0) return;
   ::kill(-_pid, SIGKILL);  // the group: nginx workers too (a stopped process dies as well)
   if (!_exit) {
-    ExitStatus st = wait_pid(_pid, 5s);
+    ExitStatus st = itest::wait_pid(_pid, 5s);
     if (st.finished) _exit = st;
   }
   _pid = -1;

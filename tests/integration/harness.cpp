@@ -68,35 +68,6 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-ExitStatus decode_wait_status(int status) {
-  ExitStatus st;
-  st.finished = true;
-  if (WIFEXITED(status)) {
-    st.exited = true;
-    st.code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    st.signal = WTERMSIG(status);
-  }
-  return st;
-}
-
-// Waits (bounded) for `pid` to exit; the status, or finished=false on timeout.
-ExitStatus wait_pid(pid_t pid, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return decode_wait_status(status);
-    if (r < 0 && errno != EINTR) {
-      ExitStatus st;
-      st.finished = true;  // not our child any more / already reaped
-      return st;
-    }
-    if (Clock::now() >= deadline) return ExitStatus{};
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
 // Spawns FLOWRELAYD_BIN with args, stdout/stderr redirected to files, no inherited fds.
 pid_t spawn_daemon(const std::vector<std::string>& args, const std::string& out_path,
                    const std::string& err_path) {
@@ -138,6 +109,36 @@ pid_t spawn_daemon(const std::vector<std::string>& args, const std::string& out_
 }
 
 }  // namespace
+
+ExitStatus decode_wait_status(int status) {
+  ExitStatus st;
+  st.finished = true;
+  if (WIFEXITED(status)) {
+    st.exited = true;
+    st.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    st.signal = WTERMSIG(status);
+  }
+  return st;
+}
+
+// Waits (bounded) for `pid` to exit; the status, or finished=false on timeout.
+ExitStatus wait_pid(pid_t pid, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return decode_wait_status(status);
+    if (r < 0 && errno != EINTR) {
+      ExitStatus st;
+      st.finished = true;  // not our child any more / already reaped
+      return st;
+    }
+    if (Clock::now() >= deadline) return ExitStatus{};
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
 
 const char* daemon_binary() { return FLOWRELAYD_BIN; }
 const char* plugin_dir() { return FLOWRELAY_PLUGIN_DIR; }

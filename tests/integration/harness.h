@@ -57,6 +57,11 @@ struct ProcessResult {
   std::string err;  // stderr
 };
 
+// The ExitStatus of a waitpid() status word.
+ExitStatus decode_wait_status(int status);
+// Waits (bounded) for child `pid` to exit; finished=false on timeout.
+ExitStatus wait_pid(pid_t pid, Millis timeout);
+
 // Runs FLOWRELAYD_BIN with `args`, waits up to `timeout` (SIGKILLs it after that) and returns the
 // exit status and what it wrote to stdout/stderr.
 ProcessResult run_daemon_command(const std::vector<std::string>& args, Millis timeout = 10s);
