@@ -89,71 +89,66 @@ void WsServer::deliver(std::string_view channel, std::string_view payload) {
   for (auto& loop : _loops) loop->post_deliver(frame);
 }
 
+namespace {
+
+// Every plain counter the loops keep, as exported: one table, so a new counter is one line.
+struct CounterExport {
+  LoopStats::Counter LoopStats::*field;
+  const char* name;
+  const char* help;
+  const char* labels;
+};
+constexpr CounterExport kCounters[] = {
+    {&LoopStats::connections_total, "flowrelay_connections_total", "WebSocket connections accepted",
+     ""},
+    {&LoopStats::handshakes_rejected, "flowrelay_connections_rejected_total",
+     "Connections refused at the handshake (HTTP error)", ""},
+    {&LoopStats::messages_in, "flowrelay_messages_in_total", "Messages received from clients",
+     "{lane=\"message\"}"},
+    {&LoopStats::bytes_in, "flowrelay_bytes_in_total", "Payload bytes received from clients",
+     "{lane=\"message\"}"},
+    {&LoopStats::deliveries, "flowrelay_deliveries_total", "Frames queued to clients (fan-out)",
+     "{lane=\"message\"}"},
+    {&LoopStats::bytes_out, "flowrelay_bytes_out_total", "Frame bytes queued to clients",
+     "{lane=\"message\"}"},
+    {&LoopStats::slow_consumer_closes, "flowrelay_slow_consumer_closes_total",
+     "Clients disconnected for not reading (max_outbound_bytes)", ""},
+    {&LoopStats::protocol_closes, "flowrelay_protocol_closes_total",
+     "Clients closed for a protocol violation (1002, 1003, 1007, 1009)", ""},
+    {&LoopStats::publish_errors, "flowrelay_publish_errors_total",
+     "Client messages the broker refused (the client was told)", ""},
+    {&LoopStats::limit_rejections, "flowrelay_limit_rejections_total",
+     "Connections refused by max_connections (503) or max_connections_per_ip (429)", ""},
+    {&LoopStats::access_rejections, "flowrelay_access_rejections_total",
+     "Handshakes refused by the access policy (401 token, 403 origin or conversation)", ""},
+    {&LoopStats::idle_closes, "flowrelay_idle_closes_total",
+     "Clients closed (1001) for not answering a ping within idle_timeout_ms", ""},
+    {&LoopStats::rate_limited, "flowrelay_rate_limited_total",
+     "Clients closed (1008) for publishing faster than publish_rate", ""},
+    {&LoopStats::forbidden_publishes, "flowrelay_forbidden_publishes_total",
+     "Clients closed (1008) for publishing without the token's publish right", ""},
+};
+
+}  // namespace
+
 std::string WsServer::metrics() const {
-  LoopStats sum;
-  auto add = [](LoopStats::Counter& to, const LoopStats::Counter& from) { to.add(from.get()); };
-  for (const auto& loop : _loops) {
-    const LoopStats& s = loop->stats();
-    add(sum.connections_total, s.connections_total);
-    add(sum.connections_closed, s.connections_closed);
-    add(sum.handshakes_rejected, s.handshakes_rejected);
-    add(sum.messages_in, s.messages_in);
-    add(sum.bytes_in, s.bytes_in);
-    add(sum.deliveries, s.deliveries);
-    add(sum.bytes_out, s.bytes_out);
-    add(sum.slow_consumer_closes, s.slow_consumer_closes);
-    add(sum.protocol_closes, s.protocol_closes);
-    add(sum.publish_errors, s.publish_errors);
-    add(sum.limit_rejections, s.limit_rejections);
-    add(sum.access_rejections, s.access_rejections);
-    add(sum.idle_closes, s.idle_closes);
-    add(sum.rate_limited, s.rate_limited);
-    add(sum.forbidden_publishes, s.forbidden_publishes);
-    add(sum.latency_count, s.latency_count);
-    add(sum.latency_sum_ns, s.latency_sum_ns);
-    for (int i = 0; i < kLatencyBucketCount; ++i) add(sum.latency_buckets[i], s.latency_buckets[i]);
-  }
+  auto total = [&](auto&& counter_of) {
+    uint64_t n = 0;
+    for (const auto& loop : _loops) n += counter_of(loop->stats()).get();
+    return n;
+  };
+  auto field = [&](LoopStats::Counter LoopStats::*f) {
+    return total([f](const LoopStats& s) -> const LoopStats::Counter& { return s.*f; });
+  };
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t value,
                     const char* labels = "") {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
            name + labels + " " + std::to_string(value) + "\n";
   };
-  const uint64_t total = sum.connections_total.get(), closed = sum.connections_closed.get();
-  metric("flowrelay_connections", "gauge", "WebSocket connections open now", total - closed);
-  metric("flowrelay_connections_total", "counter", "WebSocket connections accepted", total);
-  metric("flowrelay_connections_rejected_total", "counter",
-         "Connections refused at the handshake (HTTP error)", sum.handshakes_rejected.get());
-  metric("flowrelay_messages_in_total", "counter", "Messages received from clients",
-         sum.messages_in.get(), "{lane=\"message\"}");
-  metric("flowrelay_bytes_in_total", "counter", "Payload bytes received from clients",
-         sum.bytes_in.get(), "{lane=\"message\"}");
-  metric("flowrelay_deliveries_total", "counter", "Frames queued to clients (fan-out)",
-         sum.deliveries.get(), "{lane=\"message\"}");
-  metric("flowrelay_bytes_out_total", "counter", "Frame bytes queued to clients",
-         sum.bytes_out.get(), "{lane=\"message\"}");
-  metric("flowrelay_slow_consumer_closes_total", "counter",
-         "Clients disconnected for not reading (max_outbound_bytes)",
-         sum.slow_consumer_closes.get());
-  metric("flowrelay_protocol_closes_total", "counter",
-         "Clients closed for a protocol violation (1002, 1003, 1007, 1009)",
-         sum.protocol_closes.get());
-  metric("flowrelay_publish_errors_total", "counter",
-         "Client messages the broker refused (the client was told)", sum.publish_errors.get());
-  metric("flowrelay_limit_rejections_total", "counter",
-         "Connections refused by max_connections (503) or max_connections_per_ip (429)",
-         sum.limit_rejections.get());
-  metric("flowrelay_access_rejections_total", "counter",
-         "Handshakes refused by the access policy (401 token, 403 origin or conversation)",
-         sum.access_rejections.get());
-  metric("flowrelay_idle_closes_total", "counter",
-         "Clients closed (1001) for not answering a ping within idle_timeout_ms",
-         sum.idle_closes.get());
-  metric("flowrelay_rate_limited_total", "counter",
-         "Clients closed (1008) for publishing faster than publish_rate", sum.rate_limited.get());
-  metric("flowrelay_forbidden_publishes_total", "counter",
-         "Clients closed (1008) for publishing without the token's publish right",
-         sum.forbidden_publishes.get());
+  metric("flowrelay_connections", "gauge", "WebSocket connections open now",
+         field(&LoopStats::connections_total) - field(&LoopStats::connections_closed));
+  for (const auto& c : kCounters) metric(c.name, "counter", c.help, field(c.field), c.labels);
   const char* h = "flowrelay_delivery_latency_seconds";
   out += std::string("# HELP ") + h +
          " From a message reaching the transport to its frame written for one client\n# TYPE " + h +
@@ -161,14 +156,16 @@ std::string WsServer::metrics() const {
   uint64_t cumulative = 0;
   char le[32];
   for (int i = 0; i < kLatencyBucketCount; ++i) {
-    cumulative += sum.latency_buckets[i].get();
+    cumulative += total(
+        [i](const LoopStats& s) -> const LoopStats::Counter& { return s.latency_buckets[i]; });
     std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
     out += std::string(h) + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
   }
-  out += std::string(h) + "_bucket{le=\"+Inf\"} " + std::to_string(sum.latency_count.get()) + "\n";
-  std::snprintf(le, sizeof le, "%.9f", sum.latency_sum_ns.get() / 1e9);
+  out += std::string(h) + "_bucket{le=\"+Inf\"} " +
+         std::to_string(field(&LoopStats::latency_count)) + "\n";
+  std::snprintf(le, sizeof le, "%.9f", field(&LoopStats::latency_sum_ns) / 1e9);
   out += std::string(h) + "_sum " + le + "\n" + h + "_count " +
-         std::to_string(sum.latency_count.get()) + "\n";
+         std::to_string(field(&LoopStats::latency_count)) + "\n";
   return out;
 }
 
