@@ -720,16 +720,7 @@ void EventLoop::close_now(Connection* c) {
 }
 
 void EventLoop::reap() {
-  for (size_t i = 0; i < _dead.size(); ++i) {
-    Connection* c = _dead[i];
-    if (c->state != ConnState::Dead) {
-      close_now(c);  // scheduled (slow consumer); close_now re-adds it as Dead
-      continue;
-    }
-  }
-  // Dead connections may appear twice (scheduled, then closed): free each once.
-  std::sort(_dead.begin(), _dead.end());
-  _dead.erase(std::unique(_dead.begin(), _dead.end()), _dead.end());
+  // close_now() is the only producer and adds each connection once (it returns early on Dead).
   for (Connection* c : _dead) delete c;
   _dead.clear();
 }
