@@ -149,14 +149,16 @@ flowrelay::BrokerPort noop_broker() {
   flowrelay::BrokerPort b;
   b.subscribe = [](std::string_view) { return flowrelay_status{FLOWRELAY_OK}; };
   b.unsubscribe = [](std::string_view) { return flowrelay_status{FLOWRELAY_OK}; };
-  b.publish = [](std::string_view, std::string_view) { return flowrelay_status{FLOWRELAY_OK}; };
+  b.publish = [](std::string_view, const flowrelay_message&, flowrelay_published_fn, void*) {
+    return flowrelay_status{FLOWRELAY_OK};
+  };
   return b;
 }
 
 flowrelay::TransportPort noop_transport(uint64_t* deliveries) {
   flowrelay::TransportPort t;
-  t.deliver = [deliveries](std::string_view, std::string_view payload) {
-    *deliveries += payload.size() != 0;
+  t.deliver = [deliveries](std::string_view, const flowrelay_message& m) {
+    *deliveries += m.data.len != 0;
   };
   t.subscribed = [](std::string_view, flowrelay_status) {};
   return t;
@@ -170,7 +172,9 @@ void BM_RouterDeliver(benchmark::State& state) {
   for (int64_t i = 0; i < state.range(0); ++i) router.add_transport(noop_transport(&deliveries));
   router.subscribe("chat:room0");
   const std::string payload(64, 'x');
-  for (auto _ : state) router.deliver("chat:room0", payload);
+  const flowrelay_message m{sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 1, {"e", 1},
+                            {payload.data(), payload.size()}};
+  for (auto _ : state) router.deliver("chat:room0", m);
   benchmark::DoNotOptimize(deliveries);
   state.SetItemsProcessed(static_cast<int64_t>(deliveries));
 }

@@ -208,7 +208,8 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
   }
   if (auto http = root["http"]) {
     r.expect_map(http, "http");
-    r.known_keys(http, "http", {"listen"});
+    r.known_keys(http, "http",
+                 {"listen", "api_key", "api_key_file", "max_body_bytes", "publish_timeout_ms"});
     if (auto n = http["listen"]) {
       c.http_listen = n.IsNull() ? "" : r.scalar(n, "http.listen");
       std::string host;
@@ -218,7 +219,32 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
         r.fail(n, "http.listen must be host:port (or off), got '" + c.http_listen + "'");
       if (c.http_listen == "off") c.http_listen.clear();
     }
+    if (http["api_key"] && http["api_key_file"])
+      r.fail(http["api_key_file"], "set http.api_key or http.api_key_file, not both");
+    if (auto n = http["api_key"]) c.api_key = r.scalar(n, "http.api_key");
+    if (auto n = http["api_key_file"]) {
+      const std::string key_file = resolve_dir(r.scalar(n, "http.api_key_file"));
+      std::ifstream in(key_file);
+      if (!in) r.fail(n, "http.api_key_file: cannot read " + key_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      c.api_key = text.str();
+      while (!c.api_key.empty() && (c.api_key.back() == '\n' || c.api_key.back() == '\r'))
+        c.api_key.pop_back();
+      if (c.api_key.empty()) r.fail(n, "http.api_key_file: " + key_file + " is empty");
+    }
+    if (auto n = http["api_key"]; n && c.api_key.size() < 8)
+      r.fail(n, "http.api_key must be at least 8 characters");
+    if (auto n = http["max_body_bytes"])
+      c.http_max_body_bytes = r.number<uint64_t>(n, "http.max_body_bytes", 1, 1ull << 30);
+    if (auto n = http["publish_timeout_ms"])
+      c.publish_timeout_ms = r.number<uint32_t>(n, "http.publish_timeout_ms", 1, 600000);
   }
+  // The publish API checks conversation ids as the (first) transport does.
+  // (An invalid value is left for the transport to report with its own message.)
+  for (const auto& [key, value] : c.transports.front().options)
+    if (key == "max_conversation_id_length")
+      std::from_chars(value.data(), value.data() + value.size(), c.max_conversation_id_length);
 
   // Every plugin named must exist now, so a typo fails at --check-config, not at runtime.
   auto check_plugin = [&](PluginSection& s, const YAML::Node& node) {

@@ -49,6 +49,10 @@ struct Config {
   std::string channel_prefix = "chat:";
   bool echo = true;
   std::string http_listen = "127.0.0.1:9090";  // empty: no HTTP listener
+  std::string api_key;                         // POST /api/publish; empty: the API is off
+  uint64_t http_max_body_bytes = 8 * 1024 * 1024;
+  uint32_t publish_timeout_ms = 5000;
+  size_t max_conversation_id_length = 128;
 
   // Reads and validates `path`. Throws ConfigError.
   static Config load(const std::string& path);

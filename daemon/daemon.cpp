@@ -86,8 +86,8 @@ void Daemon::setup_logging(const Config& config) {
 void Daemon::create_plugins(const Config& config) {
   auto broker_host = std::make_unique<flowrelay_host>();
   broker_host->logger = &Poco::Logger::get("broker");
-  broker_host->deliver = [this](std::string_view ch, std::string_view payload) {
-    _router->deliver(ch, payload);
+  broker_host->deliver = [this](std::string_view ch, const flowrelay_message& message) {
+    _router->deliver(ch, message);
   };
   broker_host->subscribed = [this](std::string_view ch, flowrelay_status s) {
     if (s != FLOWRELAY_OK)
@@ -117,7 +117,11 @@ void Daemon::create_plugins(const Config& config) {
   _router = std::make_unique<Router>(BrokerPort{
       [this](std::string_view ch) { return _broker->subscribe(ch); },
       [this](std::string_view ch) { return _broker->unsubscribe(ch); },
-      [this](std::string_view ch, std::string_view p) { return _broker->publish(ch, p); }});
+      [this](std::string_view ch, const flowrelay_message& m, flowrelay_published_fn done,
+             void* ctx) { return _broker->publish(ch, m, done, ctx); },
+      [this](std::string_view ch, uint64_t since, flowrelay_history_fn done, void* ctx) {
+        return _broker->history(ch, since, done, ctx);
+      }});
 
   const std::vector<std::pair<std::string, std::string>> extra = {
       {"channel_prefix", config.channel_prefix},
@@ -128,9 +132,12 @@ void Daemon::create_plugins(const Config& config) {
     host->logger = &Poco::Logger::get("transport");
     host->subscribe = [this](std::string_view ch) { return _router->subscribe(ch); };
     host->unsubscribe = [this](std::string_view ch) { _router->unsubscribe(ch); };
-    host->publish = [this](std::string_view ch, std::string_view p) {
-      return _router->publish(ch, p);
+    host->publish = [this](std::string_view ch, const flowrelay_message& m,
+                           flowrelay_published_fn done, void* ctx) {
+      return _router->publish(ch, m, done, ctx);
     };
+    host->history = [this](std::string_view ch, uint64_t since, flowrelay_history_fn done,
+                           void* ctx) { return _router->history(ch, since, done, ctx); };
     std::unique_ptr<TransportInstance> transport;
     try {
       transport = std::make_unique<TransportInstance>(section, std::move(host), extra);
@@ -139,7 +146,7 @@ void Daemon::create_plugins(const Config& config) {
     }
     TransportInstance* t = transport.get();
     _router->add_transport(
-        TransportPort{[t](std::string_view ch, std::string_view p) { t->deliver(ch, p); },
+        TransportPort{[t](std::string_view ch, const flowrelay_message& m) { t->deliver(ch, m); },
                       [t](std::string_view ch, flowrelay_status s) { t->subscribed(ch, s); }});
     _transports.push_back(std::move(transport));
   }
@@ -242,6 +249,7 @@ void Daemon::reload() {
       const std::string said = _transports[i]->reconfigure(fresh.transports[i], extra);
       if (!said.empty()) _log.warning(fresh.transports[i].where + ": " + said);
     }
+    if (_publish_api) _publish_api->reconfigure(publish_api_options(fresh));
     _config.log_level = fresh.log_level;
     _config.log_format = fresh.log_format;
     _config.shutdown_timeout_ms = fresh.shutdown_timeout_ms;
@@ -251,6 +259,16 @@ void Daemon::reload() {
     _log.error(std::string("reload failed, keeping the running configuration: ") + e.what());
   }
   _service.ready("serving");
+}
+
+PublishApiOptions Daemon::publish_api_options(const Config& config) {
+  PublishApiOptions o;
+  o.api_key = config.api_key;
+  o.max_body_bytes = config.http_max_body_bytes;
+  o.timeout_ms = config.publish_timeout_ms;
+  o.channel_prefix = _config.channel_prefix;  // as started: a prefix change needs a restart
+  o.max_conversation_id_length = config.max_conversation_id_length;
+  return o;
 }
 
 int Daemon::main(const std::vector<std::string>& args) {
@@ -278,9 +296,13 @@ int Daemon::main(const std::vector<std::string>& args) {
 
 int Daemon::serve(const Config& config) {
   try {
+    _publish_api = std::make_unique<PublishApi>(
+        [this](std::string_view ch, const flowrelay_message& m, flowrelay_published_fn done,
+               void* ctx) { return _router->publish(ch, m, done, ctx); },
+        publish_api_options(config));
     if (!config.http_listen.empty())
       _http = std::make_unique<HttpApi>(config.http_listen, _state, FLOWRELAY_VERSION,
-                                        [this] { return metrics_text(); });
+                                        [this] { return metrics_text(); }, _publish_api.get());
     _broker->start();
     for (auto& t : _transports) t->start();
   } catch (const std::exception& e) {

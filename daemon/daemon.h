@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http_api.h"
 #include "plugin_instance.h"
+#include "publish_api.h"
 #include "router.h"
 #include "service_manager.h"
 
@@ -36,6 +37,7 @@ class Daemon : public Poco::Util::ServerApplication {
   void wait_for_stop_signal();  // SIGHUP reloads; SIGTERM/SIGINT/SIGQUIT return
   void reload();
   std::string metrics_text() const;
+  PublishApiOptions publish_api_options(const Config& config);
 
   Poco::Logger& _log = Poco::Logger::get("flowrelayd");
   std::string _config_path = "/etc/flowrelay/flowrelay.yaml";
@@ -48,6 +50,7 @@ class Daemon : public Poco::Util::ServerApplication {
   std::unique_ptr<Router> _router;
   std::unique_ptr<BrokerInstance> _broker;
   std::vector<std::unique_ptr<TransportInstance>> _transports;
+  std::unique_ptr<PublishApi> _publish_api;  // outlives _http, which serves it
   std::unique_ptr<HttpApi> _http;
 };
 

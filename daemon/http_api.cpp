@@ -12,6 +12,8 @@
 
 #include <sstream>
 
+#include "publish_api.h"
+
 namespace flowrelay {
 
 namespace {
@@ -20,12 +22,14 @@ using Poco::Net::HTTPResponse;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
+constexpr int kHttpThreads = 16;
+
 void send_json(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
                const Poco::JSON::Object& body) {
   std::ostringstream text;
   body.stringify(text);
   const std::string s = text.str() + "\n";
-  resp.setStatus(status);
+  resp.setStatusAndReason(status);
   resp.setContentType("application/json");
   resp.setContentLength(static_cast<std::streamsize>(s.size()));
   resp.send() << s;
@@ -34,12 +38,13 @@ void send_json(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
   Handler(const ServiceState& state, const std::string& version,
-          const std::function<std::string()>& metrics)
-      : _state(state), _version(version), _metrics(metrics) {}
+          const std::function<std::string()>& metrics, PublishApi* publish)
+      : _state(state), _version(version), _metrics(metrics), _publish(publish) {}
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     const std::string path = req.getURI().substr(0, req.getURI().find('?'));
     Poco::JSON::Object body;
+    if (path == "/api/publish" && _publish) return _publish->handle(req, resp);
     if (req.getMethod() != "GET" && req.getMethod() != "HEAD") {
       resp.set("Allow", "GET, HEAD");
       body.set("error", "method not allowed");
@@ -75,35 +80,43 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   const ServiceState& _state;
   const std::string& _version;
   const std::function<std::string()>& _metrics;
+  PublishApi* _publish;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  Factory(const ServiceState& state, std::string version, std::function<std::string()> metrics)
-      : _state(state), _version(std::move(version)), _metrics(std::move(metrics)) {}
+  Factory(const ServiceState& state, std::string version, std::function<std::string()> metrics,
+          PublishApi* publish)
+      : _state(state), _version(std::move(version)), _metrics(std::move(metrics)),
+        _publish(publish) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new Handler(_state, _version, _metrics);
+    return new Handler(_state, _version, _metrics, _publish);
   }
 
  private:
   const ServiceState& _state;
   std::string _version;
   std::function<std::string()> _metrics;
+  PublishApi* _publish;
 };
 
 }  // namespace
 
 HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version,
-                 std::function<std::string()> metrics) {
+                 std::function<std::string()> metrics, PublishApi* publish) {
   Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(listen), 64);
   auto* params = new Poco::Net::HTTPServerParams;
-  // Operator endpoints see little traffic: two workers keep the daemon's thread count low.
-  params->setMaxThreads(2);
-  params->setMaxQueued(64);
+  // A keep-alive connection holds a worker for its life (Poco's model): backends streaming
+  // through the publish API each keep one, and /ready probes must still get through. Idle
+  // workers beyond the first exit after a minute, so an idle daemon keeps one thread here.
+  params->setMaxThreads(kHttpThreads);
+  params->setMaxQueued(256);
   params->setKeepAlive(true);
-  _pool = std::make_unique<Poco::ThreadPool>("http", 1, 2);
+  params->setKeepAliveTimeout(Poco::Timespan(5, 0));
+  _pool = std::make_unique<Poco::ThreadPool>("http", 1, kHttpThreads, 60);
   _server = std::make_unique<Poco::Net::HTTPServer>(
-      new Factory(state, std::move(version), std::move(metrics)), *_pool, socket, params);
+      new Factory(state, std::move(version), std::move(metrics), publish), *_pool, socket,
+      params);
 }
 
 HttpApi::~HttpApi() { stop(); }

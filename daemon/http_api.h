@@ -1,4 +1,5 @@
-// The HTTP listener for operators: GET /health and GET /ready (JSON).
+// The HTTP listener: GET /health, /ready (JSON) and /metrics for operators, and POST
+// /api/publish for backends.
 #pragma once
 
 #include <Poco/Net/HTTPServer.h>
@@ -10,6 +11,8 @@
 #include <string>
 
 namespace flowrelay {
+
+class PublishApi;
 
 struct ServiceState {
   std::atomic<bool> listening{false};     // transports started
@@ -25,8 +28,9 @@ class HttpApi {
  public:
   // Binds `listen` ("host:port") now; throws Poco::Exception on failure.
   // `metrics` renders GET /metrics (Prometheus text); called on an HTTP worker thread.
+  // `publish` (may be null: 404) serves POST /api/publish and must outlive this.
   HttpApi(const std::string& listen, const ServiceState& state, std::string version,
-          std::function<std::string()> metrics);
+          std::function<std::string()> metrics, PublishApi* publish);
   ~HttpApi();
   void start();
   void stop();

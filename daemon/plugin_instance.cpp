@@ -30,6 +30,21 @@ void host_log(flowrelay_host* h, flowrelay_log_level level, flowrelay_str msg) {
   if (h->logger->is(p)) h->logger->log(Poco::Message(h->logger->name(), std::string(view(msg)), p));
 }
 
+flowrelay_message message_lane(flowrelay_str data) {
+  return {sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0}, data};
+}
+
+// Calls returning a status never let an exception escape into plugin code either.
+template <typename F>
+flowrelay_status checked(flowrelay_host* h, const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    h->logger->error(std::string(what) + " failed: " + e.what());
+    return FLOWRELAY_EINTERNAL;
+  }
+}
+
 // Callbacks never let an exception escape into plugin code.
 template <typename F>
 void guarded(flowrelay_host* h, F&& f) {
@@ -47,7 +62,7 @@ const flowrelay_broker_host_api kBrokerHostApi = {
     FLOWRELAY_ABI_MINOR,
     host_log,
     [](flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) {
-      guarded(h, [&] { h->deliver(view(channel), view(payload)); });
+      guarded(h, [&] { h->deliver(view(channel), message_lane(payload)); });
     },
     [](flowrelay_host* h, flowrelay_str channel, flowrelay_status status) {
       guarded(h, [&] { h->subscribed(view(channel), status); });
@@ -56,6 +71,9 @@ const flowrelay_broker_host_api kBrokerHostApi = {
       guarded(h, [&] { h->report_error(code, view(detail)); });
     },
     [](flowrelay_host* h, int32_t ready) { guarded(h, [&] { h->set_ready(ready != 0); }); },
+    [](flowrelay_host* h, flowrelay_str channel, const flowrelay_message* message) {
+      if (message) guarded(h, [&] { h->deliver(view(channel), *message); });
+    },
 };
 
 const flowrelay_transport_host_api kTransportHostApi = {
@@ -74,12 +92,18 @@ const flowrelay_transport_host_api kTransportHostApi = {
       guarded(h, [&] { h->unsubscribe(view(channel)); });
     },
     [](flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) -> flowrelay_status {
-      try {
-        return h->publish(view(channel), view(payload));
-      } catch (const std::exception& e) {
-        h->logger->error(std::string("publish failed: ") + e.what());
-        return FLOWRELAY_EINTERNAL;
-      }
+      return checked(h, "publish",
+                     [&] { return h->publish(view(channel), message_lane(payload), nullptr, nullptr); });
+    },
+    [](flowrelay_host* h, flowrelay_str channel, const flowrelay_message* message,
+       flowrelay_published_fn done, void* ctx) -> flowrelay_status {
+      if (!message) return FLOWRELAY_EINVAL;
+      return checked(h, "publish", [&] { return h->publish(view(channel), *message, done, ctx); });
+    },
+    [](flowrelay_host* h, flowrelay_str channel, uint64_t since, flowrelay_history_fn done,
+       void* ctx) -> flowrelay_status {
+      if (!done) return FLOWRELAY_EINVAL;
+      return checked(h, "history", [&] { return h->history(view(channel), since, done, ctx); });
     },
 };
 
@@ -172,8 +196,22 @@ void BrokerInstance::start() {
                       "' failed to start: " + error_text(err, s));
 }
 
-flowrelay_status BrokerInstance::publish(std::string_view channel, std::string_view payload) {
-  return _vt->publish(_self, str(channel), str(payload));
+flowrelay_status BrokerInstance::publish(std::string_view channel,
+                                         const flowrelay_message& message,
+                                         flowrelay_published_fn done, void* done_ctx) {
+  if (FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, publish_message) && _vt->publish_message)
+    return _vt->publish_message(_self, str(channel), &message, done, done_ctx);
+  if (message.lane != FLOWRELAY_LANE_MESSAGE) return FLOWRELAY_EUNSUPPORTED;
+  const flowrelay_status s = _vt->publish(_self, str(channel), message.data);
+  if (s == FLOWRELAY_OK && done) done(done_ctx, FLOWRELAY_OK, 0, {nullptr, 0});
+  return s;
+}
+
+flowrelay_status BrokerInstance::history(std::string_view channel, uint64_t since,
+                                         flowrelay_history_fn done, void* done_ctx) {
+  if (!FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, history) || !_vt->history)
+    return FLOWRELAY_EUNSUPPORTED;
+  return _vt->history(_self, str(channel), since, done, done_ctx);
 }
 flowrelay_status BrokerInstance::subscribe(std::string_view channel) {
   return _vt->subscribe(_self, str(channel));
@@ -231,8 +269,11 @@ void TransportInstance::stop(uint32_t timeout_ms) {
   _stopped = true;
 }
 
-void TransportInstance::deliver(std::string_view channel, std::string_view payload) {
-  _vt->deliver(_self, str(channel), str(payload));
+void TransportInstance::deliver(std::string_view channel, const flowrelay_message& message) {
+  if (FLOWRELAY_HAS_SLOT(_vt, flowrelay_transport_vtable, deliver_message) &&
+      _vt->deliver_message)
+    return _vt->deliver_message(_self, str(channel), &message);
+  if (message.lane == FLOWRELAY_LANE_MESSAGE) _vt->deliver(_self, str(channel), message.data);
 }
 
 void TransportInstance::subscribed(std::string_view channel, flowrelay_status status) {

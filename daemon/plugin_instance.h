@@ -20,14 +20,17 @@
 struct flowrelay_host {
   Poco::Logger* logger = nullptr;
   // Broker events (set for brokers).
-  std::function<void(std::string_view, std::string_view)> deliver;
+  std::function<void(std::string_view, const flowrelay_message&)> deliver;
   std::function<void(std::string_view, flowrelay_status)> subscribed;
   std::function<void(flowrelay_status, std::string_view)> report_error;
   std::function<void(bool)> set_ready;
   // Session events (set for transports).
   std::function<flowrelay_status(std::string_view)> subscribe;
   std::function<void(std::string_view)> unsubscribe;
-  std::function<flowrelay_status(std::string_view, std::string_view)> publish;
+  std::function<flowrelay_status(std::string_view, const flowrelay_message&,
+                                 flowrelay_published_fn, void*)>
+      publish;
+  std::function<flowrelay_status(std::string_view, uint64_t, flowrelay_history_fn, void*)> history;
 };
 
 namespace flowrelay {
@@ -40,7 +43,13 @@ class BrokerInstance {
   BrokerInstance(const PluginSection& section, std::unique_ptr<flowrelay_host> host);
   ~BrokerInstance();
   void start();  // throws PluginError
-  flowrelay_status publish(std::string_view channel, std::string_view payload);
+  // ABI 1.2 publish; a broker older than 1.2 gets publish() for the message lane (offset 0)
+  // and refuses other lanes with EUNSUPPORTED.
+  flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
+                           flowrelay_published_fn done, void* done_ctx);
+  // EUNSUPPORTED when the broker keeps no history.
+  flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
+                           void* done_ctx);
   flowrelay_status subscribe(std::string_view channel);
   flowrelay_status unsubscribe(std::string_view channel);
   // Appends the plugin's Prometheus text (nothing if it predates ABI 1.1).
@@ -65,7 +74,8 @@ class TransportInstance {
   ~TransportInstance();
   void start();  // binds; throws PluginError
   void stop(uint32_t timeout_ms);
-  void deliver(std::string_view channel, std::string_view payload);
+  // A transport older than 1.2 gets deliver() of message-lane messages only.
+  void deliver(std::string_view channel, const flowrelay_message& message);
   void subscribed(std::string_view channel, flowrelay_status status);
   void metrics(std::string& out) const;
   std::string reconfigure(const PluginSection& section,

@@ -19,12 +19,17 @@ namespace flowrelay {
 struct BrokerPort {
   std::function<flowrelay_status(std::string_view channel)> subscribe;
   std::function<flowrelay_status(std::string_view channel)> unsubscribe;
-  std::function<flowrelay_status(std::string_view channel, std::string_view payload)> publish;
+  std::function<flowrelay_status(std::string_view channel, const flowrelay_message& message,
+                                 flowrelay_published_fn done, void* done_ctx)>
+      publish;
+  std::function<flowrelay_status(std::string_view channel, uint64_t since,
+                                 flowrelay_history_fn done, void* done_ctx)>
+      history;
 };
 
 // What the router needs of a transport.
 struct TransportPort {
-  std::function<void(std::string_view channel, std::string_view payload)> deliver;
+  std::function<void(std::string_view channel, const flowrelay_message& message)> deliver;
   std::function<void(std::string_view channel, flowrelay_status status)> subscribed;
 };
 
@@ -40,14 +45,21 @@ class Router {
   flowrelay_status subscribe(std::string_view channel);
   // [any thread] One session left (after OK or PENDING from subscribe).
   void unsubscribe(std::string_view channel);
-  // [any thread, non-blocking]
-  flowrelay_status publish(std::string_view channel, std::string_view payload) {
-    return _broker.publish(channel, payload);
+  // [any thread, non-blocking] Publishing and history reads need no channel state here: the
+  // broker keeps both (see flowrelay_broker_vtable.publish_message / history).
+  flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
+                           flowrelay_published_fn done = nullptr, void* done_ctx = nullptr) {
+    return _broker.publish(channel, message, done, done_ctx);
+  }
+  flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
+                           void* done_ctx) {
+    if (!_broker.history) return FLOWRELAY_EUNSUPPORTED;
+    return _broker.history(channel, since, done, done_ctx);
   }
 
   // [broker thread] A message for this node: once to each transport.
-  void deliver(std::string_view channel, std::string_view payload) {
-    for (auto& t : _transports) t.deliver(channel, payload);
+  void deliver(std::string_view channel, const flowrelay_message& message) {
+    for (auto& t : _transports) t.deliver(channel, message);
   }
   // [broker thread] The broker confirmed (or refused) a PENDING subscription.
   void subscribed(std::string_view channel, flowrelay_status status);

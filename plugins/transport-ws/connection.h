@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "frame_codec.h"
 #include "shared_frame.h"
@@ -13,6 +14,19 @@
 namespace flowrelay::ws {
 
 struct LoopChannel;
+
+// A session resuming with ?since=N: exists from its 101 until its history has been replayed.
+// Live frames arriving meanwhile wait here, so they follow the replay without a gap.
+struct Resume {
+  uint64_t since = 0;
+  std::string epoch;
+  std::vector<SharedFrame*> held;
+  uint64_t held_bytes = 0;
+  bool overflow = false;  // more than max_outbound_bytes arrived meanwhile: slow consumer
+  ~Resume() {
+    for (SharedFrame* f : held) f->unref();
+  }
+};
 
 // FIFO of frames waiting to be written, as a growable ring of references.
 class OutQueue {
@@ -124,6 +138,7 @@ struct Connection {
   bool capped = false;        // counted in ConnectionCaps: release() owed
   bool slow = false;          // dropped as a slow consumer: takes no more frames
   bool counted = false;       // subscribe() succeeded or is pending: unsubscribe() owed
+  bool envelope = false;      // subprotocol flowrelay.v1: JSON frames, both lanes
   uint8_t frag_opcode = 0;    // opcode of the fragmented message being received, 0 if none
   uint32_t member_index = 0;  // position in channel->members (Open) or channel->waiting
   LoopChannel* channel = nullptr;
@@ -131,6 +146,8 @@ struct Connection {
   std::string* in = nullptr;          // unparsed input carried over between reads
   std::string* message = nullptr;     // payload of a fragmented message so far
   SharedFrame* accept_101 = nullptr;  // the 101 held back while Joining
+  Resume* resume = nullptr;           // set while a resume's history is being read
+  uint64_t seam_offset = 0;  // after a resume: live frames up to this offset were replayed
   Utf8Validator utf8;                 // over `message`
   int64_t deadline_ms = 0;
   float tokens = 0;              // publish token bucket
@@ -143,6 +160,7 @@ struct Connection {
     delete in;
     delete message;
     if (accept_101) accept_101->unref();
+    delete resume;
   }
 };
 

@@ -47,12 +47,20 @@ void ws_stop(flowrelay_transport* self, uint32_t timeout_ms) { self->server.stop
 
 void ws_destroy(flowrelay_transport* self) { delete self; }
 
-void ws_deliver(flowrelay_transport* self, flowrelay_str channel, flowrelay_str payload) {
+void ws_deliver_message(flowrelay_transport* self, flowrelay_str channel,
+                        const flowrelay_message* message) {
+  if (!message) return;
   try {
-    self->server.deliver({channel.ptr, channel.len}, {payload.ptr, payload.len});
+    self->server.deliver({channel.ptr, channel.len}, *message);
   } catch (const std::exception&) {
     // Out of memory for one frame: the sessions miss it; nothing else can be done here.
   }
+}
+
+void ws_deliver(flowrelay_transport* self, flowrelay_str channel, flowrelay_str payload) {
+  const flowrelay_message m{sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0},
+                            payload};
+  ws_deliver_message(self, channel, &m);
 }
 
 void ws_subscribed(flowrelay_transport* self, flowrelay_str channel, flowrelay_status status) {
@@ -100,6 +108,7 @@ const flowrelay_transport_vtable kVtable = {
     ws_subscribed,
     ws_metrics,
     ws_reconfigure,
+    ws_deliver_message,
 };
 
 const flowrelay_plugin_info kInfo = {

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "envelope.h"
 #include "handshake.h"
 
 namespace flowrelay::ws {
@@ -55,8 +56,10 @@ EventLoop::EventLoop(const TransportContext& ctx, int listen_fd)
 
 EventLoop::~EventLoop() {
   join();
-  for (auto& item : _inbox)
+  for (auto& item : _inbox) {
     if (item.frame) item.frame->unref();
+    if (item.envelope) item.envelope->unref();
+  }
   if (_epoll_fd >= 0) close(_epoll_fd);
   if (_wake_fd >= 0) close(_wake_fd);
   if (_spare_fd >= 0) close(_spare_fd);
@@ -78,7 +81,8 @@ void EventLoop::post(Item&& item) {
   {
     std::lock_guard lock(_inbox_mutex);
     _inbox.push_back(std::move(item));
-    if (!_wake_pending && tls_current != this) wake = _wake_pending = true;
+    if (tls_current == this) _self_posted = true;  // only this thread touches the flag
+    else if (!_wake_pending) wake = _wake_pending = true;
   }
   if (wake) {
     const uint64_t one = 1;
@@ -87,9 +91,17 @@ void EventLoop::post(Item&& item) {
   }
 }
 
-void EventLoop::post_deliver(SharedFrame* frame) {
+void EventLoop::post_deliver(SharedFrame* raw, SharedFrame* envelope, std::size_t hash) {
   Item item{Item::Deliver};
-  item.frame = frame;
+  item.frame = raw;
+  item.envelope = envelope;
+  item.hash = hash;
+  post(std::move(item));
+}
+
+void EventLoop::post_history(std::unique_ptr<HistoryResult> result) {
+  Item item{Item::History};
+  item.history = std::move(result);
   post(std::move(item));
 }
 
@@ -112,12 +124,23 @@ void EventLoop::drain_inbox() {
     _work.swap(_inbox);
     _wake_pending = false;
   }
+  _self_posted = false;
   for (auto& item : _work) {
     switch (item.kind) {
       case Item::Deliver: {
-        auto it = _channels.find(item.frame->channel());
-        if (it != _channels.end()) fan_out(it->second, item.frame);
-        item.frame->unref();
+        SharedFrame* any = item.frame ? item.frame : item.envelope;
+        auto it = _channels.find(any->channel());
+        if (it != _channels.end()) fan_out(it->second, item.frame, item.envelope, item.hash);
+        if (item.frame) item.frame->unref();
+        if (item.envelope) item.envelope->unref();
+        break;
+      }
+      case Item::History: {
+        auto it = _recovering.find(item.history->session);
+        if (it == _recovering.end()) break;  // the session left meanwhile
+        Connection* c = it->second;
+        _recovering.erase(it);
+        finish_resume(c, *item.history);
         break;
       }
       case Item::Subscribed: {
@@ -153,29 +176,52 @@ void EventLoop::drain_inbox() {
   _work.clear();
 }
 
-void EventLoop::fan_out(LoopChannel& ch, SharedFrame* frame) {
+void EventLoop::fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope,
+                        std::size_t hash) {
   uint64_t skip = 0;  // the sender, when echo is off and this is its message coming back
   if (!ch.own.empty()) {
     const int64_t now = now_ms();
     while (!ch.own.empty() && now - ch.own.front().at_ms > kOwnTtlMs) ch.own.pop_front();
-    if (!ch.own.empty() && ch.own.front().hash == std::hash<std::string_view>{}(frame->payload())) {
+    if (!ch.own.empty() && ch.own.front().hash == hash) {
       skip = ch.own.front().session;
       ch.own.pop_front();
     }
   }
-  // One reference per member, taken in one atomic add; those not used (the skipped sender)
-  // are given back after. The inbox item's own reference keeps the count above zero meanwhile.
+  // One reference per member and frame, taken in one atomic add each; those not used (the
+  // skipped sender, sessions of the other mode) are given back after. The inbox item's own
+  // references keep the counts above zero meanwhile.
   const uint32_t members = static_cast<uint32_t>(ch.members.size());
-  frame->ref(members);
-  uint32_t n = 0;
+  if (raw) raw->ref(members);
+  if (envelope) envelope->ref(members);
+  uint32_t used_raw = 0, used_envelope = 0, sent = 0;
+  uint64_t bytes = 0;
   for (Connection* c : ch.members) {
     if (c->id == skip) continue;
-    send(c, frame);
-    ++n;
+    SharedFrame* f = c->envelope ? envelope : raw;
+    if (!f) continue;  // raw sessions do not get the log lane
+    ++(c->envelope ? used_envelope : used_raw);
+    if (c->resume) {  // still replaying history: this frame follows the replay
+      hold(c, f);
+      continue;
+    }
+    if (c->seam_offset && f->offset()) {
+      // Just after a replay, a live frame may repeat one the replay already sent (history
+      // and live deliveries travel separately); offsets of a channel arrive in order, so the
+      // first newer one closes the seam for good.
+      if (f->offset() <= c->seam_offset) {
+        f->unref();
+        continue;
+      }
+      c->seam_offset = 0;
+    }
+    send(c, f);
+    ++sent;
+    bytes += f->size();
   }
-  if (members > n) frame->release(members - n);
-  _stats.deliveries.add(n);
-  _stats.bytes_out.add(n * frame->size());
+  if (raw && members > used_raw) raw->release(members - used_raw);
+  if (envelope && members > used_envelope) envelope->release(members - used_envelope);
+  _stats.deliveries.add(sent);
+  _stats.bytes_out.add(bytes);
 }
 
 // ---------------------------------------------------------------------------- main loop
@@ -184,7 +230,8 @@ void EventLoop::run() {
   tls_current = this;
   epoll_event events[256];
   for (;;) {
-    const int timeout = _read_again.empty() && _dirty.empty() ? next_timeout_ms() : 0;
+    const int timeout =
+        _read_again.empty() && _dirty.empty() && !_self_posted ? next_timeout_ms() : 0;
     const int n = epoll_wait(_epoll_fd, events, 256, timeout);
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
@@ -411,6 +458,15 @@ size_t EventLoop::on_handshake(Connection* c, char* data, size_t len) {
     return 0;
   }
   c->can_publish = hs.can_publish;
+  if (hs.envelope) {
+    c->envelope = true;
+    _ctx.envelope_clients.fetch_add(1, std::memory_order_acq_rel);
+  }
+  if (hs.resume) {
+    c->resume = new Resume;
+    c->resume->since = hs.since;
+    c->resume->epoch = std::move(hs.epoch);
+  }
   c->tokens = static_cast<float>(_ctx.limits.publish_burst.load());
   c->tokens_at_ms = static_cast<uint32_t>(now_ms());
   const std::string channel = _ctx.options.channel_prefix + hs.conversation;
@@ -444,6 +500,7 @@ void EventLoop::open(Connection* c) {
     send(c, c->accept_101);
     c->accept_101 = nullptr;
   }
+  if (c->resume) start_resume(c);
 }
 
 void EventLoop::process_held_input(Connection* c) {
@@ -498,7 +555,7 @@ void EventLoop::on_frame(Connection* c, const FrameHeader& h, char* payload) {
         Utf8Validator v;
         if (!v.feed(bytes, len) || !v.complete())
           return send_close(c, close_code::InvalidPayload, "invalid UTF-8");
-        return publish(c, {payload, len});
+        return on_message(c, {payload, len});
       }
       c->utf8.reset();
       if (!c->utf8.feed(bytes, len))
@@ -516,7 +573,7 @@ void EventLoop::on_frame(Connection* c, const FrameHeader& h, char* payload) {
       {
         std::string* message = c->message;
         c->message = nullptr;
-        publish(c, *message);
+        on_message(c, *message);
         delete message;
       }
       return;
@@ -542,7 +599,22 @@ void EventLoop::on_close_frame(Connection* c, const char* payload, size_t len) {
   send_close(c, code, {});  // echo the peer's code (RFC 6455 5.5.1)
 }
 
-void EventLoop::publish(Connection* c, std::string_view payload) {
+void EventLoop::on_message(Connection* c, std::string_view text) {
+  if (!c->envelope) return publish(c, text, FLOWRELAY_LANE_MESSAGE);
+  ClientPublish p;
+  std::string error;
+  if (!parse_client_frame(text, p, error)) {
+    _stats.envelope_errors.add();
+    return send_error(c, 400, error);
+  }
+  publish(c, p.data, p.lane);
+}
+
+void EventLoop::send_error(Connection* c, int code, std::string_view reason) {
+  send(c, SharedFrame::message({}, Opcode::Text, envelope_error(code, reason)));
+}
+
+void EventLoop::publish(Connection* c, std::string_view payload, flowrelay_lane lane) {
   if (!c->can_publish) {
     _stats.forbidden_publishes.add();
     return send_close(c, close_code::PolicyViolation, "not allowed to publish here");
@@ -552,15 +624,24 @@ void EventLoop::publish(Connection* c, std::string_view payload) {
     return send_close(c, close_code::PolicyViolation, "publish rate exceeded");
   }
   const std::string& channel = c->channel->name;
-  _stats.messages_in.add();
+  (lane == FLOWRELAY_LANE_LOG ? _stats.log_messages_in : _stats.messages_in).add();
   _stats.bytes_in.add(payload.size());
   if (!_ctx.options.echo)
     c->channel->own.push_back({c->id, std::hash<std::string_view>{}(payload), now_ms()});
-  const flowrelay_status s = _ctx.api->publish(_ctx.host, {channel.data(), channel.size()},
-                                               {payload.data(), payload.size()});
+  const flowrelay_str ch{channel.data(), channel.size()};
+  const flowrelay_message m{sizeof(flowrelay_message), lane, 0, {nullptr, 0},
+                            {payload.data(), payload.size()}};
+  flowrelay_status s = FLOWRELAY_EUNSUPPORTED;
+  if (FLOWRELAY_HAS_SLOT(_ctx.api, flowrelay_transport_host_api, publish_message) &&
+      _ctx.api->publish_message)
+    s = _ctx.api->publish_message(_ctx.host, ch, &m, nullptr, nullptr);
+  else if (lane == FLOWRELAY_LANE_MESSAGE)
+    s = _ctx.api->publish(_ctx.host, ch, m.data);
   if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) return;
   if (!_ctx.options.echo && c->channel && !c->channel->own.empty()) c->channel->own.pop_back();
   _stats.publish_errors.add();
+  if (s == FLOWRELAY_EUNSUPPORTED && c->envelope)  // a lane this broker cannot carry
+    return send_error(c, 501, "the broker does not support this lane");
   // The client must learn that its message was not taken (never silent loss).
   if (s == FLOWRELAY_EAGAIN || s == FLOWRELAY_EUNAVAIL)
     send_close(c, close_code::TryAgainLater, "broker unavailable, message not published");
@@ -576,6 +657,13 @@ void EventLoop::send(Connection* c, SharedFrame* f) {
     return;
   }
   const uint64_t queued = c->out.bytes() + f->size();
+  if (f->lane() == FLOWRELAY_LANE_LOG &&
+      queued > _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed) / 2) {
+    // Falling behind: the log lane goes first, so the conversation keeps its room.
+    f->unref();
+    _stats.log_frames_shed.add();
+    return;
+  }
   c->out.push(f);
   if (queued > _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed) &&
       c->state == ConnState::Open) {
@@ -710,6 +798,8 @@ void EventLoop::close_now(Connection* c) {
   c->fd = -1;
   c->state = ConnState::Dead;
   _stats.connections_closed.add();
+  if (c->envelope) _ctx.envelope_clients.fetch_sub(1, std::memory_order_acq_rel);
+  if (c->resume) _recovering.erase(c->id);
   if (c->capped) {
     c->capped = false;
     _ctx.caps.release(c->ip);

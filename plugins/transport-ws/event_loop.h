@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -39,6 +40,20 @@ struct LoopChannel {
   std::deque<OwnPublish> own;        // only used when channels.echo is false
 };
 
+// What a history read returned, copied for the loop (the broker's views die with its call).
+struct HistoryResult {
+  struct Entry {
+    uint64_t offset;
+    flowrelay_lane lane;
+    std::string data;
+  };
+  uint64_t session = 0;  // Connection::id
+  flowrelay_status status = FLOWRELAY_OK;
+  std::string epoch;
+  uint64_t top = 0;
+  std::vector<Entry> entries;
+};
+
 class EventLoop {
  public:
   EventLoop(const TransportContext& ctx, int listen_fd);
@@ -47,8 +62,11 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   void start();
-  // [any thread] Queue a delivery; takes over one reference of `frame`.
-  void post_deliver(SharedFrame* frame);
+  // [any thread] Queue a delivery: the frame for raw and the one for envelope sessions (either
+  // may be null); takes over one reference of each. `hash` of the data when echo is off.
+  void post_deliver(SharedFrame* raw, SharedFrame* envelope, std::size_t hash);
+  // [any thread] A history read for a resuming session of this loop completed.
+  void post_history(std::unique_ptr<HistoryResult> result);
   // [any thread] The broker confirmed or refused `channel`.
   void post_subscribed(std::string_view channel, flowrelay_status status);
   // [any thread] Say goodbye (1001) to everyone, wait at most timeout_ms, then exit the thread.
@@ -58,12 +76,15 @@ class EventLoop {
 
  private:
   struct Item {
-    enum Kind : uint8_t { Deliver, Subscribed, Stop };
+    enum Kind : uint8_t { Deliver, Subscribed, Stop, History };
     explicit Item(Kind k) : kind(k) {}
     Kind kind;
-    SharedFrame* frame = nullptr;
+    SharedFrame* frame = nullptr;     // raw
+    SharedFrame* envelope = nullptr;  // JSON
+    std::size_t hash = 0;
     std::string channel;
     int32_t value = 0;  // status or timeout
+    std::unique_ptr<HistoryResult> history;
   };
   struct Hash {
     using is_transparent = void;
@@ -73,7 +94,7 @@ class EventLoop {
   void run();
   void post(Item&& item);
   void drain_inbox();
-  void fan_out(LoopChannel& ch, SharedFrame* frame);
+  void fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope, std::size_t hash);
   void on_accept();
   void on_readable(Connection* c);
   void on_input(Connection* c, char* data, size_t len);
@@ -81,7 +102,13 @@ class EventLoop {
   size_t on_frames(Connection* c, char* data, size_t len);
   void on_frame(Connection* c, const FrameHeader& h, char* payload);
   void on_close_frame(Connection* c, const char* payload, size_t len);
-  void publish(Connection* c, std::string_view payload);
+  void on_message(Connection* c, std::string_view text);  // a complete text message
+  void publish(Connection* c, std::string_view payload, flowrelay_lane lane);
+  void send_error(Connection* c, int code, std::string_view reason);  // envelope error frame
+  // Resume (resume.cpp): read history after `since`, hold live frames meanwhile, then replay.
+  void start_resume(Connection* c);
+  void finish_resume(Connection* c, const HistoryResult& result);
+  void hold(Connection* c, SharedFrame* f);  // takes the reference
   void open(Connection* c);                                 // send 101, join the channel's members
   void process_held_input(Connection* c);                   // frames received while Joining
   void begin_closing(Connection* c, SharedFrame* goodbye);  // leave channel, send, linger
@@ -121,6 +148,8 @@ class EventLoop {
   std::vector<Connection*> _read_again;
   std::vector<Connection*> _dead;
   std::vector<Connection*> _slow;  // slow consumers to take off their channel after fan-out
+  std::unordered_map<uint64_t, Connection*> _recovering;  // resuming sessions by id
+  bool _self_posted = false;  // this thread posted to its own inbox: do not sleep
   void leave_slow_consumers();
   struct TimerQueue {
     Connection* head = nullptr;

@@ -6,10 +6,12 @@
 #include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequest.h>
+#include <Poco/URI.h>
 #include <Poco/SHA1Engine.h>
 #include <Poco/String.h>
 #include <Poco/StringTokenizer.h>
 
+#include <charconv>
 #include <sstream>
 
 namespace flowrelay::ws {
@@ -47,6 +49,34 @@ bool has_token(const std::string& header, const char* token) {
   for (const auto& t : tokens)
     if (Poco::icompare(t, token) == 0) return true;
   return false;
+}
+
+// ?since=N&epoch=E of a resume (docs/PROTOCOL.md): "" if fine, else why it is refused.
+std::string parse_resume(const std::string& uri, HandshakeResult& r) {
+  Poco::URI::QueryParameters params;
+  try {
+    params = Poco::URI(uri).getQueryParameters();
+  } catch (const Poco::Exception& e) {
+    return "malformed query string: " + e.message();
+  }
+  bool has_epoch = false;
+  for (const auto& [name, value] : params) {
+    if (name == "since") {
+      const char* end = value.data() + value.size();
+      auto [ptr, ec] = std::from_chars(value.data(), end, r.since);
+      if (value.empty() || ec != std::errc() || ptr != end)
+        return "since must be a decimal offset, got '" + value.substr(0, 32) + "'";
+      r.resume = true;
+    } else if (name == "epoch") {
+      if (value.size() > 64) return "epoch too long";
+      r.epoch = value;
+      has_epoch = true;
+    }
+  }
+  if (has_epoch && !r.resume) return "epoch needs since";
+  if (r.resume && !r.envelope)
+    return "since (resume) needs the flowrelay.v1 subprotocol: raw clients have no offsets";
+  return {};
 }
 
 bool valid_key(const std::string& key) {
@@ -145,12 +175,17 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
     r.can_publish = d.can_publish;
   }
 
+  r.envelope = has_token(req.get("Sec-WebSocket-Protocol", ""), kEnvelopeSubprotocol.data());
+  if (const std::string why = parse_resume(uri, r); !why.empty()) return refuse(400, why);
+
   r.status = 101;
   r.conversation.assign(id);
   r.response =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: " +
-      websocket_accept(key) + "\r\n\r\n";
+      websocket_accept(key) + "\r\n";
+  if (r.envelope) r.response += "Sec-WebSocket-Protocol: flowrelay.v1\r\n";
+  r.response += "\r\n";
   return r;
 }
 

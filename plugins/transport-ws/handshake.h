@@ -1,6 +1,7 @@
 // The HTTP/1.1 upgrade request of RFC 6455 section 4.2: checks it and builds the response.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -13,7 +14,14 @@ struct HandshakeResult {
   std::string response;      // the complete response to send
   std::string conversation;  // the id after the path prefix (on success)
   bool can_publish = true;   // what the access policy granted
+  bool envelope = false;     // the client chose the flowrelay.v1 subprotocol (JSON frames)
+  bool resume = false;       // ?since=N given: replay history after N first
+  uint64_t since = 0;
+  std::string epoch;         // ?epoch=E (may be empty)
 };
+
+// The subprotocol of envelope mode (docs/PROTOCOL.md).
+inline constexpr std::string_view kEnvelopeSubprotocol = "flowrelay.v1";
 
 // `request` holds the request line and headers up to and including the blank line.
 // `path_prefix` is e.g. "/ws/"; the id after it must be 1..max_id_length chars of

@@ -2,6 +2,7 @@
 // it is queued on: a message fanned out to N sessions is encoded once, then only referenced.
 #pragma once
 
+#include <flowrelay/plugin.h>
 #include <time.h>
 #include <atomic>
 #include <cstdint>
@@ -46,6 +47,13 @@ class SharedFrame {
     return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   }
   std::string_view payload() const { return {bytes() + _header_len, _size - _header_len}; }
+  // The message's lane and history offset (0: not in history), for shedding and resume.
+  void set_position(flowrelay_lane lane, uint64_t offset) {
+    _lane = static_cast<uint8_t>(lane);
+    _offset = offset;
+  }
+  flowrelay_lane lane() const { return _lane; }
+  uint64_t offset() const { return _offset; }
 
   void ref(uint32_t n = 1) { _refs.fetch_add(n, std::memory_order_relaxed); }
   // Gives back n references known not to be the last (the caller still holds one).
@@ -71,7 +79,9 @@ class SharedFrame {
   uint32_t _size;
   uint32_t _channel_len;
   uint8_t _header_len = 0;
+  uint8_t _lane = FLOWRELAY_LANE_MESSAGE;
   int64_t _created_ns = 0;
+  uint64_t _offset = 0;
 };
 
 }  // namespace flowrelay::ws

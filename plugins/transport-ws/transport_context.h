@@ -113,6 +113,11 @@ struct LoopStats {
   Counter idle_closes;          // no answer to our ping within idle_timeout_ms
   Counter rate_limited;         // closed 1008 for exceeding publish_rate
   Counter forbidden_publishes;  // closed 1008: the token does not grant publishing
+  Counter log_messages_in;      // envelope publishes on the log lane
+  Counter log_frames_shed;      // log-lane frames dropped for a client falling behind
+  Counter envelope_errors;      // bad envelope frames answered with {"type":"error"}
+  Counter resumes_recovered;    // resume: history covered the gap
+  Counter resumes_unrecovered;  // resume: recovered:false
   Counter latency_count;
   Counter latency_sum_ns;
   Counter latency_buckets[kLatencyBucketCount];
@@ -135,6 +140,8 @@ struct TransportContext {
   WsOptions options;  // as at start; the live limits below may differ after a reload
   LiveLimits limits;
   mutable ConnectionCaps caps;  // shared, internally locked
+  // Envelope-mode connections open now: while 0, deliveries skip encoding the JSON frame.
+  mutable std::atomic<uint64_t> envelope_clients{0};
 
   TransportContext(const flowrelay_transport_host_api* a, flowrelay_host* h, WsOptions o)
       : api(a),

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "envelope.h"
+
 namespace flowrelay::ws {
 
 namespace {
@@ -82,11 +84,23 @@ void WsServer::stop(uint32_t timeout_ms) {
   _listen_fd = -1;
 }
 
-void WsServer::deliver(std::string_view channel, std::string_view payload) {
+void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
   if (!_running.load(std::memory_order_relaxed)) return;
-  SharedFrame* frame = SharedFrame::message(channel, Opcode::Text, payload);
-  for (size_t i = 1; i < _loops.size(); ++i) frame->ref();
-  for (auto& loop : _loops) loop->post_deliver(frame);
+  const std::string_view data(m.data.ptr, m.data.len);
+  SharedFrame* raw = nullptr;  // raw clients get the message lane only
+  if (m.lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
+  SharedFrame* env = nullptr;
+  if (_ctx.envelope_clients.load(std::memory_order_acquire) > 0)
+    env = SharedFrame::message(channel, Opcode::Text,
+                               envelope_message(m.lane, m.offset, {m.epoch.ptr, m.epoch.len}, data));
+  for (SharedFrame* f : {raw, env}) {
+    if (!f) continue;
+    f->set_position(m.lane, m.offset);
+    for (size_t i = 1; i < _loops.size(); ++i) f->ref();
+  }
+  if (!raw && !env) return;
+  const std::size_t hash = _ctx.options.echo ? 0 : std::hash<std::string_view>{}(data);
+  for (auto& loop : _loops) loop->post_deliver(raw, env, hash);
 }
 
 namespace {
@@ -107,10 +121,19 @@ constexpr CounterExport kCounters[] = {
      "{lane=\"message\"}"},
     {&LoopStats::bytes_in, "flowrelay_bytes_in_total", "Payload bytes received from clients",
      "{lane=\"message\"}"},
-    {&LoopStats::deliveries, "flowrelay_deliveries_total", "Frames queued to clients (fan-out)",
-     "{lane=\"message\"}"},
-    {&LoopStats::bytes_out, "flowrelay_bytes_out_total", "Frame bytes queued to clients",
-     "{lane=\"message\"}"},
+    {&LoopStats::log_messages_in, "flowrelay_messages_in_total", nullptr, "{lane=\"log\"}"},
+    {&LoopStats::deliveries, "flowrelay_deliveries_total",
+     "Frames queued to clients (fan-out, both lanes, history replays included)", ""},
+    {&LoopStats::bytes_out, "flowrelay_bytes_out_total", "Frame bytes queued to clients", ""},
+    {&LoopStats::log_frames_shed, "flowrelay_log_frames_shed_total",
+     "Log-lane frames dropped for envelope clients past half of max_outbound_bytes", ""},
+    {&LoopStats::envelope_errors, "flowrelay_envelope_errors_total",
+     "Envelope frames refused with {\"type\":\"error\"} (bad JSON, type, lane or data)", ""},
+    {&LoopStats::resumes_recovered, "flowrelay_resumes_total",
+     "Resumes (?since=) answered; recovered=false when history no longer covered the gap",
+     "{recovered=\"true\"}"},
+    {&LoopStats::resumes_unrecovered, "flowrelay_resumes_total", nullptr,
+     "{recovered=\"false\"}"},
     {&LoopStats::slow_consumer_closes, "flowrelay_slow_consumer_closes_total",
      "Clients disconnected for not reading (max_outbound_bytes)", ""},
     {&LoopStats::protocol_closes, "flowrelay_protocol_closes_total",
@@ -141,10 +164,11 @@ std::string WsServer::metrics() const {
     return total([f](const LoopStats& s) -> const LoopStats::Counter& { return s.*f; });
   };
   std::string out;
+  // help == nullptr: another sample of the metric just written (another label value).
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t value,
                     const char* labels = "") {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
-           name + labels + " " + std::to_string(value) + "\n";
+    if (help) out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    out += std::string(name) + labels + " " + std::to_string(value) + "\n";
   };
   metric("flowrelay_connections", "gauge", "WebSocket connections open now",
          field(&LoopStats::connections_total) - field(&LoopStats::connections_closed));

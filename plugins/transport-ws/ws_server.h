@@ -19,8 +19,9 @@ class WsServer {
   // Binds and starts the loops; on failure returns false with a message in err.
   bool start(std::string& err);
   void stop(uint32_t timeout_ms);
-  // [any thread] Encodes the frame once and hands it to every loop.
-  void deliver(std::string_view channel, std::string_view payload);
+  // [any thread] Encodes the frames once (raw text for message-lane messages, JSON when
+  // envelope clients are connected) and hands them to every loop.
+  void deliver(std::string_view channel, const flowrelay_message& message);
   void subscribed(std::string_view channel, flowrelay_status status);
   // Prometheus text, summed over the loops.
   std::string metrics() const;

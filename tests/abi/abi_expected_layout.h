@@ -22,6 +22,7 @@
   X(flowrelay_broker_host_api, subscribed, 24)     \
   X(flowrelay_broker_host_api, report_error, 32)   \
   X(flowrelay_broker_host_api, set_ready, 40)      \
+  X(flowrelay_broker_host_api, deliver_message, 48) \
   X(flowrelay_broker_vtable, struct_size, 0)       \
   X(flowrelay_broker_vtable, abi_major, 4)         \
   X(flowrelay_broker_vtable, create, 8)            \
@@ -32,12 +33,16 @@
   X(flowrelay_broker_vtable, unsubscribe, 48)      \
   X(flowrelay_broker_vtable, metrics, 56)          \
   X(flowrelay_broker_vtable, reconfigure, 64)      \
+  X(flowrelay_broker_vtable, publish_message, 72)  \
+  X(flowrelay_broker_vtable, history, 80)          \
   X(flowrelay_transport_host_api, struct_size, 0)  \
   X(flowrelay_transport_host_api, abi_minor, 4)    \
   X(flowrelay_transport_host_api, log, 8)          \
   X(flowrelay_transport_host_api, subscribe, 16)   \
   X(flowrelay_transport_host_api, unsubscribe, 24) \
   X(flowrelay_transport_host_api, publish, 32)     \
+  X(flowrelay_transport_host_api, publish_message, 40) \
+  X(flowrelay_transport_host_api, history, 48)     \
   X(flowrelay_transport_vtable, struct_size, 0)    \
   X(flowrelay_transport_vtable, abi_major, 4)      \
   X(flowrelay_transport_vtable, create, 8)         \
@@ -48,6 +53,17 @@
   X(flowrelay_transport_vtable, subscribed, 48)    \
   X(flowrelay_transport_vtable, metrics, 56)       \
   X(flowrelay_transport_vtable, reconfigure, 64)   \
+  X(flowrelay_transport_vtable, deliver_message, 72) \
+  X(flowrelay_message, struct_size, 0)             \
+  X(flowrelay_message, lane, 4)                    \
+  X(flowrelay_message, offset, 8)                  \
+  X(flowrelay_message, epoch, 16)                  \
+  X(flowrelay_message, data, 32)                   \
+  X(flowrelay_history, struct_size, 0)             \
+  X(flowrelay_history, epoch, 8)                   \
+  X(flowrelay_history, top, 24)                    \
+  X(flowrelay_history, messages, 32)               \
+  X(flowrelay_history, count, 40)                  \
   X(flowrelay_plugin_info, struct_size, 0)         \
   X(flowrelay_plugin_info, abi_major, 4)           \
   X(flowrelay_plugin_info, abi_minor, 8)           \
@@ -60,10 +76,13 @@
 #define FLOWRELAY_ABI_SIZES(X)           \
   X(flowrelay_str, 16, 8)                \
   X(flowrelay_option, 32, 8)             \
-  X(flowrelay_broker_host_api, 48, 8)    \
-  X(flowrelay_broker_vtable, 72, 8)      \
-  X(flowrelay_transport_host_api, 40, 8) \
-  X(flowrelay_transport_vtable, 72, 8)   \
+  X(flowrelay_broker_host_api, 56, 8)    \
+  X(flowrelay_broker_vtable, 88, 8)      \
+  X(flowrelay_transport_host_api, 56, 8) \
+  X(flowrelay_transport_vtable, 80, 8)   \
+  X(flowrelay_message, 48, 8)            \
+  X(flowrelay_history, 48, 8)            \
+  X(flowrelay_lane, 4, 4)                \
   X(flowrelay_plugin_info, 48, 8)        \
   X(flowrelay_status, 4, 4)              \
   X(flowrelay_log_level, 4, 4)

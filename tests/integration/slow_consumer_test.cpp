@@ -19,6 +19,9 @@ long metric(uint16_t http_port, const std::string& name) {
 TEST(SlowConsumer, IsClosedWith1008AndMemoryStaysBounded) {
   DaemonOptions options;
   options.transport_extra = "    max_outbound_bytes: 1048576\n    publish_rate: 0\n";
+  // History would keep up to 2,000 of these 256 KiB messages by design; this test pins the
+  // transport's own bound.
+  options.broker_extra = "  history_size: 0\n";
   Daemon daemon(options);
   RawClient slow(daemon.ws_port());
   ASSERT_TRUE(slow.upgrade("/ws/slow"));  // and then never reads

@@ -29,10 +29,16 @@ struct FakeBroker {
           calls.push_back("unsub " + std::string(ch));
           return FLOWRELAY_OK;
         },
-        [this](std::string_view ch, std::string_view p) {
+        [this](std::string_view ch, const flowrelay_message& msg, flowrelay_published_fn,
+               void*) {
           std::lock_guard l(m);
-          calls.push_back("pub " + std::string(ch) + " " + std::string(p));
+          calls.push_back("pub " + std::string(ch) + " " + std::string(msg.data.ptr, msg.data.len));
           return FLOWRELAY_OK;
+        },
+        [this](std::string_view ch, uint64_t since, flowrelay_history_fn, void*) {
+          std::lock_guard l(m);
+          calls.push_back("history " + std::string(ch) + " " + std::to_string(since));
+          return FLOWRELAY_EUNSUPPORTED;
         }};
   }
 };
@@ -41,14 +47,20 @@ struct FakeTransport {
   std::vector<std::string> events;
   TransportPort port() {
     return TransportPort{
-        [this](std::string_view ch, std::string_view p) {
-          events.push_back("deliver " + std::string(ch) + " " + std::string(p));
+        [this](std::string_view ch, const flowrelay_message& m) {
+          events.push_back("deliver " + std::string(ch) + " " + std::string(m.data.ptr, m.data.len) +
+                           (m.offset ? " @" + std::to_string(m.offset) : ""));
         },
         [this](std::string_view ch, flowrelay_status s) {
           events.push_back("subscribed " + std::string(ch) + " " + std::to_string(s));
         }};
   }
 };
+
+flowrelay_message message(std::string_view data, uint64_t offset = 0) {
+  return {sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, offset, {nullptr, 0},
+          {data.data(), data.size()}};
+}
 
 }  // namespace
 
@@ -127,11 +139,12 @@ TEST(Router, DeliversOnceToEveryTransportAndPublishesThroughTheBroker) {
   Router router(broker.port());
   router.add_transport(t1.port());
   router.add_transport(t2.port());
-  router.deliver("chat:1", "hi");
-  EXPECT_EQ(t1.events, (std::vector<std::string>{"deliver chat:1 hi"}));
-  EXPECT_EQ(t2.events, (std::vector<std::string>{"deliver chat:1 hi"}));
-  EXPECT_EQ(router.publish("chat:1", "yo"), FLOWRELAY_OK);
-  EXPECT_EQ(broker.calls, (std::vector<std::string>{"pub chat:1 yo"}));
+  router.deliver("chat:1", message("hi", 7));
+  EXPECT_EQ(t1.events, (std::vector<std::string>{"deliver chat:1 hi @7"}));
+  EXPECT_EQ(t2.events, (std::vector<std::string>{"deliver chat:1 hi @7"}));
+  EXPECT_EQ(router.publish("chat:1", message("yo")), FLOWRELAY_OK);
+  EXPECT_EQ(router.history("chat:1", 3, nullptr, nullptr), FLOWRELAY_EUNSUPPORTED);
+  EXPECT_EQ(broker.calls, (std::vector<std::string>{"pub chat:1 yo", "history chat:1 3"}));
 }
 
 TEST(Router, ConcurrentJoinsAndLeavesBalance) {

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define FLOWRELAY_ABI_MAJOR 1
-#define FLOWRELAY_ABI_MINOR 1 /* 1.1: metrics, reconfigure */
+#define FLOWRELAY_ABI_MINOR 2 /* 1.1: metrics, reconfigure; 1.2: lanes, offsets, history */
 #define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v1"
 
 #if defined(__GNUC__)
@@ -78,6 +78,40 @@ typedef struct flowrelay_option {
  * consecutive pieces, each borrowed for the call. */
 typedef void (*flowrelay_write_fn)(void *ctx, flowrelay_str text);
 
+/* Lanes of a conversation (ABI 1.2). Never renumbered. */
+typedef uint32_t flowrelay_lane;
+#define FLOWRELAY_LANE_MESSAGE 0 /* the conversation itself: never dropped */
+#define FLOWRELAY_LANE_LOG 1     /* progress/trace lines: may be shed first under backpressure */
+
+/* A message with its place in the channel's history (ABI 1.2). Borrowed for the call. */
+typedef struct flowrelay_message {
+  uint32_t struct_size;
+  flowrelay_lane lane;
+  uint64_t offset;     /* 1, 2, 3... per channel, gap-free; 0 = not kept in history (e.g. a
+                        * raw PUBLISH straight into Redis) */
+  flowrelay_str epoch; /* names the history's lifetime: a new epoch restarts offsets at 1;
+                        * empty when offset is 0 */
+  flowrelay_str data;
+} flowrelay_message;
+
+/* Completion of publish_message(): status FLOWRELAY_OK with the offset and epoch assigned (offset
+ * 0 and an empty epoch if the broker keeps no history), or the error that lost the message. */
+typedef void (*flowrelay_published_fn)(void *ctx, flowrelay_status status, uint64_t offset,
+                                       flowrelay_str epoch);
+
+/* What history() found: the channel's current epoch and newest offset, and the messages after
+ * `since` still kept, oldest first. Borrowed for the call of the completion. */
+typedef struct flowrelay_history {
+  uint32_t struct_size;
+  flowrelay_str epoch; /* empty if the channel has no history (never published, or expired) */
+  uint64_t top;        /* offset of the newest message ever published in this epoch (0: none) */
+  const flowrelay_message *messages; /* offsets > since, ascending, contiguous; may start
+                                      * after since + 1 when older ones were trimmed */
+  size_t count;
+} flowrelay_history;
+typedef void (*flowrelay_history_fn)(void *ctx, flowrelay_status status,
+                                     const flowrelay_history *history);
+
 /* Opaque handles. flowrelay_host is the daemon's per-plugin-instance context; the others are
  * the plugin's own instance types. */
 typedef struct flowrelay_host flowrelay_host;
@@ -111,6 +145,13 @@ typedef struct flowrelay_broker_host_api {
    * daemon's /ready answers 503). A broker starts not ready until it says otherwise. After
    * a reconnect the broker re-establishes every subscription itself before reporting 1. */
   void (*set_ready)(flowrelay_host *host, int32_t ready);
+
+  /* --- ABI 1.2 (check FLOWRELAY_HAS_SLOT and abi_minor >= 2) --- */
+
+  /* [any thread, non-blocking] As deliver(), with the lane, offset and epoch. A 1.2 broker
+   * uses it for every delivery (deliver() means: lane message, offset 0). */
+  void (*deliver_message)(flowrelay_host *host, flowrelay_str channel,
+                          const flowrelay_message *message);
 } flowrelay_broker_host_api;
 
 /* A broker: moves messages between nodes (or within one). */
@@ -164,6 +205,28 @@ typedef struct flowrelay_broker_vtable {
    * when the options are invalid (err says why; nothing is applied). */
   flowrelay_status (*reconfigure)(flowrelay_broker *self, const flowrelay_option *options,
                                   size_t n_options, char *err, size_t err_cap);
+
+  /* --- ABI 1.2 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
+
+  /* [any thread, non-blocking] Publishes message->data on `channel` in message->lane, appending
+   * it to the channel's history when the broker keeps one (message->offset and ->epoch are
+   * ignored: the broker assigns them, monotonic per channel across all nodes). Every node
+   * subscribed to the channel gets it through deliver_message() with that offset. Returns
+   * FLOWRELAY_OK once queued: then `done` (if not NULL) is called exactly once, from any
+   * thread, possibly before this returns, with the outcome. Any other return: nothing was
+   * queued and `done` is not called. Same ordering and loss rules as publish(). */
+  flowrelay_status (*publish_message)(flowrelay_broker *self, flowrelay_str channel,
+                                      const flowrelay_message *message,
+                                      flowrelay_published_fn done, void *done_ctx);
+
+  /* [any thread, non-blocking] Reads the messages of `channel` with offset > since still in
+   * history. Returns FLOWRELAY_OK and later (or from inside this call) calls `done` exactly
+   * once, from any thread; any other return: `done` is not called. A read issued after the
+   * channel's subscribe() completed sees at least every message published before any message
+   * delivered afterwards (so a reader can join history and live messages without a gap).
+   * Brokers without history return FLOWRELAY_EUNSUPPORTED or leave the slot NULL. */
+  flowrelay_status (*history)(flowrelay_broker *self, flowrelay_str channel, uint64_t since,
+                              flowrelay_history_fn done, void *done_ctx);
 } flowrelay_broker_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -189,6 +252,19 @@ typedef struct flowrelay_transport_host_api {
    * flowrelay_broker_vtable.publish; on an error the transport tells its client. */
   flowrelay_status (*publish)(flowrelay_host *host, flowrelay_str channel,
                               flowrelay_str payload);
+
+  /* --- ABI 1.2 (check FLOWRELAY_HAS_SLOT and abi_minor >= 2) --- */
+
+  /* [any thread, non-blocking] As flowrelay_broker_vtable.publish_message. A broker older than
+   * 1.2 takes the message lane only (offset 0); other lanes fail with FLOWRELAY_EUNSUPPORTED. */
+  flowrelay_status (*publish_message)(flowrelay_host *host, flowrelay_str channel,
+                                      const flowrelay_message *message,
+                                      flowrelay_published_fn done, void *done_ctx);
+
+  /* [any thread, non-blocking] As flowrelay_broker_vtable.history; FLOWRELAY_EUNSUPPORTED when
+   * the broker keeps no history. */
+  flowrelay_status (*history)(flowrelay_host *host, flowrelay_str channel, uint64_t since,
+                              flowrelay_history_fn done, void *done_ctx);
 } flowrelay_transport_host_api;
 
 /* A transport: accepts clients and turns their traffic into router calls. */
@@ -227,6 +303,13 @@ typedef struct flowrelay_transport_vtable {
   /* [main] As in flowrelay_broker_vtable (limits may change live, listen addresses not). */
   flowrelay_status (*reconfigure)(flowrelay_transport *self, const flowrelay_option *options,
                                   size_t n_options, char *err, size_t err_cap);
+
+  /* --- ABI 1.2 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
+
+  /* [any thread, non-blocking] As deliver(), with lane, offset and epoch; a 1.2 daemon calls
+   * it instead of deliver() when present. */
+  void (*deliver_message)(flowrelay_transport *self, flowrelay_str channel,
+                          const flowrelay_message *message);
 } flowrelay_transport_vtable;
 
 /* ------------------------------------------------------------------------------------------ */

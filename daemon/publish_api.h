@@ -1,0 +1,53 @@
+// POST /api/publish: backends publish into conversations over HTTP and learn each message's
+// offset. Protected by an API key (X-API-Key); see docs/PROTOCOL.md for the wire format.
+#pragma once
+
+#include <flowrelay/plugin.h>
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace flowrelay {
+
+struct PublishApiOptions {
+  std::string api_key;  // empty: the API answers 403
+  uint64_t max_body_bytes = 8 * 1024 * 1024;
+  uint32_t timeout_ms = 5000;
+  std::string channel_prefix = "chat:";
+  size_t max_conversation_id_length = 128;
+};
+
+class PublishApi {
+ public:
+  using PublishFn = std::function<flowrelay_status(std::string_view channel,
+                                                   const flowrelay_message& message,
+                                                   flowrelay_published_fn done, void* ctx)>;
+  PublishApi(PublishFn publish, PublishApiOptions options)
+      : _publish(std::move(publish)), _options(std::move(options)) {}
+
+  // [HTTP worker thread] Answers the request completely.
+  void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
+  // [main] SIGHUP: a new key (rotation), body limit and timeout apply to the next request.
+  void reconfigure(const PublishApiOptions& options);
+
+ private:
+  PublishApiOptions options() const;
+
+  PublishFn _publish;
+  mutable std::mutex _mutex;  // guards _options against reconfigure()
+  PublishApiOptions _options;
+};
+
+// True if `a` equals `b`, in a time that depends on their lengths only (API key check).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+// 1..max_length characters of A-Z a-z 0-9 _ . : - (the WebSocket path's rule).
+bool valid_conversation_id(std::string_view id, size_t max_length);
+
+}  // namespace flowrelay

@@ -1,0 +1,128 @@
+#include "envelope.h"
+
+#include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+namespace flowrelay::ws {
+
+void append_json_string(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+    }
+  }
+  out.append(s.data() + plain, s.size() - plain);
+}
+
+namespace {
+
+const char* lane_name(flowrelay_lane lane) {
+  return lane == FLOWRELAY_LANE_LOG ? "log" : "message";
+}
+
+}  // namespace
+
+std::string envelope_message(flowrelay_lane lane, uint64_t offset, std::string_view epoch,
+                             std::string_view data) {
+  std::string out;
+  out.reserve(data.size() + epoch.size() + 80);
+  out += "{\"type\":\"message\",\"lane\":\"";
+  out += lane_name(lane);
+  out += '"';
+  if (offset) {
+    out += ",\"offset\":";
+    out += std::to_string(offset);
+    out += ",\"epoch\":\"";
+    append_json_string(out, epoch);
+    out += '"';
+  }
+  out += ",\"data\":\"";
+  append_json_string(out, data);
+  out += "\"}";
+  return out;
+}
+
+std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view epoch) {
+  std::string out = "{\"type\":\"resumed\",\"recovered\":";
+  out += recovered ? "true" : "false";
+  if (offset || !epoch.empty()) {
+    out += ",\"offset\":" + std::to_string(offset) + ",\"epoch\":\"";
+    append_json_string(out, epoch);
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::string envelope_error(int code, std::string_view reason) {
+  std::string out = "{\"type\":\"error\",\"code\":" + std::to_string(code) + ",\"reason\":\"";
+  append_json_string(out, reason);
+  out += "\"}";
+  return out;
+}
+
+bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& error) {
+  Poco::JSON::Object::Ptr obj;
+  try {
+    const Poco::Dynamic::Var v = Poco::JSON::Parser().parse(std::string(text));
+    if (v.type() != typeid(Poco::JSON::Object::Ptr)) {
+      error = "not a JSON object";
+      return false;
+    }
+    obj = v.extract<Poco::JSON::Object::Ptr>();
+  } catch (const Poco::Exception& e) {
+    error = "not valid JSON: " + e.displayText();
+    return false;
+  }
+  const Poco::Dynamic::Var type = obj->get("type");
+  if (!type.isString() || type.extract<std::string>() != "publish") {
+    error = "unknown type: expected {\"type\":\"publish\",\"lane\":\"message\",\"data\":\"...\"}";
+    return false;
+  }
+  if (obj->has("lane") && !obj->isNull("lane")) {
+    const Poco::Dynamic::Var lane = obj->get("lane");
+    const std::string name = lane.isString() ? lane.extract<std::string>() : std::string();
+    if (name == "log") {
+      out.lane = FLOWRELAY_LANE_LOG;
+    } else if (name == "message") {
+      out.lane = FLOWRELAY_LANE_MESSAGE;
+    } else {
+      error = "unknown lane (message or log)";
+      return false;
+    }
+  }
+  const Poco::Dynamic::Var data = obj->get("data");
+  if (!data.isString()) {
+    error = "data must be a string";
+    return false;
+  }
+  out.data = data.extract<std::string>();
+  return true;
+}
+
+}  // namespace flowrelay::ws
