@@ -92,7 +92,7 @@ broker:
   plugin: broker-redis
   url: redis://127.0.0.1:$redis_port
 channels: { prefix: "chat:", echo: true }
-http: { listen: 127.0.0.1:909$i }
+http: { listen: 127.0.0.1:909$i, api_key: dev-secret-key }
 YAML
     "$build_dir/daemon/flowrelayd" --config "$RUN_DIR/replica$i.yaml" >"$RUN_DIR/replica$i.log" 2>&1 &
     pids+=($!)
@@ -112,6 +112,8 @@ flowrelay cluster is up (logs in $RUN_DIR):
   replica 2 ws://127.0.0.1:8082/ws/  http://127.0.0.1:9092/ready
   replica 3 ws://127.0.0.1:8083/ws/  http://127.0.0.1:9093/ready
   redis     redis://127.0.0.1:$redis_port   (backends: redis-cli -p $redis_port PUBLISH chat:42 hello)
+  publish   curl http://127.0.0.1:9091/api/publish -H 'X-API-Key: dev-secret-key' -d '{"conversation":"42","data":"hello"}'
+            (any replica's API; offsets and history live in Redis)
 Ctrl-C stops them all.
 INFO
   wait -n "${pids[@]}" || true
@@ -123,7 +125,7 @@ case "${1:-}" in
     shift
     need_packages "${build_deps[@]}"
     build "${daemon_targets[@]}"
-    echo "flowrelay: ws://127.0.0.1:8080/ws/{conversation_id}  (health: http://127.0.0.1:9090/health; Ctrl-C stops)" >&2
+    echo "flowrelay: ws://127.0.0.1:8080/ws/{conversation_id}  (health: http://127.0.0.1:9090/health; publish: POST http://127.0.0.1:9090/api/publish with X-API-Key: dev-secret-key; Ctrl-C stops)" >&2
     exec "$build_dir/daemon/flowrelayd" --config "$build_dir/flowrelay.dev.yaml" "$@"
     ;;
   cluster)
