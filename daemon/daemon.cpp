@@ -211,6 +211,7 @@ std::string Daemon::metrics_text() const {
     metric("flowrelay_channels", "gauge", "Channels with local sessions", _router->channel_count());
     metric("flowrelay_sessions", "gauge", "Sessions joined to a channel", _router->session_count());
   }
+  if (_publish_api) out += _publish_api->metrics();
   if (_broker) _broker->metrics(out);
   for (const auto& t : _transports) t->metrics(out);
   return out;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -187,7 +188,38 @@ void PublishApi::reconfigure(const PublishApiOptions& options) {
   _options = options;
 }
 
+namespace {
+constexpr int kCountedStatus[] = {400, 401, 403, 413, 503};
+}
+
+void PublishApi::count_error(int status) {
+  size_t i = 0;
+  while (i < std::size(kCountedStatus) && kCountedStatus[i] != status) ++i;
+  _errors[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string PublishApi::metrics() const {
+  std::string out =
+      "# HELP flowrelay_api_published_total Messages published through POST /api/publish\n"
+      "# TYPE flowrelay_api_published_total counter\n"
+      "flowrelay_api_published_total " +
+      std::to_string(_published.load()) +
+      "\n# HELP flowrelay_api_errors_total Publish API requests answered with an error\n"
+      "# TYPE flowrelay_api_errors_total counter\n";
+  for (size_t i = 0; i <= std::size(kCountedStatus); ++i)
+    out += "flowrelay_api_errors_total{status=\"" +
+           (i < std::size(kCountedStatus) ? std::to_string(kCountedStatus[i]) : "other") +
+           "\"} " + std::to_string(_errors[i].load()) + "\n";
+  return out;
+}
+
 void PublishApi::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+  serve(req, resp);
+  const int status = resp.getStatus();
+  if (status >= 400) count_error(status);
+}
+
+void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
   const PublishApiOptions opt = options();
   if (req.getMethod() != "POST") {
     resp.set("Allow", "POST");
@@ -261,6 +293,7 @@ void PublishApi::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServer
     results.add(result_json(requests[i], res));
   }
   lock.unlock();
+  _published.fetch_add(results.size(), std::memory_order_relaxed);
   if (failed == FLOWRELAY_OK && answered) {
     if (!batch) return reply(resp, HTTPResponse::HTTP_OK, result_json(requests[0], b->results[0]));
     Object body_out;

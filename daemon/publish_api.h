@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -35,11 +36,18 @@ class PublishApi {
   void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
   // [main] SIGHUP: a new key (rotation), body limit and timeout apply to the next request.
   void reconfigure(const PublishApiOptions& options);
+  // Prometheus text: messages published, requests answered with an error (by status).
+  std::string metrics() const;
 
  private:
   PublishApiOptions options() const;
 
+  void serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
+  void count_error(int status);
+
   PublishFn _publish;
+  std::atomic<uint64_t> _published{0};
+  std::atomic<uint64_t> _errors[6] = {};  // 400 401 403 413 503 other
   mutable std::mutex _mutex;  // guards _options against reconfigure()
   PublishApiOptions _options;
 };
