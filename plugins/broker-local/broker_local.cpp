@@ -176,6 +176,8 @@ flowrelay_status local_publish_message(flowrelay_broker* self, flowrelay_str cha
                                        const flowrelay_message* message,
                                        flowrelay_published_fn done, void* ctx) {
   if (!message) return FLOWRELAY_EINVAL;
+  if (message->lane != FLOWRELAY_LANE_MESSAGE && message->lane != FLOWRELAY_LANE_LOG)
+    return FLOWRELAY_EUNSUPPORTED;  // a lane of a newer ABI this broker does not know
   self->published.fetch_add(1, std::memory_order_relaxed);
   const int64_t now = now_ms();
   try {
