@@ -1,6 +1,7 @@
 // broker-redis: the plugin's C entry points. No exception leaves this file.
 #include <flowrelay/plugin.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -73,6 +74,27 @@ flowrelay_status redis_unsubscribe(flowrelay_broker* self, flowrelay_str channel
   return guarded([&] { return self->broker.unsubscribe({channel.ptr, channel.len}); });
 }
 
+flowrelay_status redis_publish_message(flowrelay_broker* self, flowrelay_str channel,
+                                       const flowrelay_message* message,
+                                       flowrelay_published_fn done, void* done_ctx) {
+  if (!message || message->struct_size < offsetof(flowrelay_message, data) + sizeof message->data)
+    return FLOWRELAY_EINVAL;
+  return guarded([&] {
+    return self->broker.publish_message({channel.ptr, channel.len}, *message, done, done_ctx);
+  });
+}
+
+// Sent on the publisher connection, so it is answered after everything this node published
+// before it. While Redis is unreachable it is queued like a publish (same bound: EAGAIN past
+// it) and sent once the node is back and resubscribed; destroy() completes it with EUNAVAIL.
+// EUNSUPPORTED while history_size is 0.
+flowrelay_status redis_history(flowrelay_broker* self, flowrelay_str channel, uint64_t since,
+                               flowrelay_history_fn done, void* done_ctx) {
+  return guarded([&] {
+    return self->broker.history({channel.ptr, channel.len}, since, done, done_ctx);
+  });
+}
+
 void redis_metrics(flowrelay_broker* self, flowrelay_write_fn write, void* ctx) {
   try {
     const std::string text = self->broker.metrics();
@@ -109,6 +131,8 @@ const flowrelay_broker_vtable kVtable = {
     redis_unsubscribe,
     redis_metrics,
     redis_reconfigure,
+    redis_publish_message,
+    redis_history,
 };
 
 const flowrelay_plugin_info kInfo = {

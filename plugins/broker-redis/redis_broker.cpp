@@ -1,5 +1,7 @@
 #include "redis_broker.h"
 
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA1Engine.h>
 #include <hiredis/hiredis.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -11,6 +13,9 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+
+#include "history_scripts.h"
+#include "wire_format.h"
 
 namespace flowrelay::redis {
 
@@ -26,12 +31,33 @@ int64_t now_ms() {
 }
 
 std::string_view str_of(const redisReply* r) { return {r->str, static_cast<size_t>(r->len)}; }
+flowrelay_str view(std::string_view s) { return {s.data(), s.size()}; }
+
+// SCRIPT LOAD answers with this too; knowing it up front lets EVALSHA follow in the same write.
+std::string sha1_hex(const std::string& text) {
+  Poco::SHA1Engine sha1;
+  sha1.update(text);
+  return Poco::DigestEngine::digestToHex(sha1.digest());
+}
+
+bool is_noscript(const redisReply* r) {
+  return r->type == REDIS_REPLY_ERROR && str_of(r).starts_with("NOSCRIPT");
+}
+
+bool host_takes_messages(const flowrelay_broker_host_api* api) {
+  return FLOWRELAY_HAS_SLOT(api, flowrelay_broker_host_api, deliver_message) &&
+         api->abi_minor >= 2 && api->deliver_message;
+}
 
 }  // namespace
 
 RedisBroker::RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* host,
                          RedisOptions options)
-    : _api(api), _host(host), _options(std::move(options)) {
+    : _api(api),
+      _host(host),
+      _deliver_message(host_takes_messages(api)),
+      _options(std::move(options)),
+      _scripts{sha1_hex(append_script()), sha1_hex(history_script())} {
   _live.apply(_options);
   _pub.broker = _sub.broker = this;
   _pub.role = "publisher";
@@ -48,11 +74,10 @@ RedisBroker::~RedisBroker() {
       std::lock_guard lock(_mutex);
       _stop = true;
     }
-    const uint64_t one = 1;
-    ssize_t r = write(_wake_fd, &one, sizeof one);
-    (void)r;
+    wake();
     _thread.join();
   }
+  abandon_requests();
   if (_epoll_fd >= 0) close(_epoll_fd);
   if (_wake_fd >= 0) close(_wake_fd);
 }
@@ -84,56 +109,82 @@ bool RedisBroker::start(std::string& err) {
 // ---------------------------------------------------------------------------- any thread
 
 flowrelay_status RedisBroker::publish(std::string_view channel, std::string_view payload) {
-  const uint64_t size = channel.size() + payload.size();
+  flowrelay_message m{};
+  m.struct_size = sizeof m;
+  m.lane = FLOWRELAY_LANE_MESSAGE;
+  m.data = view(payload);
+  return publish_message(channel, m, nullptr, nullptr);
+}
+
+flowrelay_status RedisBroker::publish_message(std::string_view channel,
+                                              const flowrelay_message& message,
+                                              flowrelay_published_fn done, void* ctx) {
+  if (!wire_lane(message.lane)) return FLOWRELAY_EUNSUPPORTED;  // no name on the wire
+  PublisherRequest r;
+  r.kind = PublisherRequest::Kind::Publish;
+  r.lane = message.lane;
+  r.channel.assign(channel);
+  r.data.assign(message.data.ptr, message.data.len);
+  r.published = done;
+  r.ctx = ctx;
+  return enqueue(std::move(r));
+}
+
+flowrelay_status RedisBroker::history(std::string_view channel, uint64_t since,
+                                      flowrelay_history_fn done, void* ctx) {
+  if (_live.history_size.load() == 0) return FLOWRELAY_EUNSUPPORTED;
+  PublisherRequest r;
+  r.kind = PublisherRequest::Kind::History;
+  r.channel.assign(channel);
+  r.since = since;
+  r.read = done;
+  r.ctx = ctx;
+  return enqueue(std::move(r));
+}
+
+flowrelay_status RedisBroker::enqueue(PublisherRequest&& request) {
+  const uint64_t size = request.bytes();
   if (_buffered_messages.load(std::memory_order_relaxed) >= _live.buffer_max_messages.load() ||
       _buffered_bytes.load(std::memory_order_relaxed) + size > _live.buffer_max_bytes.load()) {
     _count.buffer_full.fetch_add(1, std::memory_order_relaxed);
     return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
   }
-  bool wake = false;
+  bool first = false;
   {
     std::lock_guard lock(_mutex);
-    _outbox.push_back({std::string(channel), std::string(payload)});
-    if (!_wake_pending) wake = _wake_pending = true;
+    _outbox.push_back(std::move(request));
+    if (!_wake_pending) first = _wake_pending = true;
   }
   _buffered_messages.fetch_add(1, std::memory_order_relaxed);
   _buffered_bytes.fetch_add(size, std::memory_order_relaxed);
-  if (wake) {
-    const uint64_t one = 1;
-    ssize_t r = write(_wake_fd, &one, sizeof one);
-    (void)r;
-  }
+  if (first) wake();
   return FLOWRELAY_OK;
 }
 
+void RedisBroker::wake() {
+  const uint64_t one = 1;
+  ssize_t r = write(_wake_fd, &one, sizeof one);
+  (void)r;
+}
+
 flowrelay_status RedisBroker::subscribe(std::string_view channel) {
-  bool wake = false;
-  {
-    std::lock_guard lock(_mutex);
-    _ops.push_back({true, std::string(channel)});
-    if (!_wake_pending) wake = _wake_pending = true;
-  }
-  if (wake) {
-    const uint64_t one = 1;
-    ssize_t r = write(_wake_fd, &one, sizeof one);
-    (void)r;
-  }
+  queue_op({true, std::string(channel)});
   return FLOWRELAY_PENDING;
 }
 
 flowrelay_status RedisBroker::unsubscribe(std::string_view channel) {
-  bool wake = false;
+  queue_op({false, std::string(channel)});
+  return FLOWRELAY_OK;
+}
+
+void RedisBroker::queue_op(Op&& op) {
+  bool first = false;
   {
     std::lock_guard lock(_mutex);
-    _ops.push_back({false, std::string(channel)});
-    if (!_wake_pending) wake = _wake_pending = true;
+    _ops.push_back(std::move(op));
+    if (!_wake_pending) first = _wake_pending = true;
   }
-  if (wake) {
-    const uint64_t one = 1;
-    ssize_t r = write(_wake_fd, &one, sizeof one);
-    (void)r;
-  }
-  return FLOWRELAY_OK;
+  if (first) wake();
 }
 
 // ---------------------------------------------------------------------------- broker thread
@@ -169,7 +220,7 @@ void RedisBroker::run() {
 }
 
 void RedisBroker::take_requests() {
-  std::vector<Message> outbox;
+  std::vector<PublisherRequest> outbox;
   std::vector<Op> ops;
   {
     std::lock_guard lock(_mutex);
@@ -217,18 +268,43 @@ void RedisBroker::send_subscription(bool subscribe, const std::vector<std::strin
 
 void RedisBroker::send_pending() {
   // Held until this node has resubscribed too: a message published before its own SUBSCRIBE
-  // is back would never reach this node's sessions (the sender's echo included).
-  if (_pub.state != State::Up || !_ready) return;
+  // is back would never reach this node's sessions (the sender's echo included). Held while
+  // the scripts are reloaded, so that what is resent keeps its place in the order.
+  if (_pub.state != State::Up || !_ready || _reloading) return;
+  const HistoryBounds bounds{_live.history_size.load(), _live.history_max_age_ms.load()};
   // Everything queued is appended to hiredis' output buffer and leaves in one write.
   while (!_pending.empty()) {
-    Message& m = _pending.front();
-    if (redisAsyncCommand(_pub.ac, publish_cb, this, "PUBLISH %b %b", m.channel.data(),
-                          m.channel.size(), m.payload.data(), m.payload.size()) != REDIS_OK)
-      return;  // the context is going down; the message stays pending
+    if (_pending.front().write(_pub.ac, publisher_cb, this, _scripts, bounds) != REDIS_OK)
+      return;  // the context is going down; the request stays pending
     if (_inflight.empty()) _pub.since_ms = now_ms();  // oldest unanswered command
-    _inflight.push_back(std::move(m));
+    _inflight.push_back(std::move(_pending.front()));
     _pending.pop_front();
   }
+}
+
+void RedisBroker::load_scripts(Link& link) {
+  for (const auto& [script, sha] : {std::pair{append_script(), &_scripts.append_sha},
+                                    std::pair{history_script(), &_scripts.history_sha}})
+    redisAsyncCommand(link.ac, script_load_cb, const_cast<std::string*>(sha), "SCRIPT LOAD %b",
+                      script.data(), script.size());
+}
+
+void RedisBroker::script_load_cb(redisAsyncContext* ac, void* r, void* expected_sha) {
+  auto& link = *static_cast<Link*>(ac->data);
+  auto* reply = static_cast<redisReply*>(r);
+  RedisBroker& self = *link.broker;
+  if (!reply || self._closing) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    // History cannot work, plain publishes still can: keep the link, fail what needs scripts.
+    self._scripts_refused = true;
+    self.report(FLOWRELAY_EINTERNAL,
+                "redis refused to load the history scripts: " + std::string(str_of(reply)));
+    return;
+  }
+  self._scripts_refused = false;
+  if (str_of(reply) != *static_cast<const std::string*>(expected_sha))
+    self.log(FLOWRELAY_LOG_ERROR, "redis returned an unexpected SHA for a history script: " +
+                                      std::string(str_of(reply)));
 }
 
 void RedisBroker::connect(Link& link) {
@@ -280,6 +356,8 @@ void RedisBroker::on_connected(Link& link) {
   }
   if (ep.db != 0 && &link == &_pub)
     redisAsyncCommand(link.ac, auth_cb, nullptr, "SELECT %d", ep.db);
+  // Before any EVALSHA (hiredis keeps the order): Redis may have restarted without them.
+  if (&link == &_pub) load_scripts(link);
   redisAsyncCommand(link.ac, auth_cb, reinterpret_cast<void*>(1), "PING");
 }
 
@@ -341,12 +419,7 @@ void RedisBroker::mark_down(Link& link, const std::string& reason) {
   link.drop_reason.clear();
   if (&link == &_pub) {
     _sub.ping_sent_ms = 0;  // a heartbeat in flight on it is lost with it
-    // Unanswered publishes go back in front, in order: Redis may have taken some of them
-    // before the link broke (at-least-once), but none is dropped.
-    while (!_inflight.empty()) {
-      _pending.push_front(std::move(_inflight.back()));
-      _inflight.pop_back();
-    }
+    requeue_unanswered();
   }
   if (_closing) return;
   link.backoff_ms = link.backoff_ms == 0
@@ -378,23 +451,84 @@ void RedisBroker::drop(Link& link, const std::string& reason, bool in_callback) 
   if (link.ac == ac) mark_down(link, reason);  // ...and nothing if it was still connecting
 }
 
-void RedisBroker::publish_cb(redisAsyncContext*, void* r, void* priv) {
+void RedisBroker::requeue_unanswered() {
+  // Unanswered requests go back in front, in order (those refused with NOSCRIPT are the
+  // oldest): Redis may have taken some before the link broke (at-least-once), none is dropped.
+  // The scripts are loaded again on connect.
+  for (auto* queue : {&_inflight, &_retry}) {
+    while (!queue->empty()) {
+      _pending.push_front(std::move(queue->back()));
+      queue->pop_back();
+    }
+  }
+  _reloading = false;
+}
+
+void RedisBroker::publisher_cb(redisAsyncContext*, void* r, void* priv) {
   auto* self = static_cast<RedisBroker*>(priv);
   auto* reply = static_cast<redisReply*>(r);
-  if (!reply) return;  // link lost: the message is requeued by mark_down()
-  if (self->_inflight.empty()) return;
-  Message& m = self->_inflight.front();
-  if (reply->type == REDIS_REPLY_ERROR) {
-    self->_count.publish_errors.fetch_add(1, std::memory_order_relaxed);
-    self->report(FLOWRELAY_EINTERNAL,
-                 "redis rejected PUBLISH " + m.channel + ": " + std::string(str_of(reply)));
-  } else {
-    self->_count.published.fetch_add(1, std::memory_order_relaxed);
-  }
-  self->_buffered_messages.fetch_sub(1, std::memory_order_relaxed);
-  self->_buffered_bytes.fetch_sub(m.channel.size() + m.payload.size(), std::memory_order_relaxed);
+  if (!reply || self->_inflight.empty()) return;  // link lost: requeued by mark_down()
+  PublisherRequest request = std::move(self->_inflight.front());
   self->_inflight.pop_front();
   self->_pub.since_ms = now_ms();
+  if (is_noscript(reply) && !self->_scripts_refused)
+    self->retry_after_reload(std::move(request));
+  else
+    self->finish(request, reply);
+  if (self->_reloading && self->_inflight.empty()) self->finish_reload();
+}
+
+void RedisBroker::finish(const PublisherRequest& request, const redisReply* reply) {
+  // Released first: a completion may publish again.
+  _buffered_messages.fetch_sub(1, std::memory_order_relaxed);
+  _buffered_bytes.fetch_sub(request.bytes(), std::memory_order_relaxed);
+  const bool read = request.kind == PublisherRequest::Kind::History;
+  if (request.complete(reply)) {
+    (read ? _count.history_reads : _count.published).fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  _count.publish_errors.fetch_add(1, std::memory_order_relaxed);
+  const std::string why =
+      reply->type == REDIS_REPLY_ERROR ? std::string(str_of(reply)) : "unexpected reply";
+  report(FLOWRELAY_EINTERNAL, std::string("redis rejected ") +
+                                  (read ? "a history read of " : "a publish on ") +
+                                  request.channel + ": " + why);
+}
+
+// Redis lost the scripts (SCRIPT FLUSH, or a failover to a replica that never had them).
+// Everything sent before the reload is refused alike: collect it, then reload and resend it
+// in its original order, ahead of what was never sent.
+void RedisBroker::retry_after_reload(PublisherRequest&& request) {
+  if (!_reloading) {
+    _reloading = true;
+    _count.script_reloads.fetch_add(1, std::memory_order_relaxed);
+    report(FLOWRELAY_EINTERNAL,
+           "redis lost the history scripts (NOSCRIPT): reloading them and "
+           "resending what it refused");
+  }
+  _retry.push_back(std::move(request));
+}
+
+void RedisBroker::finish_reload() {
+  while (!_retry.empty()) {
+    _pending.push_front(std::move(_retry.back()));
+    _retry.pop_back();
+  }
+  _reloading = false;
+  load_scripts(_pub);
+  send_pending();
+}
+
+// [destroy] Completes, in order, what Redis never answered: the broker thread is gone.
+void RedisBroker::abandon_requests() {
+  std::vector<PublisherRequest> outbox;
+  {
+    std::lock_guard lock(_mutex);
+    outbox.swap(_outbox);
+  }
+  for (auto* queue : {&_retry, &_inflight, &_pending})
+    for (const auto& request : *queue) request.fail(FLOWRELAY_EUNAVAIL);
+  for (const auto& request : outbox) request.fail(FLOWRELAY_EUNAVAIL);
 }
 
 void RedisBroker::heartbeat_cb(redisAsyncContext*, void* r, void* priv) {
@@ -425,10 +559,8 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
       self->_sub.ping_sent_ms = 0;
       return;
     }
-    const redisReply* payload = reply->element[2];
     self->_count.received.fetch_add(1, std::memory_order_relaxed);
-    self->_api->deliver(self->_host, {ch->str, static_cast<size_t>(ch->len)},
-                        {payload->str, static_cast<size_t>(payload->len)});
+    self->deliver(str_of(ch), str_of(reply->element[2]));
   } else if (kind == "subscribe") {
     const std::string channel(str_of(reply->element[1]));
     const bool was_resubscribing = self->_resubscribing.erase(channel) > 0;
@@ -437,6 +569,22 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
     if (was_resubscribing && self->_resubscribing.empty()) self->update_ready();
   } else if (kind == "pong") {
     self->_sub.ping_sent_ms = 0;
+  }
+}
+
+void RedisBroker::deliver(std::string_view channel, std::string_view payload) {
+  const WireMessage wire = decode_wire(payload);
+  if (_deliver_message) {
+    flowrelay_message m{};
+    m.struct_size = sizeof m;
+    m.lane = wire.lane;
+    m.offset = wire.offset;
+    m.epoch = view(wire.epoch);
+    m.data = view(wire.data);
+    _api->deliver_message(_host, view(channel), &m);
+  } else if (wire.lane == FLOWRELAY_LANE_MESSAGE) {
+    // A host older than 1.2 knows no lanes: it would show a log line as a chat message.
+    _api->deliver(_host, view(channel), view(wire.data));
   }
 }
 
@@ -458,15 +606,20 @@ std::string RedisBroker::metrics() const {
          get(_count.reconnects));
   metric("flowrelay_broker_published_total", "counter", "Publishes acknowledged by Redis",
          get(_count.published));
-  metric("flowrelay_broker_publish_errors_total", "counter", "Publishes Redis refused (reported)",
-         get(_count.publish_errors));
+  metric("flowrelay_broker_publish_errors_total", "counter",
+         "Publishes and history reads Redis refused (reported)", get(_count.publish_errors));
   metric("flowrelay_broker_buffer_full_total", "counter",
          "Publishes refused because the buffer was full (client got 1013)",
          get(_count.buffer_full));
   metric("flowrelay_broker_delivered_total", "counter", "Messages received from Redis",
          get(_count.received));
+  metric("flowrelay_broker_history_reads_total", "counter", "History reads answered by Redis",
+         get(_count.history_reads));
+  metric("flowrelay_redis_script_reloads_total", "counter",
+         "History scripts reloaded after Redis lost them (NOSCRIPT)", get(_count.script_reloads));
   metric("flowrelay_broker_buffered_messages", "gauge",
-         "Publishes accepted and not yet acknowledged by Redis", get(_buffered_messages));
+         "Publishes (and history reads) accepted and not yet answered by Redis",
+         get(_buffered_messages));
   metric("flowrelay_broker_buffered_bytes", "gauge", "Bytes of those publishes",
          get(_buffered_bytes));
   return out;
@@ -505,7 +658,7 @@ void RedisBroker::check_timers(int64_t now) {
       case State::Up:
         if (link == &_pub && !_inflight.empty() &&
             now - _pub.since_ms > _live.command_timeout_ms.load()) {
-          drop(*link, "no reply to PUBLISH within command_timeout_ms", false);
+          drop(*link, "no reply from Redis within command_timeout_ms", false);
         } else if (link == &_sub && link->ping_sent_ms &&
                    now - link->ping_sent_ms > _live.command_timeout_ms.load()) {
           drop(*link, "heartbeat not received within command_timeout_ms", false);

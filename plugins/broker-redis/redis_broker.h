@@ -1,6 +1,7 @@
 // broker-redis: Redis Pub/Sub through hiredis, on one thread of its own with two connections:
 // one SUBSCRIBEs (one subscription per channel per node, whatever the number of clients), one
-// PUBLISHes (commands pipelined: everything queued goes out in one write).
+// PUBLISHes (commands pipelined: everything queued goes out in one write) and, with history on,
+// appends to and reads the channels' history through Lua scripts (history_scripts.h).
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "hiredis_epoll.h"
+#include "publisher_request.h"
 #include "redis_options.h"
 
 namespace flowrelay::redis {
@@ -30,19 +32,25 @@ class RedisBroker {
 
   bool start(std::string& err);
   std::string metrics() const;
-  // Applies timeouts and buffer bounds live; returns what needs a restart (the URL).
+  // Applies timeouts, buffer and history bounds live; returns what needs a restart (the URL).
   std::string reconfigure(const RedisOptions& fresh);
   // [any thread, non-blocking] Queued for the publisher connection; EAGAIN past the buffer.
+  // Appended to history while history_size > 0; `done` (may be NULL) gets the offset once
+  // Redis answered, or FLOWRELAY_EUNAVAIL if destroyed first. EUNSUPPORTED: unknown lane.
+  flowrelay_status publish_message(std::string_view channel, const flowrelay_message& message,
+                                   flowrelay_published_fn done, void* ctx);
+  // publish_message() on the message lane, without completion (a 1.1 daemon's publishes
+  // get offsets too, so a mixed-version cluster keeps one gap-free sequence).
   flowrelay_status publish(std::string_view channel, std::string_view payload);
+  // Queued like a publish (bounded by the same buffer, held while Redis is away) so that it
+  // is answered after everything this node published before it; EUNSUPPORTED without history.
+  flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
+                           void* ctx);
   // [any thread, non-blocking] PENDING; confirmed by host->subscribed() once Redis answers.
   flowrelay_status subscribe(std::string_view channel);
   flowrelay_status unsubscribe(std::string_view channel);
 
  private:
-  struct Message {
-    std::string channel;
-    std::string payload;
-  };
   struct Op {
     bool subscribe;
     std::string channel;
@@ -64,6 +72,9 @@ class RedisBroker {
   };
 
   void run();
+  flowrelay_status enqueue(PublisherRequest&& request);
+  void queue_op(Op&& op);
+  void wake();
   void take_requests();
   void connect(Link& link);
   void on_connected(Link& link);
@@ -72,6 +83,13 @@ class RedisBroker {
   // Closes the link now (a timeout, a refusal); it reconnects after the backoff.
   void drop(Link& link, const std::string& reason, bool in_callback);
   void send_pending();
+  void load_scripts(Link& link);
+  void finish(const PublisherRequest& request, const redisReply* reply);
+  void retry_after_reload(PublisherRequest&& request);
+  void finish_reload();
+  void requeue_unanswered();
+  void abandon_requests();
+  void deliver(std::string_view channel, std::string_view payload);
   void resubscribe();
   void send_subscription(bool subscribe, const std::vector<std::string>& channels);
   void update_ready();
@@ -82,7 +100,8 @@ class RedisBroker {
   static void connect_cb(const redisAsyncContext* ac, int status);
   static void disconnect_cb(const redisAsyncContext* ac, int status);
   static void auth_cb(redisAsyncContext* ac, void* reply, void* priv);
-  static void publish_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void script_load_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void publisher_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void heartbeat_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void subscriber_cb(redisAsyncContext* ac, void* reply, void* priv);
 
@@ -91,11 +110,14 @@ class RedisBroker {
 
   const flowrelay_broker_host_api* _api;
   flowrelay_host* _host;
+  const bool _deliver_message;  // the host takes lanes and offsets (ABI 1.2)
   const RedisOptions _options;  // url/endpoint as started; the tunables live in _live
+  const HistoryScripts _scripts;
   struct Live {
     std::atomic<uint32_t> connect_timeout_ms, command_timeout_ms, ping_interval_ms;
     std::atomic<uint32_t> reconnect_min_ms, reconnect_max_ms;
     std::atomic<uint64_t> buffer_max_messages, buffer_max_bytes;
+    std::atomic<uint64_t> history_size, history_max_age_ms;
     void apply(const RedisOptions& o) {
       connect_timeout_ms = o.connect_timeout_ms;
       command_timeout_ms = o.command_timeout_ms;
@@ -104,6 +126,8 @@ class RedisBroker {
       reconnect_max_ms = o.reconnect_max_ms;
       buffer_max_messages = o.buffer_max_messages;
       buffer_max_bytes = o.buffer_max_bytes;
+      history_size = o.history_size;
+      history_max_age_ms = o.history_max_age_ms;
     }
   } _live;
   struct Counters {
@@ -111,13 +135,15 @@ class RedisBroker {
     std::atomic<uint64_t> publish_errors{0};  // refused by Redis (reported)
     std::atomic<uint64_t> buffer_full{0};     // publishes refused with EAGAIN
     std::atomic<uint64_t> received{0};        // messages delivered to this node
+    std::atomic<uint64_t> history_reads{0};   // history reads Redis answered
+    std::atomic<uint64_t> script_reloads{0};  // NOSCRIPT recoveries (SCRIPT FLUSH)
     std::atomic<uint64_t> reconnects{0};      // links re-established after a loss
     std::atomic<int> pub_up{0}, sub_up{0};
   } _count;
 
   // Shared with publishing threads.
   std::mutex _mutex;
-  std::vector<Message> _outbox;
+  std::vector<PublisherRequest> _outbox;
   std::vector<Op> _ops;
   bool _wake_pending = false;
   bool _stop = false;
@@ -129,9 +155,12 @@ class RedisBroker {
   int _epoll_fd = -1;
   int _wake_fd = -1;
   Link _pub, _sub;
-  std::deque<Message> _pending;                    // accepted, not yet written to Redis (in order)
-  std::deque<Message> _inflight;                   // written, waiting for Redis' reply (in order)
-  std::unordered_set<std::string> _channels;       // subscriptions this node wants
+  std::deque<PublisherRequest> _pending;      // accepted, not yet written to Redis (in order)
+  std::deque<PublisherRequest> _inflight;     // written, waiting for Redis' reply (in order)
+  std::deque<PublisherRequest> _retry;        // refused with NOSCRIPT, resent once reloaded
+  bool _reloading = false;                    // NOSCRIPT seen: hold new requests until reloaded
+  bool _scripts_refused = false;              // SCRIPT LOAD failed: NOSCRIPT is final, no retry
+  std::unordered_set<std::string> _channels;  // subscriptions this node wants
   std::unordered_set<std::string> _resubscribing;  // not yet confirmed after a reconnect
   std::vector<HiredisEpoll*> _adapters;
   std::string _heartbeat_channel;  // this node's own: proves the subscriber link is alive

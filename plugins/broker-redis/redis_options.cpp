@@ -12,6 +12,11 @@ namespace flowrelay::redis {
 
 using plugin::parse_number;
 
+namespace {
+constexpr uint64_t kMaxHistorySize = 10000000;
+constexpr uint64_t kMaxHistoryAgeMs = 365ull * 24 * 3600 * 1000;  // a year
+}  // namespace
+
 bool RedisEndpoint::parse(const std::string& url, std::string& error) {
   try {
     Poco::URI uri(url);
@@ -101,11 +106,17 @@ bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* 
     } else if (key == "buffer_max_bytes") {
       if (!parse_number<uint64_t>(value, 1024, uint64_t{1} << 40, buffer_max_bytes))
         return bad("a byte count of at least 1024");
+    } else if (key == "history_size") {
+      if (!parse_number<uint64_t>(value, 0, kMaxHistorySize, history_size))
+        return bad("a number from 0 (no history) to 10000000");
+    } else if (key == "history_max_age_ms") {
+      if (!parse_number<uint64_t>(value, 1, kMaxHistoryAgeMs, history_max_age_ms))
+        return bad("milliseconds from 1 to 31536000000");
     } else {
       std::snprintf(err, err_cap,
                     "broker-redis: unknown option '%.*s' (known: url, connect_timeout_ms, "
                     "command_timeout_ms, ping_interval_ms, reconnect_min_ms, reconnect_max_ms, "
-                    "buffer_max_messages, buffer_max_bytes)",
+                    "buffer_max_messages, buffer_max_bytes, history_size, history_max_age_ms)",
                     static_cast<int>(key.size()), key.data());
       return false;
     }

@@ -32,6 +32,8 @@ struct RedisOptions {
   uint32_t reconnect_max_ms = 1000;       // ...up to this
   uint64_t buffer_max_messages = 100000;  // publishes held while Redis is away (and in flight)
   uint64_t buffer_max_bytes = 64ull << 20;
+  uint64_t history_size = 2000;          // messages kept per channel; 0: no history
+  uint64_t history_max_age_ms = 600000;  // older ones are trimmed; idle this long: new epoch
 
   // `env_url` (REDIS_URL) wins over the `url` option when set and non-empty.
   bool parse(const flowrelay_option* options, size_t n, const char* env_url, char* err,

@@ -2,7 +2,8 @@
 //   FLOWRELAY_BROKER_PLUGIN=/path/flowrelay-broker-x.so FLOWRELAY_BROKER_OPTIONS="k=v;k2=v2"
 // The plugin is loaded through the daemon's LoadedPlugin. Every wait has a timeout, so an
 // asynchronous broker (subscribe() -> FLOWRELAY_PENDING, deliveries from its own thread)
-// passes as well as a synchronous one.
+// passes as well as a synchronous one. The ABI 1.2 cases (lanes, offsets, history) skip, with
+// the reason, on a broker that leaves those slots NULL.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -81,6 +82,8 @@ class BrokerConformance : public ::testing::Test {
         << "subscribed() was called from inside subscribe()";
     EXPECT_EQ(BrokerTestHost::foreign_host_calls(), 0)
         << "a callback passed a host handle that create() was not given";
+    EXPECT_EQ(host_.bad_messages(), 0)
+        << "deliver_message() got a NULL message or one with a short struct_size";
     for (const auto& [code, detail] : host_.errors())
       ADD_FAILURE() << "unexpected report_error(" << code << ", \"" << detail << "\")";
   }
@@ -92,8 +95,9 @@ class BrokerConformance : public ::testing::Test {
     return OptionList::parse(env("FLOWRELAY_BROKER_OPTIONS"));
   }
 
-  void create_broker() {
-    OptionList options = configured_options();
+  // `extra` ("k=v;...") is added to the configured options.
+  void create_broker(const std::string& extra = "") {
+    OptionList options = OptionList::parse(env("FLOWRELAY_BROKER_OPTIONS") + ";" + extra);
     char err[512] = "";
     flowrelay_broker* b = nullptr;
     flowrelay_status st = vt_->create(host_.api(), host_.handle(), options.data(), options.size(),
@@ -103,8 +107,8 @@ class BrokerConformance : public ::testing::Test {
     broker_ = b;
   }
 
-  void start_broker() {
-    ASSERT_NO_FATAL_FAILURE(create_broker());
+  void start_broker(const std::string& extra = "") {
+    ASSERT_NO_FATAL_FAILURE(create_broker(extra));
     char err[512] = "";
     ASSERT_EQ(vt_->start(broker_, err, sizeof err), FLOWRELAY_OK) << "start() failed: " << err;
     ASSERT_TRUE(host_.wait_ready(1, kReadyTimeout))
@@ -161,6 +165,53 @@ class BrokerConformance : public ::testing::Test {
     ASSERT_EQ(got.back(), marker);
   }
 
+  // --- ABI 1.2 ---
+
+  bool has_publish_message() const {
+    return FLOWRELAY_HAS_SLOT(vt_, flowrelay_broker_vtable, publish_message) &&
+           vt_->publish_message;
+  }
+  bool has_history_slot() const {
+    return FLOWRELAY_HAS_SLOT(vt_, flowrelay_broker_vtable, history) && vt_->history;
+  }
+
+  // Whether create() takes `option` ("k=v"): history_size is broker-local's and broker-redis'
+  // name, not the ABI's, so a third-party broker may not know it.
+  bool accepts_option(const std::string& option) {
+    BrokerTestHost probe_host;
+    OptionList options = OptionList::parse(env("FLOWRELAY_BROKER_OPTIONS") + ";" + option);
+    char err[512] = "";
+    flowrelay_broker* b = nullptr;
+    if (vt_->create(probe_host.api(), probe_host.handle(), options.data(), options.size(), &b, err,
+                    sizeof err) != FLOWRELAY_OK)
+      return false;
+    vt_->destroy(b);
+    return true;
+  }
+
+  // history(); waits for the completion when it returns FLOWRELAY_OK.
+  flowrelay_status read_history(const std::string& ch, uint64_t since, HistoryRead& read) {
+    flowrelay_status st = vt_->history(broker_, view(ch), since, &HistoryRead::on_done, &read);
+    if (st == FLOWRELAY_OK) {
+      EXPECT_TRUE(read.wait(kDeliveryTimeout)) << "history() not completed";
+    }
+    return st;
+  }
+  // The broker keeps history with the options it was started with (history_size > 0).
+  bool keeps_history() {
+    if (!has_history_slot()) return false;
+    HistoryRead probe;
+    return read_history(channel("probe"), 0, probe) != FLOWRELAY_EUNSUPPORTED;
+  }
+
+  // publish_message() of each message in order; waits for every completion (slot i: message i).
+  void publish_messages(const std::string& ch, const std::vector<Message>& messages,
+                        PublishedLog& log) {
+    ASSERT_EQ(test::publish_messages(vt_, broker_, ch, messages, log, kDeliveryTimeout),
+              FLOWRELAY_OK);
+    ASSERT_TRUE(log.wait(kDeliveryTimeout)) << "a publish_message() was never completed";
+  }
+
   static std::shared_ptr<LoadedPlugin> plugin_;
   static std::string load_error_;
   const flowrelay_broker_vtable* vt_ = nullptr;
@@ -172,6 +223,27 @@ class BrokerConformance : public ::testing::Test {
 
 std::shared_ptr<LoadedPlugin> BrokerConformance::plugin_;
 std::string BrokerConformance::load_error_;
+
+#define SKIP_WITHOUT_PUBLISH_MESSAGE()                                                      \
+  if (!has_publish_message()) {                                                             \
+    GTEST_SKIP() << "the broker has no publish_message slot (a broker older than ABI 1.2)"; \
+  }
+#define SKIP_WITHOUT_HISTORY_SLOT()                                                         \
+  if (!has_publish_message() || !has_history_slot()) {                                      \
+    GTEST_SKIP() << "the broker has no publish_message/history slots (older than ABI 1.2)"; \
+  }
+// After start_broker(): also skips a broker configured without history.
+#define SKIP_WITHOUT_HISTORY()                                                                \
+  if (!keeps_history()) {                                                                     \
+    GTEST_SKIP() << "the broker keeps no history (history() returns FLOWRELAY_EUNSUPPORTED)"; \
+  }
+
+std::vector<Message> message_lane(const std::string& stem, int n) {
+  std::vector<Message> out;
+  for (int i = 1; i <= n; ++i)
+    out.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", stem + std::to_string(i)});
+  return out;
+}
 
 TEST_F(BrokerConformance, DescribesItselfAsABroker) {
   const flowrelay_plugin_info& info = plugin_->info();
@@ -573,6 +645,290 @@ TEST_F(BrokerConformance, ResubscribingOneChannelDeliversOnce) {
   auto got = host_.deliveries(ch);
   ASSERT_EQ(got.size(), 2u) << "expected the message once, then the marker";
   EXPECT_EQ(got[0], "once");
+}
+
+// ------------------------------------------------------------------------------ ABI 1.2
+
+// One epoch and offsets 1..N in publish order when the broker keeps history; offset 0 and no
+// epoch when it does not. Each completion once; deliveries carry the same lane/offset/epoch.
+TEST_F(BrokerConformance, PublishMessageAssignsOffsetsInOrderAndDeliversThem) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const bool history = keeps_history();
+  const std::string ch = channel("offsets");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  const auto sent = message_lane("m", 50);
+  PublishedLog log(sent.size());
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, sent, log));
+  ASSERT_TRUE(host_.wait_deliveries(ch, sent.size(), kDeliveryTimeout));
+  std::this_thread::sleep_for(kQuietPeriod);
+  const auto results = log.results();
+  const std::string epoch = results[0].epoch;
+  EXPECT_EQ(epoch.empty(), !history) << "epoch '" << epoch << "'";
+  std::vector<Message> expected;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    SCOPED_TRACE("message " + std::to_string(i + 1));
+    EXPECT_EQ(results[i].calls, 1) << "completion not called exactly once";
+    EXPECT_EQ(results[i].status, FLOWRELAY_OK);
+    EXPECT_EQ(results[i].offset, history ? i + 1 : 0);
+    EXPECT_EQ(results[i].epoch, epoch);
+    expected.push_back({FLOWRELAY_LANE_MESSAGE, results[i].offset, epoch, sent[i].data, true});
+  }
+  EXPECT_EQ(host_.messages(ch), expected);
+}
+
+// One offset sequence across lanes; the lane travels with the message, into history too.
+TEST_F(BrokerConformance, LogLaneRoundTripsWithItsOffset) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const bool history = keeps_history();
+  const std::string ch = channel("lanes");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  const std::vector<Message> sent = {{FLOWRELAY_LANE_MESSAGE, 0, "", "question"},
+                                     {FLOWRELAY_LANE_LOG, 0, "", "thinking..."},
+                                     {FLOWRELAY_LANE_LOG, 0, "", std::string("a\nb\0c", 5)},
+                                     {FLOWRELAY_LANE_MESSAGE, 0, "", "answer"}};
+  PublishedLog log(sent.size());
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, sent, log));
+  ASSERT_TRUE(host_.wait_deliveries(ch, sent.size(), kDeliveryTimeout));
+  const auto results = log.results();
+  std::vector<Message> expected;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(results[i].offset, history ? i + 1 : 0) << "message " << i + 1;
+    expected.push_back({sent[i].lane, results[i].offset, results[i].epoch, sent[i].data, true});
+  }
+  EXPECT_EQ(host_.messages(ch), expected);
+  if (!history) return;
+  HistoryRead read;
+  ASSERT_EQ(read_history(ch, 0, read), FLOWRELAY_OK);
+  EXPECT_EQ(read.messages, expected);
+}
+
+TEST_F(BrokerConformance, PublishMessageCopiesItsArgumentsAndTakesANullCompletion) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const std::string ch = channel("null-done");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  std::vector<char> name(ch.begin(), ch.end());
+  std::string data = "borrowed";
+  flowrelay_message m{};
+  m.struct_size = sizeof m;
+  m.lane = FLOWRELAY_LANE_LOG;
+  m.data = view(data);
+  ASSERT_EQ(vt_->publish_message(broker_, {name.data(), name.size()}, &m, nullptr, nullptr),
+            FLOWRELAY_OK);
+  std::fill(name.begin(), name.end(), 'X');
+  std::fill(data.begin(), data.end(), 'Y');
+  m.lane = 99;
+  ASSERT_TRUE(host_.wait_deliveries(ch, 1, kDeliveryTimeout));
+  const auto got = host_.messages(ch);
+  EXPECT_EQ(got[0].data, "borrowed");
+  EXPECT_EQ(got[0].lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_LOG));
+  EXPECT_EQ(host_.all_deliveries().size(), 1u) << "a delivery went to a garbled channel name";
+}
+
+// A lane this broker cannot carry (a future one): refused as the ABI's "not supported", the
+// daemon's 501, rather than delivered under a number the host does not know.
+TEST_F(BrokerConformance, PublishMessageRefusesAnUnknownLane) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const std::string ch = channel("bad-lane");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  std::string data = "lane 7";
+  flowrelay_message m{};
+  m.struct_size = sizeof m;
+  m.lane = 7;
+  m.data = view(data);
+  PublishedLog log(1);
+  EXPECT_EQ(vt_->publish_message(broker_, view(ch), &m, &PublishedLog::on_done, log.ctx(0)),
+            FLOWRELAY_EUNSUPPORTED);
+  ASSERT_NO_FATAL_FAILURE(flush_through(ch));
+  EXPECT_EQ(host_.deliveries(ch).size(), 1u) << "the refused message was delivered";
+  EXPECT_EQ(log.results()[0].calls, 0) << "completion called although publish_message failed";
+}
+
+// publish() is publish_message() on the message lane without a completion: it takes its place
+// in the one offset sequence (a 1.1 daemon's publishes must not open gaps in a 1.2 cluster's
+// history) and arrives through deliver_message().
+TEST_F(BrokerConformance, PlainPublishIsTheMessageLaneOfTheSameSequence) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const bool history = keeps_history();
+  const std::string ch = channel("plain");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  PublishedLog first(1), last(1);
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, message_lane("first", 1), first));
+  ASSERT_NO_FATAL_FAILURE(publish(ch, "plain"));
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, message_lane("last", 1), last));
+  ASSERT_TRUE(host_.wait_deliveries(ch, 3, kDeliveryTimeout));
+  const std::string epoch = first.results()[0].epoch;
+  const Message plain{FLOWRELAY_LANE_MESSAGE, history ? 2u : 0u, epoch, "plain", true};
+  EXPECT_EQ(host_.messages(ch)[1], plain);
+  EXPECT_EQ(last.results()[0].offset, history ? 3u : 0u);
+  if (!history) return;
+  HistoryRead read;
+  ASSERT_EQ(read_history(ch, 1, read), FLOWRELAY_OK);
+  ASSERT_EQ(read.messages.size(), 2u);
+  EXPECT_EQ(read.messages[0], plain);
+}
+
+// A daemon built before ABI 1.2 has no deliver_message: it gets the message lane through
+// deliver() and never a log line it would show as a chat message.
+TEST_F(BrokerConformance, OlderHostGetsTheMessageLaneThroughDeliverOnly) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  BrokerTestHost old_host(1);
+  OptionList options = configured_options();
+  char err[512] = "";
+  flowrelay_broker* b = nullptr;
+  ASSERT_EQ(vt_->create(old_host.api(), old_host.handle(), options.data(), options.size(), &b, err,
+                        sizeof err),
+            FLOWRELAY_OK)
+      << err;
+  broker_ = b;  // destroyed by TearDown if an assertion ends the test early
+  ASSERT_EQ(vt_->start(b, err, sizeof err), FLOWRELAY_OK) << err;
+  ASSERT_TRUE(old_host.wait_ready(1, kReadyTimeout));
+  const std::string ch = channel("old-host");
+  flowrelay_status st = call_subscribe(vt_, b, view(ch));
+  if (st == FLOWRELAY_PENDING) st = old_host.take_subscribed(ch, kDeliveryTimeout).value_or(-1);
+  ASSERT_EQ(st, FLOWRELAY_OK);
+  PublishedLog log(3);
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch,
+                                           {{FLOWRELAY_LANE_MESSAGE, 0, "", "before"},
+                                            {FLOWRELAY_LANE_LOG, 0, "", "log line"},
+                                            {FLOWRELAY_LANE_MESSAGE, 0, "", "after"}},
+                                           log));
+  ASSERT_TRUE(old_host.wait_deliveries(ch, 2, kDeliveryTimeout));
+  std::this_thread::sleep_for(kQuietPeriod);
+  EXPECT_EQ(old_host.messages(ch),
+            (std::vector<Message>{{FLOWRELAY_LANE_MESSAGE, 0, "", "before"},
+                                  {FLOWRELAY_LANE_MESSAGE, 0, "", "after"}}));
+  destroy_broker();
+  old_host.mark_destroyed();
+  EXPECT_EQ(old_host.callbacks_after_destroy(), 0);
+  EXPECT_TRUE(old_host.errors().empty());
+}
+
+TEST_F(BrokerConformance, HistoryReturnsExactlyTheMessagesAfterSince) {
+  SKIP_WITHOUT_HISTORY_SLOT();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  SKIP_WITHOUT_HISTORY();
+  const std::string ch = channel("history");
+  const auto sent = message_lane("h", 10);
+  PublishedLog log(sent.size());
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, sent, log));
+  const std::string epoch = log.results()[0].epoch;
+  for (uint64_t since : {0, 4, 9, 10, 15}) {
+    SCOPED_TRACE("since " + std::to_string(since));
+    HistoryRead read;
+    ASSERT_EQ(read_history(ch, since, read), FLOWRELAY_OK);
+    EXPECT_EQ(read.calls(), 1);
+    EXPECT_FALSE(read.bad_struct);
+    EXPECT_EQ(read.status, FLOWRELAY_OK);
+    EXPECT_EQ(read.epoch, epoch);
+    EXPECT_EQ(read.top, 10u);
+    std::vector<Message> expected;
+    for (uint64_t o = since + 1; o <= 10; ++o)
+      expected.push_back({FLOWRELAY_LANE_MESSAGE, o, epoch, sent[o - 1].data, true});
+    EXPECT_EQ(read.messages, expected);
+  }
+}
+
+TEST_F(BrokerConformance, HistoryKeepsTheNewestHistorySizeMessages) {
+  SKIP_WITHOUT_HISTORY_SLOT();
+  if (!accepts_option("history_size=5")) GTEST_SKIP() << "the broker has no history_size option";
+  ASSERT_NO_FATAL_FAILURE(start_broker("history_size=5"));
+  SKIP_WITHOUT_HISTORY();
+  const std::string ch = channel("bounded");
+  const auto sent = message_lane("b", 10);
+  PublishedLog log(sent.size());
+  ASSERT_NO_FATAL_FAILURE(publish_messages(ch, sent, log));
+  EXPECT_EQ(log.results().back().offset, 10u);
+  for (uint64_t since : {0, 3}) {
+    SCOPED_TRACE("since " + std::to_string(since));
+    HistoryRead read;
+    ASSERT_EQ(read_history(ch, since, read), FLOWRELAY_OK);
+    EXPECT_EQ(read.top, 10u);
+    std::vector<uint64_t> offsets;
+    for (const auto& m : read.messages) offsets.push_back(m.offset);
+    EXPECT_EQ(offsets, (std::vector<uint64_t>{6, 7, 8, 9, 10}));
+    ASSERT_FALSE(read.messages.empty());
+    EXPECT_EQ(read.messages[0].data, "b6");
+  }
+}
+
+TEST_F(BrokerConformance, HistoryOfAnUnknownChannelIsEmpty) {
+  SKIP_WITHOUT_HISTORY_SLOT();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  SKIP_WITHOUT_HISTORY();
+  HistoryRead read;
+  ASSERT_EQ(read_history(channel("never-published"), 0, read), FLOWRELAY_OK);
+  EXPECT_EQ(read.status, FLOWRELAY_OK);
+  EXPECT_FALSE(read.bad_struct);
+  EXPECT_EQ(read.epoch, "");
+  EXPECT_EQ(read.top, 0u);
+  EXPECT_TRUE(read.messages.empty());
+}
+
+TEST_F(BrokerConformance, HistorySizeZeroKeepsNoHistory) {
+  SKIP_WITHOUT_HISTORY_SLOT();
+  if (!accepts_option("history_size=0")) GTEST_SKIP() << "the broker has no history_size option";
+  ASSERT_NO_FATAL_FAILURE(start_broker("history_size=0"));
+  HistoryRead read;
+  EXPECT_EQ(vt_->history(broker_, view(channel("none")), 0, &HistoryRead::on_done, &read),
+            FLOWRELAY_EUNSUPPORTED);
+  const std::string ch = channel("no-history");
+  ASSERT_NO_FATAL_FAILURE(subscribe(ch));
+  PublishedLog log(2);
+  ASSERT_NO_FATAL_FAILURE(publish_messages(
+      ch, {{FLOWRELAY_LANE_MESSAGE, 0, "", "m"}, {FLOWRELAY_LANE_LOG, 0, "", "l"}}, log));
+  for (const auto& r : log.results()) {
+    EXPECT_EQ(r.status, FLOWRELAY_OK);
+    EXPECT_EQ(r.offset, 0u);
+    EXPECT_EQ(r.epoch, "");
+  }
+  ASSERT_TRUE(host_.wait_deliveries(ch, 2, kDeliveryTimeout));
+  EXPECT_EQ(host_.messages(ch), (std::vector<Message>{{FLOWRELAY_LANE_MESSAGE, 0, "", "m", true},
+                                                      {FLOWRELAY_LANE_LOG, 0, "", "l", true}}));
+  std::this_thread::sleep_for(kQuietPeriod);
+  EXPECT_EQ(read.calls(), 0) << "completion called although history() was refused";
+}
+
+// Whatever is still queued when destroy() is called is completed (with an error) before it
+// returns; nothing completes twice or later.
+TEST_F(BrokerConformance, EveryCompletionRunsOnceBeforeDestroyReturns) {
+  SKIP_WITHOUT_PUBLISH_MESSAGE();
+  ASSERT_NO_FATAL_FAILURE(start_broker());
+  const bool history = keeps_history();
+  const std::string ch = channel("destroy");
+  constexpr size_t kCount = 2000;
+  PublishedLog log(kCount);
+  std::vector<HistoryRead> reads(history ? 10 : 0);
+  std::string data = "queued";
+  flowrelay_message m{};
+  m.struct_size = sizeof m;
+  m.data = view(data);
+  for (size_t i = 0; i < kCount; ++i) {
+    ASSERT_EQ(vt_->publish_message(broker_, view(ch), &m, &PublishedLog::on_done, log.ctx(i)),
+              FLOWRELAY_OK);
+    if (i % 200 == 0 && i / 200 < reads.size()) {
+      ASSERT_EQ(vt_->history(broker_, view(ch), 0, &HistoryRead::on_done, &reads[i / 200]),
+                FLOWRELAY_OK);
+    }
+  }
+  destroy_broker();
+  auto check = [&] {
+    for (const auto& r : log.results()) {
+      ASSERT_EQ(r.calls, 1) << "a publish_message() completion ran " << r.calls << " times";
+      ASSERT_TRUE(r.status == FLOWRELAY_OK || r.status == FLOWRELAY_EUNAVAIL) << r.status;
+    }
+    for (const auto& read : reads) {
+      ASSERT_EQ(read.calls(), 1) << "a history() completion ran " << read.calls() << " times";
+      ASSERT_TRUE(read.status == FLOWRELAY_OK || read.status == FLOWRELAY_EUNAVAIL) << read.status;
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(check());
+  std::this_thread::sleep_for(kQuietPeriod);
+  ASSERT_NO_FATAL_FAILURE(check());
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "broker_test_host.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <thread>
 
@@ -33,14 +35,100 @@ void OptionList::add(std::string key, std::string value) {
 std::atomic<int> BrokerTestHost::_foreign{0};
 thread_local bool BrokerTestHost::_in_subscribe = false;
 
-BrokerTestHost::BrokerTestHost() : _api{} {
-  _api.struct_size = sizeof(flowrelay_broker_host_api);
-  _api.abi_minor = FLOWRELAY_ABI_MINOR;
+PublishedLog::PublishedLog(size_t n) : _slots(n, Slot{this, {}}) {}
+
+void PublishedLog::on_done(void* ctx, flowrelay_status status, uint64_t offset,
+                           flowrelay_str epoch) noexcept {
+  auto* slot = static_cast<Slot*>(ctx);
+  PublishedLog* self = slot->owner;
+  {
+    std::lock_guard lock(self->_mutex);
+    if (slot->result.calls++ == 0) ++self->_called;
+    slot->result.status = status;
+    slot->result.offset = offset;
+    slot->result.epoch = str(epoch);
+  }
+  self->_changed.notify_all();
+}
+
+bool PublishedLog::wait(Clock::duration timeout, size_t n) {
+  std::unique_lock lock(_mutex);
+  n = std::min(n, _slots.size());
+  return _changed.wait_for(lock, timeout, [&] {
+    for (size_t i = 0; i < n; ++i)
+      if (_slots[i].result.calls == 0) return false;
+    return true;
+  });
+}
+
+std::vector<PublishedLog::Result> PublishedLog::results() const {
+  std::lock_guard lock(_mutex);
+  std::vector<Result> out;
+  for (const auto& slot : _slots) out.push_back(slot.result);
+  return out;
+}
+
+void HistoryRead::on_done(void* ctx, flowrelay_status status, const flowrelay_history* h) noexcept {
+  auto* self = static_cast<HistoryRead*>(ctx);
+  {
+    std::lock_guard lock(self->_mutex);
+    ++self->_calls;
+    self->status = status;
+    if (!h || h->struct_size < sizeof(flowrelay_history) || (h->count && !h->messages)) {
+      self->bad_struct = true;
+    } else {
+      self->epoch = str(h->epoch);
+      self->top = h->top;
+      self->messages.clear();
+      for (size_t i = 0; i < h->count; ++i) {
+        const flowrelay_message& m = h->messages[i];
+        if (m.struct_size < sizeof(flowrelay_message)) self->bad_struct = true;
+        self->messages.push_back({m.lane, m.offset, str(m.epoch), str(m.data), true});
+      }
+    }
+  }
+  self->_changed.notify_all();
+}
+
+bool HistoryRead::wait(Clock::duration timeout) {
+  std::unique_lock lock(_mutex);
+  return _changed.wait_for(lock, timeout, [&] { return _calls > 0; });
+}
+
+int HistoryRead::calls() const {
+  std::lock_guard lock(_mutex);
+  return _calls;
+}
+
+flowrelay_status publish_messages(const flowrelay_broker_vtable* vt, flowrelay_broker* b,
+                                  const std::string& ch, const std::vector<Message>& messages,
+                                  PublishedLog& log, std::chrono::steady_clock::duration timeout) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    flowrelay_message m{};
+    m.struct_size = sizeof m;
+    m.lane = messages[i].lane;
+    m.data = view(messages[i].data);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    flowrelay_status st;
+    while ((st = vt->publish_message(b, view(ch), &m, &PublishedLog::on_done, log.ctx(i))) ==
+               FLOWRELAY_EAGAIN &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (st != FLOWRELAY_OK) return st;
+  }
+  return FLOWRELAY_OK;
+}
+
+BrokerTestHost::BrokerTestHost(uint32_t abi_minor) : _api{} {
+  _api.struct_size = abi_minor >= 2 ? sizeof(flowrelay_broker_host_api)
+                                    : offsetof(flowrelay_broker_host_api, deliver_message);
+  _api.abi_minor = abi_minor;
   _api.log = &on_log;
   _api.deliver = &on_deliver;
   _api.subscribed = &on_subscribed;
   _api.report_error = &on_report_error;
   _api.set_ready = &on_set_ready;
+  if (abi_minor >= 2) _api.deliver_message = &on_deliver_message;
 }
 
 BrokerTestHost* BrokerTestHost::from(flowrelay_host* h) {
@@ -67,22 +155,36 @@ void BrokerTestHost::on_log(flowrelay_host* h, flowrelay_log_level level,
 void BrokerTestHost::on_deliver(flowrelay_host* h, flowrelay_str channel,
                                 flowrelay_str payload) noexcept {
   BrokerTestHost* self = from(h);
+  if (self) self->record(channel, Message{FLOWRELAY_LANE_MESSAGE, 0, "", str(payload), false});
+}
+
+void BrokerTestHost::on_deliver_message(flowrelay_host* h, flowrelay_str channel,
+                                        const flowrelay_message* m) noexcept {
+  BrokerTestHost* self = from(h);
   if (!self) return;
+  if (!m || m->struct_size < sizeof(flowrelay_message)) {
+    ++self->_bad_messages;
+    return;
+  }
+  self->record(channel, Message{m->lane, m->offset, str(m->epoch), str(m->data), true});
+}
+
+void BrokerTestHost::record(flowrelay_str channel, Message message) {
   std::string name(channel.ptr, channel.len);
   {
-    std::lock_guard lock(self->_mutex);
-    if (++self->_delivering[name] > 1) ++self->_concurrent;
+    std::lock_guard lock(_mutex);
+    if (++_delivering[name] > 1) ++_concurrent;
   }
-  // Widen the window in which an overlapping deliver() of the same channel is noticed.
+  // Widen the window in which an overlapping delivery of the same channel is noticed.
   std::this_thread::yield();
-  std::string bytes(payload.ptr, payload.len);
   {
-    std::lock_guard lock(self->_mutex);
-    --self->_delivering[name];
-    self->_delivered[name].push_back(std::move(bytes));
-    ++self->_total;
+    std::lock_guard lock(_mutex);
+    --_delivering[name];
+    _delivered[name].push_back(message.data);
+    _messages[name].push_back(std::move(message));
+    ++_total;
   }
-  self->_changed.notify_all();
+  _changed.notify_all();
 }
 
 void BrokerTestHost::on_subscribed(flowrelay_host* h, flowrelay_str channel,
@@ -163,6 +265,12 @@ std::vector<std::string> BrokerTestHost::deliveries(const std::string& channel) 
   std::lock_guard lock(_mutex);
   auto it = _delivered.find(channel);
   return it == _delivered.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::vector<Message> BrokerTestHost::messages(const std::string& channel) const {
+  std::lock_guard lock(_mutex);
+  auto it = _messages.find(channel);
+  return it == _messages.end() ? std::vector<Message>{} : it->second;
 }
 
 std::map<std::string, std::vector<std::string>> BrokerTestHost::all_deliveries() const {

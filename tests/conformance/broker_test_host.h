@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -32,12 +33,89 @@ class OptionList {
 };
 
 inline flowrelay_str view(const std::string& s) { return flowrelay_str{s.data(), s.size()}; }
+inline std::string str(flowrelay_str s) { return std::string(s.ptr, s.len); }
+
+// A delivered or read message, copied.
+struct Message {
+  flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
+  uint64_t offset = 0;
+  std::string epoch;
+  std::string data;
+  bool via_deliver_message = false;  // false: came through the 1.0 deliver()
+  bool operator==(const Message&) const = default;
+};
+
+// Completions of publish_message(): one slot per call (its ctx), each counting its calls.
+class PublishedLog {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Result {
+    int calls = 0;
+    flowrelay_status status = -1;
+    uint64_t offset = 0;
+    std::string epoch;
+  };
+  explicit PublishedLog(size_t n);
+  PublishedLog(const PublishedLog&) = delete;
+  PublishedLog& operator=(const PublishedLog&) = delete;
+
+  void* ctx(size_t i) { return &_slots[i]; }
+  static void on_done(void* ctx, flowrelay_status status, uint64_t offset,
+                      flowrelay_str epoch) noexcept;
+  // Waits until the first `n` slots (all by default) have been called at least once.
+  bool wait(Clock::duration timeout, size_t n = SIZE_MAX);
+  std::vector<Result> results() const;
+
+ private:
+  struct Slot {
+    PublishedLog* owner;
+    Result result;
+  };
+  mutable std::mutex _mutex;
+  std::condition_variable _changed;
+  std::vector<Slot> _slots;  // never resized: ctx() points into it
+  size_t _called = 0;        // slots called at least once
+};
+
+// The completion of one history() call.
+class HistoryRead {
+ public:
+  using Clock = std::chrono::steady_clock;
+  HistoryRead() = default;
+  HistoryRead(const HistoryRead&) = delete;
+  HistoryRead& operator=(const HistoryRead&) = delete;
+
+  static void on_done(void* ctx, flowrelay_status status, const flowrelay_history* h) noexcept;
+  bool wait(Clock::duration timeout);
+
+  // Valid once wait() returned true.
+  int calls() const;
+  flowrelay_status status = -1;
+  std::string epoch;
+  uint64_t top = 0;
+  std::vector<Message> messages;
+  bool bad_struct = false;  // history or message struct_size too small, or messages NULL
+
+ private:
+  mutable std::mutex _mutex;
+  std::condition_variable _changed;
+  int _calls = 0;
+};
+
+// publish_message() of each message (lane, data) in order on `ch`, retrying while the buffer is
+// full (FLOWRELAY_EAGAIN, up to `timeout`), with the completion of message i in log slot i.
+// Returns FLOWRELAY_OK, or the first other status (the rest is not sent).
+flowrelay_status publish_messages(const flowrelay_broker_vtable* vt, flowrelay_broker* b,
+                                  const std::string& ch, const std::vector<Message>& messages,
+                                  PublishedLog& log, std::chrono::steady_clock::duration timeout);
 
 class BrokerTestHost {
  public:
   using Clock = std::chrono::steady_clock;
 
-  BrokerTestHost();
+  // A host of the given ABI minor: below 2 it has no deliver_message slot (struct_size ends
+  // before it), as a daemon built before ABI 1.2.
+  explicit BrokerTestHost(uint32_t abi_minor = FLOWRELAY_ABI_MINOR);
   BrokerTestHost(const BrokerTestHost&) = delete;
   BrokerTestHost& operator=(const BrokerTestHost&) = delete;
 
@@ -57,7 +135,10 @@ class BrokerTestHost {
   // Drops the subscribed() results of `channel` not taken yet.
   void forget_subscribed(const std::string& channel);
 
+  // Payloads (data) delivered on `channel`, through deliver() or deliver_message().
   std::vector<std::string> deliveries(const std::string& channel) const;
+  // The same deliveries with lane, offset and epoch.
+  std::vector<Message> messages(const std::string& channel) const;
   std::map<std::string, std::vector<std::string>> all_deliveries() const;
   size_t total_deliveries() const;
   std::vector<int32_t> ready_history() const;
@@ -79,6 +160,8 @@ class BrokerTestHost {
     InSubscribeCall(const InSubscribeCall&) = delete;
     InSubscribeCall& operator=(const InSubscribeCall&) = delete;
   };
+  // deliver_message() calls with a NULL message or a struct_size too small.
+  int bad_messages() const { return _bad_messages; }
   // Callbacks that passed a host handle other than handle().
   static int foreign_host_calls() { return _foreign; }
 
@@ -86,6 +169,9 @@ class BrokerTestHost {
   static BrokerTestHost* from(flowrelay_host* h);
   static void on_log(flowrelay_host* h, flowrelay_log_level level, flowrelay_str message) noexcept;
   static void on_deliver(flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) noexcept;
+  static void on_deliver_message(flowrelay_host* h, flowrelay_str channel,
+                                 const flowrelay_message* message) noexcept;
+  void record(flowrelay_str channel, Message message);
   static void on_subscribed(flowrelay_host* h, flowrelay_str channel,
                             flowrelay_status status) noexcept;
   static void on_report_error(flowrelay_host* h, flowrelay_status code,
@@ -99,6 +185,7 @@ class BrokerTestHost {
   mutable std::mutex _mutex;
   std::condition_variable _changed;
   std::map<std::string, std::vector<std::string>> _delivered;
+  std::map<std::string, std::vector<Message>> _messages;
   size_t _total = 0;
   std::map<std::string, int> _delivering;  // deliver() calls in progress per channel
   std::map<std::string, std::deque<flowrelay_status>> _subscribed;
@@ -108,6 +195,7 @@ class BrokerTestHost {
   std::atomic<int> _after_destroy{0};
   std::atomic<int> _concurrent{0};
   std::atomic<int> _subscribed_inside{0};
+  std::atomic<int> _bad_messages{0};
   static std::atomic<int> _foreign;
   static thread_local bool _in_subscribe;
 };

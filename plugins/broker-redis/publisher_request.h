@@ -1,0 +1,50 @@
+// What the publisher link sends, one queued request per command, kept in order from the
+// publishing thread to Redis' reply: a publish (plain, or appended to history by the script)
+// or a history read. Each knows how to write itself and how to report its outcome.
+#pragma once
+
+#include <flowrelay/plugin.h>
+#include <hiredis/async.h>
+
+#include <cstdint>
+#include <string>
+
+namespace flowrelay::redis {
+
+struct HistoryScripts {
+  std::string append_sha, history_sha;  // SHA1 of history_scripts.h's scripts
+};
+
+struct HistoryBounds {
+  uint64_t size = 0;  // 0: no history
+  uint64_t max_age_ms = 0;
+};
+
+struct PublisherRequest {
+  enum class Kind : uint8_t {
+    Publish,  // through the append script while history is on, else a plain PUBLISH
+    History,  // the read script
+  };
+  Kind kind = Kind::Publish;
+  flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
+  std::string channel;
+  std::string data;
+  uint64_t since = 0;  // History
+  flowrelay_published_fn published = nullptr;
+  flowrelay_history_fn read = nullptr;
+  void* ctx = nullptr;
+  bool scripted = false;  // how write() last sent it: decides the shape of the reply
+
+  // What it holds against the buffer bound.
+  uint64_t bytes() const { return channel.size() + data.size(); }
+  // Appends the command to the context's output buffer; hiredis' status (REDIS_OK...).
+  int write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const HistoryScripts& scripts,
+            HistoryBounds bounds);
+  // Calls the completion (if any) with Redis' reply. False if Redis refused the command or
+  // answered in an unexpected shape: the completion then got FLOWRELAY_EINTERNAL.
+  bool complete(const redisReply* reply) const;
+  // Calls the completion (if any) with an error: the request is abandoned.
+  void fail(flowrelay_status status) const;
+};
+
+}  // namespace flowrelay::redis

@@ -1,0 +1,38 @@
+// How a message of flowrelay travels on a Redis channel (docs/PROTOCOL.md, "History"):
+//   "\x1efr1 " lane " " offset " " epoch "\n" data        lane: m (message) or l (log)
+// The append script (history_scripts.h) writes the same form. Anything else on a channel is a
+// raw PUBLISH from outside (a backend's `PUBLISH chat:42 hello`): message lane, offset 0.
+#pragma once
+
+#include <flowrelay/plugin.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flowrelay::redis {
+
+inline constexpr std::string_view kWirePrefix =
+    "\x1e"
+    "fr1 ";
+
+struct WireMessage {
+  flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
+  uint64_t offset = 0;
+  std::string_view epoch;  // empty iff offset is 0
+  std::string_view data;
+};
+
+// The one-letter lane of the wire form ('m' or 'l'); nullopt for a lane with no wire name.
+std::optional<char> wire_lane(flowrelay_lane lane);
+
+// The wire form of a message (the script builds it itself when it assigns the offset).
+std::string encode_wire(flowrelay_lane lane, uint64_t offset, std::string_view epoch,
+                        std::string_view data);
+
+// The message a payload received from Redis carries: views into `payload`. A payload not in
+// the wire form, or malformed (no newline, unknown lane, bad offset or epoch), is raw.
+WireMessage decode_wire(std::string_view payload);
+
+}  // namespace flowrelay::redis
