@@ -233,8 +233,10 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
         c.api_key.pop_back();
       if (c.api_key.empty()) r.fail(n, "http.api_key_file: " + key_file + " is empty");
     }
-    if (auto n = http["api_key"]; n && c.api_key.size() < 8)
-      r.fail(n, "http.api_key must be at least 8 characters");
+    if (auto n = http["api_key"] ? http["api_key"] : http["api_key_file"];
+        n && c.api_key.size() < 8)
+      r.fail(n, std::string(http["api_key"] ? "http.api_key" : "http.api_key_file: the key") +
+                    " must be at least 8 characters");
     if (auto n = http["max_body_bytes"])
       c.http_max_body_bytes = r.number<uint64_t>(n, "http.max_body_bytes", 1, 1ull << 30);
     if (auto n = http["publish_timeout_ms"])

@@ -96,7 +96,11 @@ bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& 
     }
     obj = v.extract<Poco::JSON::Object::Ptr>();
   } catch (const Poco::Exception& e) {
+    // Poco quotes the offending byte raw; the error goes out in a text frame, which must be
+    // valid UTF-8, so anything not ASCII is shown as '?'.
     error = "not valid JSON: " + e.displayText();
+    for (char& ch : error)
+      if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
     return false;
   }
   const Poco::Dynamic::Var type = obj->get("type");

@@ -79,6 +79,15 @@ std::string parse_resume(const std::string& uri, HandshakeResult& r) {
   return {};
 }
 
+// The header may appear on several lines (RFC 6455 11.3.4), each a comma-separated list.
+bool offers_subprotocol(const Poco::Net::HTTPRequest& req, std::string_view name) {
+  const std::string wanted(name);
+  for (auto it = req.find("Sec-WebSocket-Protocol");
+       it != req.end() && Poco::icompare(it->first, "Sec-WebSocket-Protocol") == 0; ++it)
+    if (has_token(it->second, wanted.c_str())) return true;
+  return false;
+}
+
 bool valid_key(const std::string& key) {
   if (key.size() != 24) return false;  // base64 of 16 bytes
   try {
@@ -167,6 +176,8 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
                   "Sec-WebSocket-Version: 13\r\n");
   const std::string key = Poco::trim(req.get("Sec-WebSocket-Key", ""));
   if (!valid_key(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key");
+  r.envelope = offers_subprotocol(req, kEnvelopeSubprotocol);
+  if (const std::string why = parse_resume(uri, r); !why.empty()) return refuse(400, why);
   if (policy) {
     const AccessDecision d = policy->check(id, req);
     if (d.status != 0)
@@ -175,8 +186,6 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
     r.can_publish = d.can_publish;
   }
 
-  r.envelope = has_token(req.get("Sec-WebSocket-Protocol", ""), kEnvelopeSubprotocol.data());
-  if (const std::string why = parse_resume(uri, r); !why.empty()) return refuse(400, why);
 
   r.status = 101;
   r.conversation.assign(id);

@@ -22,7 +22,7 @@ seconds=${FUZZ_SECONDS:-60}
 parallel=${FUZZ_JOBS:-2}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 build_jobs=${FUZZ_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}
-all_targets=(fuzz_frame_parser fuzz_handshake fuzz_config fuzz_ws_options)
+all_targets=(fuzz_frame_parser fuzz_handshake fuzz_config fuzz_ws_options fuzz_envelope)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 t0=$SECONDS

@@ -6,7 +6,9 @@
 // also passes the raw input, since the function must not crash on anything.
 //
 // Invariants: the status is one of the documented answers {101,400,401,403,404,405,426,431};
-// a 101 carries Sec-WebSocket-Accept and a valid conversation id; any other status is a
+// a 101 carries Sec-WebSocket-Accept and a valid conversation id, answers the flowrelay.v1
+// subprotocol exactly when envelope mode was chosen, and resumes (since/epoch) only in
+// envelope mode with an epoch of at most 64 characters; any other status is a
 // complete HTTP response with that status; the Origin allow-list can only turn a 101 into a
 // 403 (auth none never answers 401), and never changes any other answer.
 #include <cstdint>
@@ -64,6 +66,12 @@ void check(const HandshakeResult& r, const char* which) {
     FUZZ_CHECK(r.response.size() >= 4 &&
                r.response.compare(r.response.size() - 4, 4, "\r\n\r\n") == 0);
     FUZZ_CHECK(valid_conversation_id(r.conversation, 128));
+    // Envelope mode is answered with the subprotocol; resume needs it (docs/PROTOCOL.md).
+    FUZZ_CHECK(r.envelope == (r.response.find("\r\nSec-WebSocket-Protocol: flowrelay.v1\r\n") !=
+                              std::string::npos));
+    FUZZ_CHECK(!r.resume || r.envelope);
+    FUZZ_CHECK(r.epoch.empty() || r.resume);
+    FUZZ_CHECK(r.epoch.size() <= 64);
   } else {
     const std::string head = "HTTP/1.1 " + std::to_string(r.status) + " ";
     FUZZ_CHECK(r.response.rfind(head, 0) == 0);

@@ -130,8 +130,37 @@ def handshakes():
     write(t, "seed-lowercase-headers.txt",
           request().replace("Upgrade:", "upgrade:").replace("Sec-WebSocket-Key", "sec-websocket-key"))
     write(t, "seed-bare-lf.txt", request(eol="\n"))
+    # Envelope mode (flowrelay.v1) and resume (docs/PROTOCOL.md).
+    write(t, "seed-envelope.txt", request("/ws/42", "Sec-WebSocket-Protocol: chat, flowrelay.v1"))
+    write(t, "seed-resume.txt", request("/ws/42?since=117&epoch=m3k9x2-1f&token=abc.def.ghi",
+                                        "Sec-WebSocket-Protocol: flowrelay.v1"))
+    write(t, "seed-resume-raw-400.txt", request("/ws/42?since=0"))
+    write(t, "seed-resume-bad-since-400.txt",
+          request("/ws/42?since=-1&epoch=e", "Sec-WebSocket-Protocol: flowrelay.v1"))
     # Pipelined: a masked frame right after the blank line.
     write(t, "seed-pipelined-frame.bin", request().encode() + bytes.fromhex("818537fa213d7f9f4d5158"))
+
+
+# --------------------------------------------------------------------------- envelope
+# Input: one text message of an envelope-mode client (docs/PROTOCOL.md, "Client to server").
+
+def envelopes():
+    t = "fuzz_envelope"
+    write(t, "seed-publish.json", '{"type":"publish","lane":"message","data":"Hello"}')
+    write(t, "seed-publish-default-lane.json", '{"type":"publish","data":"Hi"}')
+    write(t, "seed-publish-log.json", '{"data":"step 1","lane":"log","type":"publish"}')
+    write(t, "seed-escapes.json",
+          '{"type":"publish","data":"q\\"b\\\\ \\n\\t\\u0001\\u0000 \\u00e9'
+          '\\ud83d\\ude00 caf\u00e9 \u65e5\u672c"}')
+    write(t, "seed-lane-null.json", '{"type":"publish","lane":null,"data":"x"}')
+    write(t, "seed-unknown-lane.json", '{"type":"publish","lane":"video","data":"x"}')
+    write(t, "seed-unknown-type.json", '{"type":"subscribe","data":"x"}')
+    write(t, "seed-data-number.json", '{"type":"publish","data":5}')
+    write(t, "seed-array.json", '[{"type":"publish","data":"x"}]')
+    write(t, "seed-nested.json", '{"type":"publish","data":"x","extra":{"a":[1,2.5e3,true,null]}}')
+    write(t, "seed-not-json.txt", "Hello")
+    write(t, "seed-trailing.json", '{"type":"publish","data":"x"} {}')
+    write(t, "seed-surrogate.json", '{"type":"publish","data":"\\ud800\\u0041"}')
 
 
 # --------------------------------------------------------------------------- config
@@ -219,6 +248,7 @@ def ws_options():
 if __name__ == "__main__":
     frames()
     handshakes()
+    envelopes()
     configs()
     ws_options()
     for target in sorted(os.listdir(CORPUS)):

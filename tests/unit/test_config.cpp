@@ -177,3 +177,108 @@ TEST(Config, HostPortSplitting) {
   EXPECT_FALSE(flowrelay::split_host_port(":80", host, port));
   EXPECT_FALSE(flowrelay::split_host_port("host:8x", host, port));
 }
+
+TEST(ConfigHttp, PublishApiDefaults) {
+  const Config c = Config::parse(minimal(), "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(c.api_key, "") << "no key: the publish API is off";
+  EXPECT_EQ(c.http_max_body_bytes, 8u * 1024 * 1024);
+  EXPECT_EQ(c.publish_timeout_ms, 5000u);
+}
+
+TEST(ConfigHttp, ReadsThePublishApiKeys) {
+  const Config c = Config::parse(minimal("http:\n"
+                                         "  api_key: dev-key-1\n"
+                                         "  max_body_bytes: 1024\n"
+                                         "  publish_timeout_ms: 600000\n"),
+                                 "/x/y.yaml");
+  EXPECT_EQ(c.api_key, "dev-key-1");
+  EXPECT_EQ(c.http_max_body_bytes, 1024u);
+  EXPECT_EQ(c.publish_timeout_ms, 600000u);
+  EXPECT_EQ(Config::parse(minimal("http: { api_key: \"12345678\" }\n"), "/x/y.yaml").api_key,
+            "12345678")
+      << "8 characters are enough";
+}
+
+TEST(ConfigHttp, ApiKeyTooShortIsAnErrorAtItsLine) {
+  const auto e = parse_error(minimal("http:\n  listen: 127.0.0.1:9090\n  api_key: 1234567\n"));
+  EXPECT_EQ(e.line(), 9) << e.what();
+  EXPECT_NE(std::string(e.what()).find("http.api_key must be at least 8 characters"),
+            std::string::npos)
+      << e.what();
+}
+
+TEST(ConfigHttp, ApiKeyAndApiKeyFileTogetherIsAnError) {
+  const auto e = parse_error(minimal("http:\n  api_key: dev-key-1\n  api_key_file: key.txt\n"));
+  EXPECT_EQ(e.line(), 9) << e.what();
+  EXPECT_NE(std::string(e.what()).find("not both"), std::string::npos) << e.what();
+}
+
+TEST(ConfigHttp, ApiKeyFileIsRelativeToTheConfigFolderAndTrimmed) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "flowrelay-config-api-key-test";
+  fs::create_directories(dir / "secrets");
+  std::ofstream(dir / "secrets" / "api.key") << "file-key-0123\n";
+  std::ofstream(dir / "crlf.key") << "crlf-key-0123\r\n";
+  const std::string path = (dir / "flowrelay.yaml").string();
+  EXPECT_EQ(Config::parse(minimal("http: { api_key_file: secrets/api.key }\n"), path).api_key,
+            "file-key-0123");
+  EXPECT_EQ(Config::parse(minimal("http: { api_key_file: crlf.key }\n"), path).api_key,
+            "crlf-key-0123");
+  EXPECT_EQ(Config::parse(minimal("http: { api_key_file: " + (dir / "crlf.key").string() + " }\n"),
+                          "/elsewhere/flowrelay.yaml")
+                .api_key,
+            "crlf-key-0123")
+      << "an absolute path is used as it is";
+  fs::remove_all(dir);
+}
+
+TEST(ConfigHttp, ApiKeyFileMissingOrEmptyIsAnError) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "flowrelay-config-api-key-file-test";
+  fs::create_directories(dir);
+  std::ofstream(dir / "empty.key") << "";
+  std::ofstream(dir / "newline.key") << "\n";
+  const std::string path = (dir / "flowrelay.yaml").string();
+  auto error = [&](const std::string& extra) -> std::string {
+    try {
+      Config::parse(minimal(extra), path);
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.line(), 8) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "expected a ConfigError for " << extra;
+    return "";
+  };
+  const std::string missing = error("http:\n  api_key_file: missing.key\n");
+  EXPECT_NE(missing.find("http.api_key_file: cannot read " + (dir / "missing.key").string()),
+            std::string::npos)
+      << missing;
+  EXPECT_NE(error("http:\n  api_key_file: empty.key\n").find("is empty"), std::string::npos);
+  EXPECT_NE(error("http:\n  api_key_file: newline.key\n").find("is empty"), std::string::npos)
+      << "a file holding only a newline is empty";
+  fs::remove_all(dir);
+}
+
+TEST(ConfigHttp, LimitsOutOfRange) {
+  for (const std::string bad :
+       {"max_body_bytes: 0", "max_body_bytes: 1073741825", "max_body_bytes: -1",
+        "max_body_bytes: 1MiB", "publish_timeout_ms: 0", "publish_timeout_ms: 600001",
+        "publish_timeout_ms: 4294967296"}) {
+    const auto e = parse_error(minimal("http:\n  " + bad + "\n"));
+    EXPECT_EQ(e.line(), 8) << bad << ": " << e.what();
+    const std::string key = "http." + bad.substr(0, bad.find(':'));
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << bad << ": " << e.what();
+  }
+  EXPECT_EQ(Config::parse(minimal("http: { max_body_bytes: 1073741824, publish_timeout_ms: 1 }\n"),
+                          "/x/y.yaml")
+                .http_max_body_bytes,
+            1073741824u);
+}
+
+TEST(ConfigHttp, UnknownHttpKeyIsAnErrorAtItsLine) {
+  const auto e = parse_error(minimal("http:\n  listen: off\n  api-key: dev-key-1\n"));
+  EXPECT_EQ(e.line(), 9);
+  EXPECT_EQ(e.column(), 3);
+  EXPECT_NE(std::string(e.what()).find("unknown key 'api-key' in http"), std::string::npos)
+      << e.what();
+}

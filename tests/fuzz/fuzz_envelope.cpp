@@ -1,0 +1,115 @@
+// libFuzzer target: the client frame of envelope mode (parse_client_frame, docs/PROTOCOL.md
+// "Client to server") and the server frames built from what it yields.
+//
+// Input: the text of one WebSocket text message, copied into a heap block of exactly its size
+// (a read past it is a heap-buffer-overflow). parse_client_frame must not crash on any bytes;
+// the invariants are checked for valid UTF-8 input only, as the event loop hands it nothing
+// else (RFC 6455 8.1).
+//
+// Invariants: a publish has lane message or log, and its data is valid UTF-8 and survives a
+// round trip (written back with append_json_string and parsed again: same lane and data); the
+// message frame built from it parses with Poco::JSON to the same data. A refusal has a reason,
+// and the error frame carrying it is valid UTF-8 (it is a text frame: the connection stays open)
+// and parses back to the same reason.
+#include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "envelope.h"
+#include "frame_codec.h"
+
+using namespace flowrelay::ws;
+
+#define FUZZ_CHECK(cond)                                                                         \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      std::fprintf(stderr, "fuzz_envelope: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
+                   #cond);                                                                       \
+      std::abort();                                                                              \
+    }                                                                                            \
+  } while (0)
+
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  Utf8Validator v;
+  return v.feed(reinterpret_cast<const uint8_t*>(s.data()), s.size()) && v.complete();
+}
+
+// The object `json` holds; aborts if it is not one.
+Poco::JSON::Object::Ptr parse_object(const std::string& json) {
+  try {
+    const Poco::Dynamic::Var v = Poco::JSON::Parser().parse(json);
+    if (v.type() == typeid(Poco::JSON::Object::Ptr)) return v.extract<Poco::JSON::Object::Ptr>();
+    std::fprintf(stderr, "fuzz_envelope: server frame is not a JSON object: %s\n", json.c_str());
+  } catch (const Poco::Exception& e) {
+    std::fprintf(stderr, "fuzz_envelope: server frame is not JSON (%s): %s\n",
+                 e.displayText().c_str(), json.c_str());
+  }
+  std::abort();
+}
+
+std::string field(const Poco::JSON::Object::Ptr& o, const char* name) {
+  FUZZ_CHECK(o->has(name) && o->get(name).isString());
+  return o->getValue<std::string>(name);
+}
+
+void check_publish(const ClientPublish& p) {
+  FUZZ_CHECK(p.lane == FLOWRELAY_LANE_MESSAGE || p.lane == FLOWRELAY_LANE_LOG);
+  FUZZ_CHECK(valid_utf8(p.data));  // it goes out to raw clients as a text frame as it is
+
+  std::string again = R"({"type":"publish","lane":")";
+  again += p.lane == FLOWRELAY_LANE_LOG ? "log" : "message";
+  again += R"(","data":")";
+  append_json_string(again, p.data);
+  again += "\"}";
+  ClientPublish q;
+  std::string error;
+  FUZZ_CHECK(parse_client_frame(again, q, error));
+  FUZZ_CHECK(q.lane == p.lane);
+  FUZZ_CHECK(q.data == p.data);
+
+  const std::string frame = envelope_message(p.lane, 7, "e-1", p.data);
+  FUZZ_CHECK(valid_utf8(frame));
+  const auto o = parse_object(frame);
+  FUZZ_CHECK(field(o, "type") == "message");
+  FUZZ_CHECK(field(o, "lane") == (p.lane == FLOWRELAY_LANE_LOG ? "log" : "message"));
+  FUZZ_CHECK(field(o, "data") == p.data);
+}
+
+void check_refusal(const std::string& error) {
+  FUZZ_CHECK(!error.empty());
+  const std::string frame = envelope_error(400, error);
+  FUZZ_CHECK(valid_utf8(frame));
+  const auto o = parse_object(frame);
+  FUZZ_CHECK(field(o, "type") == "error");
+  FUZZ_CHECK(field(o, "reason") == error);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::unique_ptr<char[]> block(new char[size ? size : 1]);
+  if (size) std::memcpy(block.get(), data, size);
+  const std::string_view text(block.get(), size);
+
+  ClientPublish p;
+  std::string error;
+  const bool ok = parse_client_frame(text, p, error);
+  if (!valid_utf8(text)) return 0;  // never reaches the parser in the daemon
+  if (ok) {
+    FUZZ_CHECK(error.empty());
+    check_publish(p);
+  } else {
+    check_refusal(error);
+  }
+  return 0;
+}
