@@ -123,7 +123,9 @@ stage_tsan() {
   # Router unit tests (what unit_tests --gtest_filter='Router*' runs), the broker conformance
   # suites (label conformance), and the integration tests in which the transport's event-loop
   # threads hand messages to each other: MessagingTest and CloseHandshake (one daemon, one loop
-  # per core, clients spread over the loops), Scale.ThousandClients... (fan-out to 1000 clients
+  # per core, clients spread over the loops), the envelope/resume/publish-API tests (history
+  # answers cross from broker or HTTP threads into the loops), and
+  # Scale.ThousandClients... (fan-out to 1000 clients
   # over every loop) and Shutdown.* (SIGTERM while loops deliver: the stop path).
   #   Not run: sdk.example.* (label conformance too): the example broker is built out of tree
   #   by the system compiler without TSan, and the same suite already runs on the in-tree
@@ -131,7 +133,7 @@ stage_tsan() {
   #   the ASan stage).
   local rc=0
   # One ctest run (one summary): label conformance minus sdk.* is the names conformance.*.
-  run_ctest "$dir" -R '^(Router\.|conformance\.|MessagingTest\.|Codes/CloseHandshake\.|Shutdown\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
+  run_ctest "$dir" -R '^(Router\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
     || rc=$?
   echo "sanitizers.sh: TSan stage took $((SECONDS - t0)) s"
   unset TSAN_OPTIONS

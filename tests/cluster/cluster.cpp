@@ -287,13 +287,17 @@ std::string replica_config(uint16_t ws_port, uint16_t http_port, const std::stri
     << "transports:\n"
     << "  - plugin: transport-ws\n"
     << "    listen: 127.0.0.1:" << ws_port << "\n"
-    << "    path: /ws/\n"
-    << "broker:\n"
+    << "    path: /ws/\n";
+  for (const auto& line : o.transport_options) c << "    " << line << "\n";
+  c << "broker:\n"
     << "  plugin: broker-redis\n"
     << "  url: " << redis_url << "\n";
   for (const auto& line : o.broker_options) c << "  " << line << "\n";
   c << "channels: { prefix: \"chat:\", echo: true }\n"
-    << "http: { listen: 127.0.0.1:" << http_port << " }\n";
+    << "http:\n"
+    << "  listen: 127.0.0.1:" << http_port << "\n";
+  if (!o.api_key.empty()) c << "  api_key: \"" << o.api_key << "\"\n";
+  for (const auto& line : o.http_options) c << "  " << line << "\n";
   return c.str();
 }
 

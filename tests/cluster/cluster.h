@@ -119,6 +119,11 @@ struct ReplicaOptions {
   // Extra options of the broker-redis section, one "key: value" per line (unindented).
   std::vector<std::string> broker_options;
   std::string log_level = "information";
+  // Extra options of the transport-ws entry and of the http section, one "key: value" per line.
+  std::vector<std::string> transport_options{};
+  std::vector<std::string> http_options{};
+  // http.api_key (the publish API); empty: none.
+  std::string api_key{};
 };
 
 class Replica {

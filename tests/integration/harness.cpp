@@ -139,7 +139,6 @@ ExitStatus wait_pid(pid_t pid, Millis timeout) {
   }
 }
 
-
 const char* daemon_binary() { return FLOWRELAYD_BIN; }
 const char* plugin_dir() { return FLOWRELAY_PLUGIN_DIR; }
 
@@ -267,9 +266,17 @@ std::string make_config(const Ports& ports, const DaemonOptions& o) {
     << "    max_message_size: " << o.max_message_size << "\n"
     << o.transport_extra << "broker:\n"
     << "  plugin: broker-local\n"
-    << "channels: { prefix: \"chat:\", echo: true }\n"
-    << "http: { listen: 127.0.0.1:" << ports.http << " }\n"
-    << o.extra;
+    << o.broker_extra << "channels: { prefix: \"chat:\", echo: true }\n";
+  // The flow form when nothing is added keeps the line numbers config_test relies on.
+  if (o.api_key.empty() && o.http_extra.empty()) {
+    c << "http: { listen: 127.0.0.1:" << ports.http << " }\n";
+  } else {
+    c << "http:\n"
+      << "  listen: 127.0.0.1:" << ports.http << "\n";
+    if (!o.api_key.empty()) c << "  api_key: \"" << o.api_key << "\"\n";
+    c << o.http_extra;
+  }
+  c << o.extra;
   return c.str();
 }
 
@@ -360,26 +367,95 @@ ExitStatus Daemon::stop(Millis timeout) {
 // ---------------------------------------------------------------------------------------------
 
 HttpResult http_get(uint16_t port, const std::string& path, Millis timeout) {
+  return http_request(port, Poco::Net::HTTPRequest::HTTP_GET, path, "", {}, timeout);
+}
+
+namespace {
+
+// Sends one request on `session` and reads the whole answer; status 0 on any failure.
+HttpResult exchange(Poco::Net::HTTPClientSession& session, const std::string& method,
+                    const std::string& path, const std::string& body, const HttpHeaders& headers) {
   HttpResult r;
   try {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(static_cast<long>(timeout.count()) * 1000));
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path,
-                               Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(req);
+    Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    req.setKeepAlive(session.getKeepAlive());
+    for (const auto& [name, value] : headers) req.set(name, value);
+    if (!body.empty() || method == Poco::Net::HTTPRequest::HTTP_POST) {
+      if (!req.has("Content-Type")) req.setContentType("application/json");
+      req.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    std::ostream& out = session.sendRequest(req);
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    out.flush();
     Poco::Net::HTTPResponse resp;
-    std::istream& body = session.receiveResponse(resp);
+    std::istream& in = session.receiveResponse(resp);
     r.status = static_cast<int>(resp.getStatus());
     r.content_type = resp.getContentType();
     std::ostringstream ss;
-    Poco::StreamCopier::copyStream(body, ss);
+    Poco::StreamCopier::copyStream(in, ss);
     r.body = ss.str();
-  } catch (const Poco::Exception&) {
-    r.status = 0;
-  } catch (const std::exception&) {
-    r.status = 0;
+  } catch (const Poco::Exception& e) {
+    r = HttpResult{};
+    r.body = e.displayText();
+    session.reset();
+  } catch (const std::exception& e) {
+    r = HttpResult{};
+    r.body = e.what();
+    session.reset();
   }
   return r;
+}
+
+}  // namespace
+
+HttpResult http_request(uint16_t port, const std::string& method, const std::string& path,
+                        const std::string& body, const HttpHeaders& headers, Millis timeout) {
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(static_cast<long>(timeout.count()) * 1000));
+  session.setKeepAlive(false);
+  return exchange(session, method, path, body, headers);
+}
+
+HttpResult http_post(uint16_t port, const std::string& path, const std::string& body,
+                     const HttpHeaders& headers, Millis timeout) {
+  return http_request(port, Poco::Net::HTTPRequest::HTTP_POST, path, body, headers, timeout);
+}
+
+struct HttpSession::Impl {
+  Poco::Net::HTTPClientSession session;
+  Impl(uint16_t port, Millis timeout) : session("127.0.0.1", port) {
+    session.setTimeout(Poco::Timespan(static_cast<long>(timeout.count()) * 1000));
+    session.setKeepAlive(true);
+  }
+};
+
+HttpSession::HttpSession(uint16_t port, Millis timeout)
+    : _impl(std::make_unique<Impl>(port, timeout)) {}
+HttpSession::~HttpSession() = default;
+
+HttpResult HttpSession::post(const std::string& path, const std::string& body,
+                             const HttpHeaders& headers) {
+  return exchange(_impl->session, Poco::Net::HTTPRequest::HTTP_POST, path, body, headers);
+}
+
+double metric_value(uint16_t http_port, const std::string& name) {
+  const HttpResult r = http_get(http_port, "/metrics");
+  if (r.status != 200) return -1;
+  std::istringstream in(r.body);
+  bool found = false;
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() <= name.size() || line.compare(0, name.size(), name) != 0) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    const size_t sp = line.rfind(' ');
+    try {
+      sum += std::stod(line.substr(sp + 1));
+      found = true;
+    } catch (...) {
+    }
+  }
+  return found ? sum : -1;
 }
 
 bool wait_for(const std::function<bool()>& condition, Millis timeout, Millis interval) {
@@ -393,14 +469,16 @@ bool wait_for(const std::function<bool()>& condition, Millis timeout, Millis int
 
 // ---------------------------------------------------------------------------------------------
 
-WsClient::WsClient(uint16_t port, const std::string& id) {
+WsClient::WsClient(uint16_t port, const std::string& id, const std::string& subprotocol) {
   Poco::Net::HTTPClientSession session("127.0.0.1", port);
   session.setTimeout(Poco::Timespan(5, 0));
   Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/" + id,
                              Poco::Net::HTTPMessage::HTTP_1_1);
+  if (!subprotocol.empty()) req.set("Sec-WebSocket-Protocol", subprotocol);
   Poco::Net::HTTPResponse resp;
   _ws = std::make_unique<Poco::Net::WebSocket>(session, req, resp);
   _ws->setMaxPayloadSize(64 * 1024 * 1024);
+  _subprotocol = resp.get("Sec-WebSocket-Protocol", "");
 }
 
 void WsClient::send_text(std::string_view text) {
@@ -544,7 +622,11 @@ std::string handshake_request(const std::string& path, const std::string& key,
          extra_headers + "\r\n";
 }
 
-RawClient::RawClient(uint16_t port) {
+RawClient::RawClient(uint16_t port, int rcvbuf) {
+  if (rcvbuf > 0) {
+    _sock = Poco::Net::StreamSocket(Poco::Net::SocketAddress::IPv4);
+    _sock.setReceiveBufferSize(rcvbuf);
+  }
   _sock.connect(Poco::Net::SocketAddress("127.0.0.1", port), Poco::Timespan(5, 0));
   _sock.setNoDelay(true);
 }
@@ -719,9 +801,9 @@ HttpHead RawClient::handshake(const std::string& path, const std::string& extra_
   return request(handshake_request(path, make_ws_key(), extra_headers));
 }
 
-bool RawClient::upgrade(const std::string& path) {
+bool RawClient::upgrade(const std::string& path, const std::string& extra_headers) {
   const std::string key = make_ws_key();
-  HttpHead h = request(handshake_request(path, key));
+  HttpHead h = request(handshake_request(path, key, extra_headers));
   return h.status == 101 && h.header("Sec-WebSocket-Accept") == expected_accept(key);
 }
 

@@ -96,6 +96,14 @@ struct DaemonOptions {
   std::string transport_extra;
   // YAML merged at the top level (appended at the end of the file, unindented).
   std::string extra;
+  // YAML lines merged into the broker section (each indented by 2 spaces, e.g.
+  // "  history_size: 50\n").
+  std::string broker_extra;
+  // The publish API key (http.api_key); empty: none configured.
+  std::string api_key;
+  // YAML lines merged into the http section (each indented by 2 spaces, e.g.
+  // "  max_body_bytes: 1024\n").
+  std::string http_extra;
 };
 
 struct Ports {
@@ -155,7 +163,35 @@ struct HttpResult {
   std::string body;
 };
 
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
 HttpResult http_get(uint16_t port, const std::string& path, Millis timeout = 2s);
+// One request on a fresh connection to 127.0.0.1:<port>.
+HttpResult http_request(uint16_t port, const std::string& method, const std::string& path,
+                        const std::string& body = "", const HttpHeaders& headers = {},
+                        Millis timeout = 5s);
+HttpResult http_post(uint16_t port, const std::string& path, const std::string& body,
+                     const HttpHeaders& headers = {}, Millis timeout = 5s);
+
+// One keep-alive connection reused for every request (as a backend streaming a reply token by
+// token would do); reconnects by itself if the server closed it.
+class HttpSession {
+ public:
+  explicit HttpSession(uint16_t port, Millis timeout = 5s);
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+  HttpResult post(const std::string& path, const std::string& body,
+                  const HttpHeaders& headers = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> _impl;
+};
+
+// The value of a Prometheus metric in GET /metrics: the sum over all its label sets; -1 if the
+// metric is absent or the page did not load.
+double metric_value(uint16_t http_port, const std::string& name);
 
 // Polls `condition` until it is true or `timeout` passes; returns its last value.
 bool wait_for(const std::function<bool()>& condition, Millis timeout, Millis interval = 10ms);
@@ -173,8 +209,13 @@ struct WsMessage {
 
 class WsClient {
  public:
-  // Connects to ws://127.0.0.1:<port>/ws/<id> (id may carry a query string). Throws on failure.
-  WsClient(uint16_t port, const std::string& id);
+  // Connects to ws://127.0.0.1:<port>/ws/<id> (id may carry a query string), offering
+  // `subprotocol` (Sec-WebSocket-Protocol) if not empty. Throws on failure. Poco loses frames
+  // that arrive in the same read as the 101 (they stay in its HTTP session's buffer): where the
+  // server may speak first (a resume), use RawClient or EnvelopeClient (envelope.h).
+  WsClient(uint16_t port, const std::string& id, const std::string& subprotocol = "");
+  // The Sec-WebSocket-Protocol of the server's 101 ("" when absent).
+  const std::string& subprotocol() const { return _subprotocol; }
   void send_text(std::string_view text);
   void send_ping(std::string_view payload);
   // The next frame, or nullopt if none arrives within `timeout`.
@@ -185,6 +226,7 @@ class WsClient {
 
  private:
   std::unique_ptr<Poco::Net::WebSocket> _ws;
+  std::string _subprotocol;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -249,13 +291,15 @@ enum class ReadResult { Frame, Timeout, Eof, Reset };
 
 class RawClient {
  public:
-  explicit RawClient(uint16_t port);  // TCP connect only
+  // TCP connect only. rcvbuf > 0: SO_RCVBUF set before connecting (a small receive window, so a
+  // client that does not read stalls the server's writes sooner).
+  explicit RawClient(uint16_t port, int rcvbuf = 0);
   RawClient(RawClient&&) = default;
 
   // Sends a valid handshake for `path` and reads the response head (keeps any bytes after it).
   HttpHead handshake(const std::string& path, const std::string& extra_headers = "");
   // Valid handshake expecting 101 with the right Sec-WebSocket-Accept; false otherwise.
-  bool upgrade(const std::string& path);
+  bool upgrade(const std::string& path, const std::string& extra_headers = "");
   // Sends raw bytes and reads a response head.
   HttpHead request(std::string_view raw, Millis timeout = 5s);
   HttpHead read_head(Millis timeout = 5s);
