@@ -124,9 +124,8 @@ stage_tsan() {
   # suites (label conformance), and the integration tests in which the transport's event-loop
   # threads hand messages to each other: MessagingTest and CloseHandshake (one daemon, one loop
   # per core, clients spread over the loops), the envelope/resume/publish-API tests (history
-  # answers cross from broker or HTTP threads into the loops), and
-  # Scale.ThousandClients... (fan-out to 1000 clients
-  # over every loop) and Shutdown.* (SIGTERM while loops deliver: the stop path).
+  # answers cross from broker or HTTP threads into the loops), Scale.ThousandClients...
+  # (fan-out to 1000 clients over every loop) and Shutdown.* (SIGTERM while loops deliver).
   #   Not run: sdk.example.* (label conformance too): the example broker is built out of tree
   #   by the system compiler without TSan, and the same suite already runs on the in-tree
   #   brokers; the rest of the integration suite (single-threaded protocol checks, covered by
