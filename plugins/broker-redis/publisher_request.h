@@ -34,6 +34,9 @@ struct PublisherRequest {
   flowrelay_history_fn read = nullptr;
   void* ctx = nullptr;
   bool scripted = false;  // how write() last sent it: decides the shape of the reply
+  // The broker's own read (gap_fill.h): outside the publish buffer and its accounting, and not
+  // reported on failure (the gap fill gives up and logs it).
+  bool internal = false;
 
   // What it holds against the buffer bound.
   uint64_t bytes() const { return channel.size() + data.size(); }

@@ -57,7 +57,9 @@ RedisBroker::RedisBroker(const flowrelay_broker_host_api* api, flowrelay_host* h
       _host(host),
       _deliver_message(host_takes_messages(api)),
       _options(std::move(options)),
-      _scripts{sha1_hex(append_script()), sha1_hex(history_script())} {
+      _scripts{sha1_hex(append_script()), sha1_hex(history_script())},
+      _gaps({[this](std::string_view channel, const WireMessage& w) { deliver(channel, w); },
+             [this](flowrelay_log_level level, const std::string& text) { log(level, text); }}) {
   _live.apply(_options);
   _pub.broker = _sub.broker = this;
   _pub.role = "publisher";
@@ -245,6 +247,7 @@ void RedisBroker::take_requests() {
       continue;
     }
     if (!op.subscribe) _resubscribing.erase(op.channel);
+    op.subscribe ? _gaps.add(op.channel) : _gaps.remove(op.channel);
     if (op.subscribe != batch_subscribe) flush();
     batch_subscribe = op.subscribe;
     batch.push_back(std::move(op.channel));
@@ -356,6 +359,10 @@ void RedisBroker::on_connected(Link& link) {
   }
   if (ep.db != 0 && &link == &_pub)
     redisAsyncCommand(link.ac, auth_cb, nullptr, "SELECT %d", ep.db);
+  // Named for CLIENT LIST (and for tests that cut one link). Refused when CLIENT is not
+  // allowed (ACL, managed Redis): harmless, hence no callback.
+  redisAsyncCommand(link.ac, nullptr, nullptr, "CLIENT SETNAME %s",
+                    &link == &_pub ? "flowrelay-pub" : "flowrelay-sub");
   // Before any EVALSHA (hiredis keeps the order): Redis may have restarted without them.
   if (&link == &_pub) load_scripts(link);
   redisAsyncCommand(link.ac, auth_cb, reinterpret_cast<void*>(1), "PING");
@@ -479,6 +486,10 @@ void RedisBroker::publisher_cb(redisAsyncContext*, void* r, void* priv) {
 }
 
 void RedisBroker::finish(const PublisherRequest& request, const redisReply* reply) {
+  if (request.internal) {
+    request.complete(reply);  // a failure is the gap fill's to log
+    return;
+  }
   // Released first: a completion may publish again.
   _buffered_messages.fetch_sub(1, std::memory_order_relaxed);
   _buffered_bytes.fetch_sub(request.bytes(), std::memory_order_relaxed);
@@ -560,20 +571,21 @@ void RedisBroker::subscriber_cb(redisAsyncContext*, void* r, void* priv) {
       return;
     }
     self->_count.received.fetch_add(1, std::memory_order_relaxed);
-    self->deliver(str_of(ch), str_of(reply->element[2]));
+    self->_gaps.live(str_of(ch), str_of(reply->element[2]), self->_live.buffer_max_bytes.load());
   } else if (kind == "subscribe") {
     const std::string channel(str_of(reply->element[1]));
     const bool was_resubscribing = self->_resubscribing.erase(channel) > 0;
-    if (self->_channels.count(channel))
+    if (self->_channels.count(channel)) {
       self->_api->subscribed(self->_host, {channel.data(), channel.size()}, FLOWRELAY_OK);
+      self->read_gap(channel, was_resubscribing, now_ms());
+    }
     if (was_resubscribing && self->_resubscribing.empty()) self->update_ready();
   } else if (kind == "pong") {
     self->_sub.ping_sent_ms = 0;
   }
 }
 
-void RedisBroker::deliver(std::string_view channel, std::string_view payload) {
-  const WireMessage wire = decode_wire(payload);
+void RedisBroker::deliver(std::string_view channel, const WireMessage& wire) {
   if (_deliver_message) {
     flowrelay_message m{};
     m.struct_size = sizeof m;
@@ -617,6 +629,13 @@ std::string RedisBroker::metrics() const {
          get(_count.history_reads));
   metric("flowrelay_redis_script_reloads_total", "counter",
          "History scripts reloaded after Redis lost them (NOSCRIPT)", get(_count.script_reloads));
+  metric("flowrelay_redis_gap_filled_total", "counter",
+         "Messages Pub/Sub missed during a subscriber outage, delivered from history",
+         _gaps.filled());
+  metric("flowrelay_redis_gap_unrecovered_total", "counter",
+         "Subscriber outage gaps not filled (per channel; the log says why)", _gaps.unrecovered());
+  metric("flowrelay_redis_duplicates_skipped_total", "counter",
+         "Messages received again with an offset already delivered", _gaps.duplicates());
   metric("flowrelay_broker_buffered_messages", "gauge",
          "Publishes (and history reads) accepted and not yet answered by Redis",
          get(_buffered_messages));
@@ -642,6 +661,7 @@ void RedisBroker::update_ready() {
 }
 
 void RedisBroker::check_timers(int64_t now) {
+  _gap_deadline_ms = _gaps.expire(now, _live.history_size.load() == 0);
   for (Link* link : {&_pub, &_sub}) {
     switch (link->state) {
       case State::Down:
@@ -690,6 +710,7 @@ int RedisBroker::next_wait_ms(int64_t now) const {
   }
   if (!_inflight.empty())
     next = std::min<int64_t>(next, _pub.since_ms + _live.command_timeout_ms.load() + 1);
+  next = std::min(next, _gap_deadline_ms);
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 

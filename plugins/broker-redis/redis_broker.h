@@ -1,7 +1,8 @@
 // broker-redis: Redis Pub/Sub through hiredis, on one thread of its own with two connections:
 // one SUBSCRIBEs (one subscription per channel per node, whatever the number of clients), one
 // PUBLISHes (commands pipelined: everything queued goes out in one write) and, with history on,
-// appends to and reads the channels' history through Lua scripts (history_scripts.h).
+// appends to and reads the channels' history through Lua scripts (history_scripts.h), from which
+// it also fills what Pub/Sub missed while the subscriber link was down (gap_fill.h).
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -17,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "gap_fill.h"
 #include "hiredis_epoll.h"
 #include "publisher_request.h"
 #include "redis_options.h"
@@ -56,6 +58,7 @@ class RedisBroker {
     std::string channel;
   };
   enum class State { Down, Connecting, Authenticating, Up };
+  struct GapRead;  // context of a history read issued for the gap fill
   struct Link {
     RedisBroker* broker = nullptr;
     const char* role = "";  // "publisher" / "subscriber", for logs
@@ -89,7 +92,9 @@ class RedisBroker {
   void finish_reload();
   void requeue_unanswered();
   void abandon_requests();
-  void deliver(std::string_view channel, std::string_view payload);
+  void deliver(std::string_view channel, const WireMessage& wire);
+  // redis_broker_gap.cpp: the history reads of the gap fill (gap_fill.h).
+  void read_gap(const std::string& channel, bool resubscribed, int64_t now);
   void resubscribe();
   void send_subscription(bool subscribe, const std::vector<std::string>& channels);
   void update_ready();
@@ -104,6 +109,7 @@ class RedisBroker {
   static void publisher_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void heartbeat_cb(redisAsyncContext* ac, void* reply, void* priv);
   static void subscriber_cb(redisAsyncContext* ac, void* reply, void* priv);
+  static void gap_read_cb(void* ctx, flowrelay_status status, const flowrelay_history* history);
 
   void log(flowrelay_log_level level, const std::string& text) const;
   void report(flowrelay_status code, const std::string& text) const;
@@ -163,7 +169,9 @@ class RedisBroker {
   std::unordered_set<std::string> _channels;  // subscriptions this node wants
   std::unordered_set<std::string> _resubscribing;  // not yet confirmed after a reconnect
   std::vector<HiredisEpoll*> _adapters;
-  std::string _heartbeat_channel;  // this node's own: proves the subscriber link is alive
+  std::string _heartbeat_channel;        // this node's own: proves the subscriber link is alive
+  GapFill _gaps;                         // fills what Pub/Sub missed while the subscriber was away
+  int64_t _gap_deadline_ms = INT64_MAX;  // earliest fill to give up
   bool _ready = false;
   bool _closing = false;
 };

@@ -1,0 +1,269 @@
+#include "gap_fill.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace flowrelay::redis {
+
+namespace {
+
+std::string_view view_of(flowrelay_str s) { return {s.ptr, s.len}; }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- ChannelGap
+
+ChannelGap::Live ChannelGap::live(std::string_view payload, const WireMessage& wire) {
+  if (_filling) {
+    // Even raw messages (offset 0) wait: they keep their order among the others.
+    _held.emplace_back(payload);
+    _held_bytes += payload.size();
+    return Live::Held;
+  }
+  if (wire.offset == 0) return Live::Deliver;  // not in history: nothing to compare
+  // Redis delivers one connection's messages in the order the scripts ran, so an offset at or
+  // before the place in the same epoch can only be one delivered already.
+  if (_place == Place::Delivered && wire.epoch == _epoch && wire.offset <= _offset)
+    return Live::Duplicate;
+  _place = Place::Delivered;
+  if (wire.epoch != _epoch) _epoch.assign(wire.epoch);
+  _offset = wire.offset;
+  return Live::Deliver;
+}
+
+void ChannelGap::set_floor(std::string_view epoch, uint64_t top) {
+  if (_place != Place::None) return;  // a delivered message is the better place
+  _place = Place::Floor;
+  _epoch.assign(epoch);
+  _offset = top;
+}
+
+std::optional<uint64_t> ChannelGap::begin_fill() {
+  if (_place == Place::None) return std::nullopt;
+  _filling = true;
+  return _offset;
+}
+
+uint64_t ChannelGap::missed(std::string_view epoch, uint64_t base, uint64_t top) const {
+  uint64_t first_held = top + 1;  // the first offset of `epoch` that arrived live
+  for (const auto& payload : _held) {
+    const WireMessage w = decode_wire(payload);
+    if (w.offset != 0 && w.epoch == epoch) {
+      first_held = std::min(first_held, w.offset);
+      break;
+    }
+  }
+  return first_held > base + 1 ? first_held - base - 1 : 0;
+}
+
+ChannelGap::Outcome ChannelGap::finish_fill(const flowrelay_history& history, const Sink& sink) {
+  Outcome outcome;
+  outcome.from = _offset;
+  _filling = false;
+  const std::string_view epoch = view_of(history.epoch);
+  if (epoch.empty()) {
+    // No history at all: nothing was published since it expired (or Redis lost it). Whether
+    // messages of the old epoch went with it cannot be told; idle channels look just like this
+    // after any blip, so it is not reported.
+  } else if (epoch == _epoch || (_place == Place::Floor && _epoch.empty())) {
+    // Same epoch, or the channel had no history when subscribed: all of this one is new.
+    const uint64_t base = _epoch.empty() ? 0 : _offset;
+    const uint64_t first = history.count ? history.messages[0].offset : history.top + 1;
+    if (history.top > base && first > base + 1) {
+      // Trimmed past the place (too many messages meanwhile, or too old): a partial replay
+      // would still leave a hole, so none; the sessions see the jump in offsets.
+      outcome.unrecovered = true;
+      outcome.lost = missed(epoch, base, history.top);
+    } else {
+      for (size_t i = 0; i < history.count; ++i) {
+        const flowrelay_message& m = history.messages[i];
+        if (m.offset <= base) continue;
+        WireMessage w;
+        w.lane = m.lane;
+        w.offset = m.offset;
+        w.epoch = epoch;
+        w.data = view_of(m.data);
+        _place = Place::Delivered;
+        _epoch.assign(epoch);
+        _offset = m.offset;
+        ++outcome.filled;
+        sink(w);
+      }
+    }
+  } else {
+    // The history was reset while we were away (FLUSHALL, a Redis restart without persistence,
+    // expiry): offsets of the new epoch do not continue ours, nothing to fill from.
+    outcome.unrecovered = outcome.reset = true;
+    outcome.lost = missed(epoch, 0, history.top);
+  }
+  release_held(sink, outcome);
+  return outcome;
+}
+
+ChannelGap::Outcome ChannelGap::abandon_fill(const Sink& sink) {
+  Outcome outcome;
+  outcome.from = _offset;
+  outcome.unrecovered = true;
+  // Without history's top only what arrived live tells: the offsets before the first held one.
+  if (!_epoch.empty())
+    for (const auto& payload : _held)
+      if (const WireMessage w = decode_wire(payload); w.offset != 0 && w.epoch == _epoch) {
+        outcome.lost = w.offset > _offset + 1 ? w.offset - _offset - 1 : 0;
+        break;
+      }
+  _filling = false;
+  release_held(sink, outcome);
+  return outcome;
+}
+
+void ChannelGap::release_held(const Sink& sink, Outcome& outcome) {
+  std::deque<std::string> held;
+  held.swap(_held);
+  _held_bytes = 0;
+  for (const auto& payload : held) {
+    const WireMessage w = decode_wire(payload);
+    if (w.offset != 0) {
+      // Published between the SUBSCRIBE and the read: history delivered it already.
+      if (_place == Place::Delivered && w.epoch == _epoch && w.offset <= _offset) {
+        ++outcome.skipped;
+        continue;
+      }
+      _place = Place::Delivered;
+      _epoch.assign(w.epoch);
+      _offset = w.offset;
+    }
+    sink(w);
+  }
+}
+
+// ---------------------------------------------------------------------------------- GapFill
+
+void GapFill::add(std::string_view channel) { _channels.try_emplace(std::string(channel)); }
+
+void GapFill::remove(std::string_view channel) {
+  if (auto it = _channels.find(channel); it != _channels.end()) _channels.erase(it);
+  if (auto it = _filling.find(channel); it != _filling.end()) _filling.erase(it);
+}
+
+std::optional<GapFill::Read> GapFill::confirmed(std::string_view channel, bool resubscribed,
+                                                int64_t deadline_ms) {
+  auto it = _channels.find(channel);
+  if (it == _channels.end()) return std::nullopt;
+  Channel& c = it->second;
+  if (resubscribed) {
+    if (auto since = c.gap.begin_fill()) {
+      // A newer read supersedes one still awaited (the link dropped again meanwhile).
+      c.read_id = ++_next_id;
+      c.floor_read = false;
+      _filling.insert_or_assign(it->first, deadline_ms);
+      return Read{it->first, *since, c.read_id};
+    }
+  }
+  // No place yet: learn where history stands now, so that a drop before the first message
+  // still has somewhere to fill from (quiet channels are the common case).
+  if (c.gap.placed() || c.read_id != 0) return std::nullopt;
+  c.read_id = ++_next_id;
+  c.floor_read = true;
+  return Read{it->first, kFloorSince, c.read_id};
+}
+
+void GapFill::live(std::string_view channel, std::string_view payload, uint64_t max_held_bytes) {
+  const WireMessage wire = decode_wire(payload);
+  auto it = _channels.find(channel);
+  if (it == _channels.end()) {
+    _hooks.deliver(channel, wire);  // just unsubscribed: the host drops it
+    return;
+  }
+  switch (it->second.gap.live(payload, wire)) {
+    case ChannelGap::Live::Deliver:
+      _hooks.deliver(channel, wire);
+      break;
+    case ChannelGap::Live::Duplicate:
+      _duplicates.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case ChannelGap::Live::Held:
+      if (it->second.gap.held_bytes() > max_held_bytes)
+        give_up(*it, "more than " + std::to_string(max_held_bytes) +
+                         " bytes of live messages held (buffer_max_bytes) while reading history");
+      break;
+  }
+}
+
+void GapFill::answered(std::string_view channel, uint64_t id, flowrelay_status status,
+                       const flowrelay_history* history) {
+  auto it = _channels.find(channel);
+  if (it == _channels.end() || id == 0 || it->second.read_id != id) return;  // stale
+  Channel& c = it->second;
+  c.read_id = 0;
+  if (c.floor_read) {
+    c.floor_read = false;
+    if (status == FLOWRELAY_OK && history) c.gap.set_floor(view_of(history->epoch), history->top);
+    return;
+  }
+  if (!c.gap.filling()) return;
+  if (status != FLOWRELAY_OK || !history) {
+    give_up(*it, "the history read failed (status " + std::to_string(status) + ")");
+    return;
+  }
+  _filling.erase(it->first);
+  const std::string& name = it->first;
+  const auto outcome =
+      c.gap.finish_fill(*history, [&](const WireMessage& w) { _hooks.deliver(name, w); });
+  account(name, outcome);
+  if (!outcome.unrecovered) return;
+  if (outcome.reset)
+    _hooks.log(FLOWRELAY_LOG_WARNING,
+               "history of " + name +
+                   " was reset while the subscriber link was down (new epoch): " +
+                   std::to_string(outcome.lost) +
+                   " message(s) of the new epoch missed, and any of the old one after offset " +
+                   std::to_string(outcome.from) + "; live delivery resumes");
+  else
+    _hooks.log(FLOWRELAY_LOG_WARNING, "history of " + name + " no longer reaches back to offset " +
+                                          std::to_string(outcome.from + 1) +
+                                          " (trimmed): " + std::to_string(outcome.lost) +
+                                          " message(s) missed; live delivery resumes");
+}
+
+int64_t GapFill::expire(int64_t now_ms, bool history_off) {
+  std::vector<std::string> late;
+  int64_t next = INT64_MAX;
+  for (const auto& [channel, deadline] : _filling) {
+    if (history_off || now_ms >= deadline)
+      late.push_back(channel);
+    else
+      next = std::min(next, deadline);
+  }
+  for (const auto& channel : late) {
+    auto it = _channels.find(channel);
+    if (it != _channels.end())
+      give_up(*it, history_off ? "history was switched off" : "no history read in time");
+  }
+  return next;
+}
+
+void GapFill::give_up(Map::value_type& entry, const std::string& why) {
+  Channel& c = entry.second;
+  c.read_id = 0;  // its answer, if it still comes, is stale
+  _filling.erase(entry.first);
+  const std::string& name = entry.first;
+  const auto outcome = c.gap.abandon_fill([&](const WireMessage& w) { _hooks.deliver(name, w); });
+  account(name, outcome);
+  _hooks.log(FLOWRELAY_LOG_WARNING,
+             "gap of " + name + " after the resubscribe not filled: " + why + "; " +
+                 (outcome.lost ? "at least " + std::to_string(outcome.lost) + " message(s) missed; "
+                               : std::string()) +
+                 "live delivery resumes");
+}
+
+void GapFill::account(std::string_view channel, const ChannelGap::Outcome& outcome) {
+  _filled.fetch_add(outcome.filled, std::memory_order_relaxed);
+  _duplicates.fetch_add(outcome.skipped, std::memory_order_relaxed);
+  if (outcome.unrecovered) _unrecovered.fetch_add(1, std::memory_order_relaxed);
+  if (outcome.filled)
+    _hooks.log(FLOWRELAY_LOG_INFO, "filled the gap of " + std::string(channel) + " with " +
+                                       std::to_string(outcome.filled) +
+                                       " message(s) from history after the resubscribe");
+}
+
+}  // namespace flowrelay::redis
