@@ -87,7 +87,9 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   Factory(const ServiceState& state, std::string version, std::function<std::string()> metrics,
           PublishApi* publish)
-      : _state(state), _version(std::move(version)), _metrics(std::move(metrics)),
+      : _state(state),
+        _version(std::move(version)),
+        _metrics(std::move(metrics)),
         _publish(publish) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
     return new Handler(_state, _version, _metrics, _publish);
@@ -115,8 +117,7 @@ HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::stri
   params->setKeepAliveTimeout(Poco::Timespan(5, 0));
   _pool = std::make_unique<Poco::ThreadPool>("http", 1, kHttpThreads, 60);
   _server = std::make_unique<Poco::Net::HTTPServer>(
-      new Factory(state, std::move(version), std::move(metrics), publish), *_pool, socket,
-      params);
+      new Factory(state, std::move(version), std::move(metrics), publish), *_pool, socket, params);
 }
 
 HttpApi::~HttpApi() { stop(); }

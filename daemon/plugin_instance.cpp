@@ -92,8 +92,9 @@ const flowrelay_transport_host_api kTransportHostApi = {
       guarded(h, [&] { h->unsubscribe(view(channel)); });
     },
     [](flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) -> flowrelay_status {
-      return checked(h, "publish",
-                     [&] { return h->publish(view(channel), message_lane(payload), nullptr, nullptr); });
+      return checked(h, "publish", [&] {
+        return h->publish(view(channel), message_lane(payload), nullptr, nullptr);
+      });
     },
     [](flowrelay_host* h, flowrelay_str channel, const flowrelay_message* message,
        flowrelay_published_fn done, void* ctx) -> flowrelay_status {
@@ -196,8 +197,7 @@ void BrokerInstance::start() {
                       "' failed to start: " + error_text(err, s));
 }
 
-flowrelay_status BrokerInstance::publish(std::string_view channel,
-                                         const flowrelay_message& message,
+flowrelay_status BrokerInstance::publish(std::string_view channel, const flowrelay_message& message,
                                          flowrelay_published_fn done, void* done_ctx) {
   if (FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, publish_message) && _vt->publish_message)
     return _vt->publish_message(_self, str(channel), &message, done, done_ctx);
@@ -270,8 +270,7 @@ void TransportInstance::stop(uint32_t timeout_ms) {
 }
 
 void TransportInstance::deliver(std::string_view channel, const flowrelay_message& message) {
-  if (FLOWRELAY_HAS_SLOT(_vt, flowrelay_transport_vtable, deliver_message) &&
-      _vt->deliver_message)
+  if (FLOWRELAY_HAS_SLOT(_vt, flowrelay_transport_vtable, deliver_message) && _vt->deliver_message)
     return _vt->deliver_message(_self, str(channel), &message);
   if (message.lane == FLOWRELAY_LANE_MESSAGE) _vt->deliver(_self, str(channel), message.data);
 }

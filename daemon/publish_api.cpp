@@ -16,8 +16,8 @@ namespace flowrelay {
 
 namespace {
 
-using Poco::Net::HTTPResponse;
 using Poco::JSON::Object;
+using Poco::Net::HTTPResponse;
 
 struct Request {
   std::string conversation;
@@ -208,8 +208,8 @@ std::string PublishApi::metrics() const {
       "# TYPE flowrelay_api_errors_total counter\n";
   for (size_t i = 0; i <= std::size(kCountedStatus); ++i)
     out += "flowrelay_api_errors_total{status=\"" +
-           (i < std::size(kCountedStatus) ? std::to_string(kCountedStatus[i]) : "other") +
-           "\"} " + std::to_string(_errors[i].load()) + "\n";
+           (i < std::size(kCountedStatus) ? std::to_string(kCountedStatus[i]) : "other") + "\"} " +
+           std::to_string(_errors[i].load()) + "\n";
   return out;
 }
 
@@ -232,15 +232,16 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
   if (!constant_time_equal(req.get("X-API-Key", ""), opt.api_key))
     return reply_error(resp, HTTPResponse::HTTP_UNAUTHORIZED,
                        req.has("X-API-Key") ? "wrong X-API-Key" : "missing X-API-Key header");
-  if (req.hasContentLength() && static_cast<uint64_t>(req.getContentLength64()) > opt.max_body_bytes)
-    return reply_error(resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
-                       "body larger than http.max_body_bytes (" +
-                           std::to_string(opt.max_body_bytes) + ")");
+  if (req.hasContentLength() &&
+      static_cast<uint64_t>(req.getContentLength64()) > opt.max_body_bytes)
+    return reply_error(
+        resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
+        "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
   const std::optional<std::string> body = read_body(req.stream(), opt.max_body_bytes);
   if (!body)
-    return reply_error(resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
-                       "body larger than http.max_body_bytes (" +
-                           std::to_string(opt.max_body_bytes) + ")");
+    return reply_error(
+        resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
+        "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
   std::vector<Request> requests;
   bool batch = false;
   try {
@@ -257,8 +258,8 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
   flowrelay_status refused = FLOWRELAY_OK;
   for (; queued < requests.size(); ++queued) {
     const Request& r = requests[queued];
-    const flowrelay_message m{sizeof(flowrelay_message), r.lane, 0, {nullptr, 0},
-                              {r.data.data(), r.data.size()}};
+    const flowrelay_message m{
+        sizeof(flowrelay_message), r.lane, 0, {nullptr, 0}, {r.data.data(), r.data.size()}};
     auto slot = std::make_unique<Slot>(Slot{b, queued});
     {
       std::lock_guard lock(b->mutex);
@@ -307,7 +308,8 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
                    : unsupported ? std::string("the broker does not support this lane")
                                  : "the broker could not take the message; try again later");
   if (batch) err.set("results", results);
-  reply(resp, unsupported ? HTTPResponse::HTTP_NOT_IMPLEMENTED : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+  reply(resp,
+        unsupported ? HTTPResponse::HTTP_NOT_IMPLEMENTED : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
         err);
 }
 

@@ -26,9 +26,9 @@ struct PublishApiOptions {
 
 class PublishApi {
  public:
-  using PublishFn = std::function<flowrelay_status(std::string_view channel,
-                                                   const flowrelay_message& message,
-                                                   flowrelay_published_fn done, void* ctx)>;
+  using PublishFn =
+      std::function<flowrelay_status(std::string_view channel, const flowrelay_message& message,
+                                     flowrelay_published_fn done, void* ctx)>;
   PublishApi(PublishFn publish, PublishApiOptions options)
       : _publish(std::move(publish)), _options(std::move(options)) {}
 
@@ -48,7 +48,7 @@ class PublishApi {
   PublishFn _publish;
   std::atomic<uint64_t> _published{0};
   std::atomic<uint64_t> _errors[6] = {};  // 400 401 403 413 503 other
-  mutable std::mutex _mutex;  // guards _options against reconfigure()
+  mutable std::mutex _mutex;              // guards _options against reconfigure()
   PublishApiOptions _options;
 };
 

@@ -32,8 +32,8 @@ struct Options {
 
 // A channel exists while some session on this node listens or its history is kept.
 struct Channel {
-  std::mutex order;  // serialises offsets, history and deliveries of this channel
-  bool subscribed = false;            // changed under the map's exclusive lock
+  std::mutex order;                    // serialises offsets, history and deliveries of this channel
+  bool subscribed = false;             // changed under the map's exclusive lock
   std::optional<HistoryRing> history;  // created by the first publish (history on)
 };
 
@@ -76,8 +76,7 @@ struct flowrelay_broker {
   std::string new_epoch() {
     std::lock_guard lock(epoch_mutex);
     char text[24];
-    std::snprintf(text, sizeof text, "%016llx",
-                  static_cast<unsigned long long>(epoch_source()));
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(epoch_source()));
     return text;
   }
 };
@@ -208,8 +207,8 @@ flowrelay_status local_publish_message(flowrelay_broker* self, flowrelay_str cha
 
 flowrelay_status local_publish(flowrelay_broker* self, flowrelay_str channel,
                                flowrelay_str payload) {
-  const flowrelay_message m{sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0},
-                            payload};
+  const flowrelay_message m{
+      sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0}, payload};
   return local_publish_message(self, channel, &m, nullptr, nullptr);
 }
 

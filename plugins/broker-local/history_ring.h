@@ -48,7 +48,10 @@ class HistoryRing {
     out.reserve(_entries.size() - skip);
     for (size_t i = skip; i < _entries.size(); ++i) {
       const Entry& e = _entries[i];
-      out.push_back({sizeof(flowrelay_message), e.lane, e.offset, {_epoch.data(), _epoch.size()},
+      out.push_back({sizeof(flowrelay_message),
+                     e.lane,
+                     e.offset,
+                     {_epoch.data(), _epoch.size()},
                      {e.data.data(), e.data.size()}});
     }
     return out;

@@ -147,7 +147,7 @@ struct Connection {
   std::string* message = nullptr;     // payload of a fragmented message so far
   SharedFrame* accept_101 = nullptr;  // the 101 held back while Joining
   Resume* resume = nullptr;           // set while a resume's history is being read
-  uint64_t seam_offset = 0;  // after a resume: live frames up to this offset were replayed
+  uint64_t seam_offset = 0;           // after a resume: live frames up to this offset were replayed
   Utf8Validator utf8;                 // over `message`
   int64_t deadline_ms = 0;
   float tokens = 0;              // publish token bucket

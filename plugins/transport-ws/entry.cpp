@@ -58,8 +58,8 @@ void ws_deliver_message(flowrelay_transport* self, flowrelay_str channel,
 }
 
 void ws_deliver(flowrelay_transport* self, flowrelay_str channel, flowrelay_str payload) {
-  const flowrelay_message m{sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0},
-                            payload};
+  const flowrelay_message m{
+      sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 0, {nullptr, 0}, payload};
   ws_deliver_message(self, channel, &m);
 }
 

@@ -81,8 +81,10 @@ void EventLoop::post(Item&& item) {
   {
     std::lock_guard lock(_inbox_mutex);
     _inbox.push_back(std::move(item));
-    if (tls_current == this) _self_posted = true;  // only this thread touches the flag
-    else if (!_wake_pending) wake = _wake_pending = true;
+    if (tls_current == this)
+      _self_posted = true;  // only this thread touches the flag
+    else if (!_wake_pending)
+      wake = _wake_pending = true;
   }
   if (wake) {
     const uint64_t one = 1;
@@ -629,8 +631,8 @@ void EventLoop::publish(Connection* c, std::string_view payload, flowrelay_lane 
   if (!_ctx.options.echo)
     c->channel->own.push_back({c->id, std::hash<std::string_view>{}(payload), now_ms()});
   const flowrelay_str ch{channel.data(), channel.size()};
-  const flowrelay_message m{sizeof(flowrelay_message), lane, 0, {nullptr, 0},
-                            {payload.data(), payload.size()}};
+  const flowrelay_message m{
+      sizeof(flowrelay_message), lane, 0, {nullptr, 0}, {payload.data(), payload.size()}};
   flowrelay_status s = FLOWRELAY_EUNSUPPORTED;
   if (FLOWRELAY_HAS_SLOT(_ctx.api, flowrelay_transport_host_api, publish_message) &&
       _ctx.api->publish_message)

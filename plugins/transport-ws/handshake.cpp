@@ -6,10 +6,10 @@
 #include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequest.h>
-#include <Poco/URI.h>
 #include <Poco/SHA1Engine.h>
 #include <Poco/String.h>
 #include <Poco/StringTokenizer.h>
+#include <Poco/URI.h>
 
 #include <charconv>
 #include <sstream>
@@ -185,7 +185,6 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
                     d.status == 401 ? "WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n" : "");
     r.can_publish = d.can_publish;
   }
-
 
   r.status = 101;
   r.conversation.assign(id);

@@ -91,8 +91,9 @@ void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
   if (m.lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
   SharedFrame* env = nullptr;
   if (_ctx.envelope_clients.load(std::memory_order_acquire) > 0)
-    env = SharedFrame::message(channel, Opcode::Text,
-                               envelope_message(m.lane, m.offset, {m.epoch.ptr, m.epoch.len}, data));
+    env =
+        SharedFrame::message(channel, Opcode::Text,
+                             envelope_message(m.lane, m.offset, {m.epoch.ptr, m.epoch.len}, data));
   for (SharedFrame* f : {raw, env}) {
     if (!f) continue;
     f->set_position(m.lane, m.offset);
@@ -132,8 +133,7 @@ constexpr CounterExport kCounters[] = {
     {&LoopStats::resumes_recovered, "flowrelay_resumes_total",
      "Resumes (?since=) answered; recovered=false when history no longer covered the gap",
      "{recovered=\"true\"}"},
-    {&LoopStats::resumes_unrecovered, "flowrelay_resumes_total", nullptr,
-     "{recovered=\"false\"}"},
+    {&LoopStats::resumes_unrecovered, "flowrelay_resumes_total", nullptr, "{recovered=\"false\"}"},
     {&LoopStats::slow_consumer_closes, "flowrelay_slow_consumer_closes_total",
      "Clients disconnected for not reading (max_outbound_bytes)", ""},
     {&LoopStats::protocol_closes, "flowrelay_protocol_closes_total",
@@ -167,7 +167,8 @@ std::string WsServer::metrics() const {
   // help == nullptr: another sample of the metric just written (another label value).
   auto metric = [&](const char* name, const char* type, const char* help, uint64_t value,
                     const char* labels = "") {
-    if (help) out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    if (help)
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     out += std::string(name) + labels + " " + std::to_string(value) + "\n";
   };
   metric("flowrelay_connections", "gauge", "WebSocket connections open now",
