@@ -47,8 +47,10 @@ void PublishedLog::on_done(void* ctx, flowrelay_status status, uint64_t offset,
     slot->result.status = status;
     slot->result.offset = offset;
     slot->result.epoch = str(epoch);
+    // Notified under the lock: the waiter may destroy this log (a stack object) as soon as
+    // it sees the result, which must not happen while notify_all still touches it.
+    self->_changed.notify_all();
   }
-  self->_changed.notify_all();
 }
 
 bool PublishedLog::wait(Clock::duration timeout, size_t n) {
@@ -86,8 +88,8 @@ void HistoryRead::on_done(void* ctx, flowrelay_status status, const flowrelay_hi
         self->messages.push_back({m.lane, m.offset, str(m.epoch), str(m.data), true});
       }
     }
+    self->_changed.notify_all();  // under the lock: see PublishedLog::on_done
   }
-  self->_changed.notify_all();
 }
 
 bool HistoryRead::wait(Clock::duration timeout) {
