@@ -22,12 +22,15 @@ inline std::string history_seq_key(std::string_view channel) {
 }
 
 // Common prelude: the server's clock in milliseconds, and age trimming (MINID drops every
-// entry whose id, its append time in ms, is older than the bound).
+// entry whose id, its append time in ms, is older than the bound). Appends trim with '~'
+// (whole stream nodes only: exact trimming on every append cost ~17% of Redis' throughput in
+// a redis-benchmark of the append script); reads trim exactly, so no entry past its age or
+// beyond history_size (the read takes the newest history_size) ever reaches a client.
 inline constexpr std::string_view kScriptPrelude = R"lua(
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function trim_by_age(stream, max_age)
-  redis.call('XTRIM', stream, 'MINID', string.format('%d', math.max(0, now_ms - max_age)))
+local function trim_by_age(stream, max_age, how)
+  redis.call('XTRIM', stream, 'MINID', how, string.format('%d', math.max(0, now_ms - max_age)))
 end
 )lua";
 
@@ -57,8 +60,8 @@ if not epoch then
   redis.call('HSET', seq, 'epoch', epoch, 'top', 0)
 end
 local offset = string.format('%d', redis.call('HINCRBY', seq, 'top', 1))
-redis.call('XADD', stream, 'MAXLEN', maxlen, '*', 'o', offset, 'l', lane, 'd', data)
-trim_by_age(stream, max_age)
+redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'o', offset, 'l', lane, 'd', data)
+trim_by_age(stream, max_age, '~')
 redis.call('PEXPIRE', stream, max_age)
 redis.call('PEXPIRE', seq, max_age)
 redis.call('PUBLISH', channel, '\030fr1 ' .. lane .. ' ' .. offset .. ' ' .. epoch .. '\n' .. data)
@@ -72,7 +75,7 @@ return {tonumber(offset), epoch}
 inline constexpr std::string_view kHistoryBody = R"lua(
 local stream, seq = KEYS[1], KEYS[2]
 local since, size, max_age = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-trim_by_age(stream, max_age)
+trim_by_age(stream, max_age, '=')
 local epoch = redis.call('HGET', seq, 'epoch')
 if not epoch then return {'', 0} end
 local top = tonumber(redis.call('HGET', seq, 'top'))
