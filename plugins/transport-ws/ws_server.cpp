@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "envelope.h"
+#include "utf8_repair.h"
 
 namespace flowrelay::ws {
 
@@ -86,7 +87,13 @@ void WsServer::stop(uint32_t timeout_ms) {
 
 void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
   if (!_running.load(std::memory_order_relaxed)) return;
-  const std::string_view data(m.data.ptr, m.data.len);
+  std::string_view data(m.data.ptr, m.data.len);
+  std::string repaired;
+  if (!is_valid_utf8(data)) {  // e.g. a backend's PUBLISH straight into Redis
+    repaired = repair_utf8(data);
+    data = repaired;
+    _utf8_repaired.fetch_add(1, std::memory_order_relaxed);
+  }
   SharedFrame* raw = nullptr;  // raw clients get the message lane only
   if (m.lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
   SharedFrame* env = nullptr;
@@ -174,6 +181,9 @@ std::string WsServer::metrics() const {
   metric("flowrelay_connections", "gauge", "WebSocket connections open now",
          field(&LoopStats::connections_total) - field(&LoopStats::connections_closed));
   for (const auto& c : kCounters) metric(c.name, "counter", c.help, field(c.field), c.labels);
+  metric("flowrelay_utf8_repaired_total", "counter",
+         "Messages from the broker that were not valid UTF-8, sent with U+FFFD in place",
+         _utf8_repaired.load(std::memory_order_relaxed));
   const char* h = "flowrelay_delivery_latency_seconds";
   out += std::string("# HELP ") + h +
          " From a message reaching the transport to its frame written for one client\n# TYPE " + h +

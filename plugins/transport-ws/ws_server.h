@@ -33,6 +33,7 @@ class WsServer {
   int _listen_fd = -1;
   std::vector<std::unique_ptr<EventLoop>> _loops;
   std::atomic<bool> _running{false};
+  std::atomic<uint64_t> _utf8_repaired{0};
 };
 
 }  // namespace flowrelay::ws

@@ -388,5 +388,33 @@ TEST_F(ClusterHistoryTest, RawRedisPublishReachesEnvelopeClientsWithoutOffsetAnd
   expect_message(env, 1, "api-0", p[0].epoch);
 }
 
+TEST_F(ClusterHistoryTest, InvalidUtf8PublishedIntoRedisIsRepairedNotSentAsBrokenText) {
+  start_replicas(1);
+  Replica& r = *replicas[0];
+  EnvelopeClient env(r.ws_port(), "bad-utf8");
+  itest::WsClient raw(r.ws_port(), "bad-utf8");
+  // A lone 0xFF and a truncated 3-byte sequence: not text. RFC 6455 forbids sending them in a
+  // text frame (a conforming client would fail the connection with 1007).
+  const std::string published = std::string("a\xFF") + "b\xE6\x97";
+  ASSERT_TRUE(redis_command(redis->port(), {"PUBLISH", "chat:bad-utf8", published}));
+  const std::string repaired =
+      "a\xEF\xBF\xBD"
+      "b\xEF\xBF\xBD";
+
+  auto m = raw.receive(5s);
+  ASSERT_TRUE(m && !m->eof) << "the raw client got nothing (or was dropped)";
+  EXPECT_EQ(m->payload, repaired);
+  auto e = env.next(5s);
+  ASSERT_TRUE(e.has_value()) << "the envelope client got nothing";
+  EXPECT_EQ(e->data, std::optional<std::string>(repaired)) << e->describe();
+  // Both connections still work.
+  const auto p = publish_n(r, "bad-utf8", "after-", 1);
+  ASSERT_FALSE(HasFailure());
+  expect_message(env, 1, "after-0", p[0].epoch);
+  auto after = raw.receive(5s);
+  ASSERT_TRUE(after && !after->eof);
+  EXPECT_EQ(after->payload, "after-0");
+}
+
 }  // namespace
 }  // namespace flowrelay::ctest
