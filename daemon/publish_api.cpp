@@ -168,16 +168,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool valid_conversation_id(std::string_view id, size_t max_length) {
-  if (id.empty() || id.size() > max_length) return false;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 PublishApiOptions PublishApi::options() const {
   std::lock_guard lock(_mutex);
   return _options;

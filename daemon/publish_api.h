@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "conversation_id.h"
+
 namespace flowrelay {
 
 struct PublishApiOptions {
@@ -54,8 +56,5 @@ class PublishApi {
 
 // True if `a` equals `b`, in a time that depends on their lengths only (API key check).
 bool constant_time_equal(std::string_view a, std::string_view b);
-
-// 1..max_length characters of A-Z a-z 0-9 _ . : - (the WebSocket path's rule).
-bool valid_conversation_id(std::string_view id, size_t max_length);
 
 }  // namespace flowrelay

@@ -206,15 +206,9 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope
       hold(c, f);
       continue;
     }
-    if (c->seam_offset && f->offset()) {
-      // Just after a replay, a live frame may repeat one the replay already sent (history
-      // and live deliveries travel separately); offsets of a channel arrive in order, so the
-      // first newer one closes the seam for good.
-      if (f->offset() <= c->seam_offset) {
-        f->unref();
-        continue;
-      }
-      c->seam_offset = 0;
+    if (replayed_already(c, f)) {
+      f->unref();
+      continue;
     }
     send(c, f);
     ++sent;

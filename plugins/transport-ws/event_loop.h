@@ -108,7 +108,9 @@ class EventLoop {
   // Resume (resume.cpp): read history after `since`, hold live frames meanwhile, then replay.
   void start_resume(Connection* c);
   void finish_resume(Connection* c, const HistoryResult& result);
-  void hold(Connection* c, SharedFrame* f);                 // takes the reference
+  void hold(Connection* c, SharedFrame* f);  // takes the reference
+  // True if `f` repeats what the resume replay sent (drop it); passing the seam closes it.
+  bool replayed_already(Connection* c, const SharedFrame* f);
   void open(Connection* c);                                 // send 101, join the channel's members
   void process_held_input(Connection* c);                   // frames received while Joining
   void begin_closing(Connection* c, SharedFrame* goodbye);  // leave channel, send, linger

@@ -127,16 +127,6 @@ std::string websocket_accept(std::string_view key) {
   return out.str();
 }
 
-bool valid_conversation_id(std::string_view id, size_t max_length) {
-  if (id.empty() || id.size() > max_length) return false;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix,
                                  size_t max_id_length, const AccessPolicy* policy) {
   HandshakeResult r;

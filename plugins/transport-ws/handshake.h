@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "conversation_id.h"
+
 namespace flowrelay::ws {
 
 class AccessPolicy;
@@ -17,7 +19,7 @@ struct HandshakeResult {
   bool envelope = false;     // the client chose the flowrelay.v1 subprotocol (JSON frames)
   bool resume = false;       // ?since=N given: replay history after N first
   uint64_t since = 0;
-  std::string epoch;         // ?epoch=E (may be empty)
+  std::string epoch;  // ?epoch=E (may be empty)
 };
 
 // The subprotocol of envelope mode (docs/PROTOCOL.md).
@@ -35,6 +37,6 @@ std::string http_error(int status, std::string_view reason, std::string_view ext
 // Sec-WebSocket-Accept for a client key.
 std::string websocket_accept(std::string_view key);
 
-bool valid_conversation_id(std::string_view id, size_t max_length = 128);
+using flowrelay::valid_conversation_id;  // plugins/common/conversation_id.h
 
 }  // namespace flowrelay::ws

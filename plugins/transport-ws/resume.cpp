@@ -66,6 +66,16 @@ void EventLoop::start_resume(Connection* c) {
   post_history(std::move(result));  // answered like any other: recovered:false
 }
 
+bool EventLoop::replayed_already(Connection* c, const SharedFrame* f) {
+  if (!c->seam_offset || !f->offset()) return false;
+  // Just after a replay, a live frame may repeat one the replay already sent (history and
+  // live deliveries travel separately); offsets of a channel arrive in order, so the first
+  // newer one closes the seam for good.
+  if (f->offset() <= c->seam_offset) return true;
+  c->seam_offset = 0;
+  return false;
+}
+
 void EventLoop::hold(Connection* c, SharedFrame* f) {
   Resume& r = *c->resume;
   const uint64_t max = _ctx.limits.max_outbound_bytes.load(std::memory_order_relaxed);
@@ -109,12 +119,9 @@ void EventLoop::finish_resume(Connection* c, const HistoryResult& h) {
   for (SharedFrame*& f : r->held) {
     SharedFrame* frame = f;
     f = nullptr;  // ownership moves on (~Resume must not release it again)
-    if (c->seam_offset && frame->offset()) {
-      if (frame->offset() <= c->seam_offset) {
-        frame->unref();
-        continue;
-      }
-      c->seam_offset = 0;
+    if (replayed_already(c, frame)) {
+      frame->unref();
+      continue;
     }
     send(c, frame);
     _stats.deliveries.add();
