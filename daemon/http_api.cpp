@@ -24,17 +24,6 @@ using Poco::Net::HTTPServerResponse;
 
 constexpr int kHttpThreads = 16;
 
-void send_json(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
-               const Poco::JSON::Object& body) {
-  std::ostringstream text;
-  body.stringify(text);
-  const std::string s = text.str() + "\n";
-  resp.setStatusAndReason(status);
-  resp.setContentType("application/json");
-  resp.setContentLength(static_cast<std::streamsize>(s.size()));
-  resp.send() << s;
-}
-
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
   Handler(const ServiceState& state, const std::string& version,
@@ -103,6 +92,17 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 };
 
 }  // namespace
+
+void send_json(Poco::Net::HTTPServerResponse& resp, Poco::Net::HTTPResponse::HTTPStatus status,
+               const Poco::JSON::Object& body) {
+  std::ostringstream text;
+  body.stringify(text);
+  const std::string s = text.str() + "\n";
+  resp.setStatusAndReason(status);
+  resp.setContentType("application/json");
+  resp.setContentLength(static_cast<std::streamsize>(s.size()));
+  resp.send() << s;
+}
 
 HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version,
                  std::function<std::string()> metrics, PublishApi* publish) {

@@ -2,7 +2,9 @@
 // /api/publish for backends.
 #pragma once
 
+#include <Poco/JSON/Object.h>
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/ThreadPool.h>
 
 #include <atomic>
@@ -13,6 +15,10 @@
 namespace flowrelay {
 
 class PublishApi;
+
+// Answers with `body` as one line of JSON (every endpoint's answer but /metrics).
+void send_json(Poco::Net::HTTPServerResponse& resp, Poco::Net::HTTPResponse::HTTPStatus status,
+               const Poco::JSON::Object& body);
 
 struct ServiceState {
   std::atomic<bool> listening{false};     // transports started

@@ -1,5 +1,7 @@
 #include "publish_api.h"
 
+#include "http_api.h"
+
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -118,23 +120,11 @@ std::vector<Request> parse_body(const std::string& body, const PublishApiOptions
   return out;
 }
 
-void reply(Poco::Net::HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
-           const Object& body) {
-  std::ostringstream text;
-  body.stringify(text);
-  text << "\n";
-  const std::string s = text.str();
-  resp.setStatusAndReason(status);
-  resp.setContentType("application/json");
-  resp.setContentLength(static_cast<std::streamsize>(s.size()));
-  resp.send() << s;
-}
-
 void reply_error(Poco::Net::HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
                  const std::string& error) {
   Object body;
   body.set("error", error);
-  reply(resp, status, body);
+  send_json(resp, status, body);
 }
 
 // Reads at most max + 1 bytes: more than max means 413 without buffering the rest.
@@ -286,10 +276,11 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
   lock.unlock();
   _published.fetch_add(results.size(), std::memory_order_relaxed);
   if (failed == FLOWRELAY_OK && answered) {
-    if (!batch) return reply(resp, HTTPResponse::HTTP_OK, result_json(requests[0], b->results[0]));
+    if (!batch)
+      return send_json(resp, HTTPResponse::HTTP_OK, result_json(requests[0], b->results[0]));
     Object body_out;
     body_out.set("results", results);
-    return reply(resp, HTTPResponse::HTTP_OK, body_out);
+    return send_json(resp, HTTPResponse::HTTP_OK, body_out);
   }
   Object err;
   const bool unsupported = failed == FLOWRELAY_EUNSUPPORTED;
@@ -298,9 +289,10 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
                    : unsupported ? std::string("the broker does not support this lane")
                                  : "the broker could not take the message; try again later");
   if (batch) err.set("results", results);
-  reply(resp,
-        unsupported ? HTTPResponse::HTTP_NOT_IMPLEMENTED : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-        err);
+  send_json(
+      resp,
+      unsupported ? HTTPResponse::HTTP_NOT_IMPLEMENTED : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+      err);
 }
 
 }  // namespace flowrelay
