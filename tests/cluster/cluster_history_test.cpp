@@ -12,6 +12,7 @@
 
 #include "../integration/envelope.h"
 #include "cluster.h"
+#include "cluster_fixture.h"
 
 namespace flowrelay::ctest {
 namespace {
@@ -23,46 +24,13 @@ using itest::Published;
 
 const std::string kKey = "cluster-key";
 
-class ClusterHistoryTest : public ::testing::Test {
+class ClusterHistoryTest : public ClusterFixture {
  protected:
-  static void SetUpTestSuite() { itest::raise_nofile_limit(); }
-
-  void SetUp() override { redis = std::make_unique<RedisServer>(dir); }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      for (auto& r : replicas) {
-        std::cerr << "---- replica " << r->name() << " log (tail) ----\n"
-                  << tail_lines(r->log(), 40);
-      }
-      if (redis) std::cerr << "---- redis log (tail) ----\n" << tail_lines(redis->log(), 15);
-      if (nginx)
-        std::cerr << "---- nginx error log (tail) ----\n" << tail_lines(nginx->error_log(), 15);
-    }
-    nginx.reset();
-    replicas.clear();
-    redis.reset();
-  }
-
+  // Every replica here serves the publish API with kKey.
   void start_replicas(size_t n, ReplicaOptions options = {}) {
     options.api_key = kKey;
-    for (size_t i = 0; i < n; ++i) {
-      const std::string name = "replica" + std::to_string(replicas.size() + 1);
-      replicas.push_back(std::make_unique<Replica>(dir, name, redis->url(), options));
-    }
-    for (auto& r : replicas) r->wait_ready();
+    ClusterFixture::start_replicas(n, options);
   }
-
-  void start_nginx() {
-    nginx = std::make_unique<Nginx>(
-        dir, std::array<std::string, 3>{replicas[0]->ws_address(), replicas[1]->ws_address(),
-                                        replicas[2]->ws_address()});
-  }
-
-  RunDir dir;
-  std::unique_ptr<RedisServer> redis;
-  std::vector<std::unique_ptr<Replica>> replicas;
-  std::unique_ptr<Nginx> nginx;
 };
 
 // Publishes `n` messages "<prefix><i>" through replica `r`'s API; all must be answered 200.
