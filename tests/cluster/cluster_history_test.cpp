@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../integration/envelope.h"
+#include "../integration/envelope_expect.h"
 #include "cluster.h"
 #include "cluster_fixture.h"
 
@@ -19,6 +20,9 @@ namespace {
 
 using itest::Envelope;
 using itest::EnvelopeClient;
+using itest::expect_message;
+using itest::expect_nothing_more;
+using itest::expect_resumed;
 using itest::HttpSession;
 using itest::Published;
 
@@ -45,35 +49,6 @@ std::vector<Published> publish_n(Replica& r, const std::string& conv, const std:
     out.push_back(std::move(p));
   }
   return out;
-}
-
-void expect_message(EnvelopeClient& c, uint64_t offset, const std::string& data,
-                    const std::optional<std::string>& epoch) {
-  auto e = c.next(5s);
-  ASSERT_TRUE(e.has_value()) << "no frame within 5 s (closed: " << c.closed()
-                             << "); expected offset " << offset << " \"" << data << "\"";
-  ASSERT_EQ(e->type, "message") << "expected offset " << offset << ", got " << e->describe();
-  EXPECT_EQ(e->lane, "message") << e->describe();
-  EXPECT_EQ(e->offset, std::optional<uint64_t>(offset)) << e->describe();
-  EXPECT_EQ(e->data, data) << e->describe();
-  if (epoch) {
-    EXPECT_EQ(e->epoch, epoch) << e->describe();
-  }
-}
-
-Envelope expect_resumed(EnvelopeClient& c) {
-  auto e = c.next(5s);
-  if (!e) {
-    ADD_FAILURE() << "no resumed frame within 5 s (closed: " << c.closed() << ")";
-    return {};
-  }
-  EXPECT_EQ(e->type, "resumed") << e->describe();
-  return *e;
-}
-
-void expect_nothing_more(EnvelopeClient& c, Millis quiet = 300ms) {
-  auto e = c.next(quiet);
-  EXPECT_FALSE(e.has_value()) << "unexpected extra frame: " << e->describe();
 }
 
 // ---------------------------------------------------------------------------------------------

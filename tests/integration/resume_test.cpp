@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "envelope.h"
+#include "envelope_expect.h"
 #include "harness.h"
 
 namespace flowrelay::itest {
@@ -37,38 +38,6 @@ std::vector<Published> publish_n(HttpSession& api, const std::string& conversati
     out.push_back(std::move(p));
   }
   return out;
-}
-
-// Reads the next frame; it must be a message-lane message with `offset` and `data`.
-void expect_message(EnvelopeClient& c, uint64_t offset, const std::string& data,
-                    const std::optional<std::string>& epoch) {
-  auto e = c.next(5s);
-  ASSERT_TRUE(e.has_value()) << "no frame within 5 s (closed: " << c.closed()
-                             << "); expected offset " << offset << " \"" << data << "\"";
-  ASSERT_EQ(e->type, "message") << "expected offset " << offset << ", got " << e->describe();
-  EXPECT_EQ(e->offset, std::optional<uint64_t>(offset)) << e->describe();
-  EXPECT_EQ(e->data, data) << e->describe();
-  if (epoch) {
-    EXPECT_EQ(e->epoch, epoch) << e->describe();
-  }
-}
-
-// Reads the next frame; it must be a resumed frame. Returns it.
-Envelope expect_resumed(EnvelopeClient& c) {
-  auto e = c.next(5s);
-  if (!e) {
-    ADD_FAILURE() << "no resumed frame within 5 s (closed: " << c.closed() << ")";
-    return {};
-  }
-  EXPECT_EQ(e->type, "resumed") << "the first frame after the history must be the resumed frame"
-                                << " (or, when not recovered, the very first): " << e->describe();
-  return *e;
-}
-
-// Nothing more arrives within `quiet`.
-void expect_nothing_more(EnvelopeClient& c, Millis quiet = 300ms) {
-  auto e = c.next(quiet);
-  EXPECT_FALSE(e.has_value()) << "unexpected extra frame: " << e->describe();
 }
 
 // ---------------------------------------------------------------------------------------------
