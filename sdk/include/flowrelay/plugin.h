@@ -1,22 +1,27 @@
 /*
- * flowrelay plugin ABI, version 1.
+ * flowrelay plugin ABI, version 2.
  *
  * The only contract between flowrelayd and its plugins (brokers and transports). Plain C so
  * that a plugin built with another compiler, standard library or Poco keeps working.
  *
  * Rules that hold for every table and call below:
- *  - A plugin exports exactly one symbol, flowrelay_plugin_entry_v1 (FLOWRELAY_ENTRY_SYMBOL).
- *  - Every table starts with `uint32_t struct_size` and only ever grows at its end. A reader
- *    uses a slot only if struct_size covers it (FLOWRELAY_HAS_SLOT) and the slot is not NULL.
- *    A breaking change renames the entry symbol (_v2); the numbering of flowrelay_status and of
- *    the log levels never changes.
+ *  - A plugin exports exactly one symbol, flowrelay_plugin_entry_v2 (FLOWRELAY_ENTRY_SYMBOL).
+ *    ABI 2 is not compatible with ABI 1: the daemon refuses a plugin that exports only
+ *    flowrelay_plugin_entry_v1, naming the file and the SDK to rebuild it against.
+ *  - One table per direction: the daemon calls the plugin through its vtable, the plugin calls
+ *    the daemon through the host API it got in create(). Every table starts with
+ *    `uint32_t struct_size` and only ever grows at its end; a slot beyond a table's
+ *    struct_size, or NULL where that is allowed, means "not supported". A breaking change
+ *    renames the entry symbol (_v3); status codes and log levels are never renumbered.
  *  - Strings are borrowed views ({ptr, len}, not NUL-terminated, may contain NUL bytes) valid
  *    only for the duration of the call. Whoever wants to keep data copies it. Nothing is ever
  *    freed across the boundary.
- *  - No exception, longjmp or signal crosses the boundary.
+ *  - No exception, longjmp or signal crosses the boundary (flowrelay/plugin.hpp catches them
+ *    for C++ plugins).
  *  - Thread annotations: [main] = the daemon's main thread, never concurrently with another
- *    [main] call of the same plugin; [any thread] = may be called concurrently from several
- *    threads; [non-blocking] = must not wait on I/O, sleep or take a lock held across I/O.
+ *    [main] call of the same plugin instance; [any thread] = may be called concurrently from
+ *    several threads; [non-blocking] = must not wait on I/O, sleep or take a lock held across
+ *    I/O.
  */
 #ifndef FLOWRELAY_PLUGIN_H
 #define FLOWRELAY_PLUGIN_H
@@ -28,9 +33,9 @@
 extern "C" {
 #endif
 
-#define FLOWRELAY_ABI_MAJOR 1
-#define FLOWRELAY_ABI_MINOR 2 /* 1.1: metrics, reconfigure; 1.2: lanes, offsets, history */
-#define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v1"
+#define FLOWRELAY_ABI_MAJOR 2
+#define FLOWRELAY_ABI_MINOR 0
+#define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v2"
 
 #if defined(__GNUC__)
 #define FLOWRELAY_EXPORT __attribute__((visibility("default")))
@@ -38,7 +43,7 @@ extern "C" {
 #define FLOWRELAY_EXPORT
 #endif
 
-/* True if a table of the given struct_size contains `field` (use before calling a slot). */
+/* True if a table of the given struct_size contains `field` (for slots added after 2.0). */
 #define FLOWRELAY_HAS_SLOT(table, type, field)                                                 \
   ((table)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
@@ -50,14 +55,14 @@ typedef struct flowrelay_str {
 
 /* Status codes. Never renumbered; new codes are only appended. */
 typedef int32_t flowrelay_status;
-#define FLOWRELAY_OK 0          /* done */
-#define FLOWRELAY_PENDING 1     /* accepted; completion is reported later by a callback */
-#define FLOWRELAY_EINVAL 2      /* bad argument or option; nothing changed */
-#define FLOWRELAY_EAGAIN 3      /* temporarily full (buffer bound reached): retry later */
-#define FLOWRELAY_EUNAVAIL 4    /* backend unreachable and nothing could be queued */
-#define FLOWRELAY_ENOMEM 5      /* out of memory */
+#define FLOWRELAY_OK 0           /* done */
+#define FLOWRELAY_PENDING 1      /* accepted; completion is reported later by a callback */
+#define FLOWRELAY_EINVAL 2       /* bad argument or option; nothing changed */
+#define FLOWRELAY_EAGAIN 3       /* temporarily full (buffer bound reached): retry later */
+#define FLOWRELAY_EUNAVAIL 4     /* backend unreachable and nothing could be queued */
+#define FLOWRELAY_ENOMEM 5       /* out of memory */
 #define FLOWRELAY_EUNSUPPORTED 6 /* the operation is not supported by this plugin */
-#define FLOWRELAY_EINTERNAL 7   /* any other failure; details go to log/report_error */
+#define FLOWRELAY_EINTERNAL 7    /* any other failure; details go to log/report_error */
 
 /* Log levels (syslog numbering). */
 typedef int32_t flowrelay_log_level;
@@ -68,7 +73,8 @@ typedef int32_t flowrelay_log_level;
 #define FLOWRELAY_LOG_DEBUG 7
 
 /* One configuration option: a key of the plugin's YAML section and its scalar value. Nested
- * maps are flattened with dots ("timeouts.connect_ms"). Borrowed for the call of create(). */
+ * maps are flattened with dots ("timeouts.connect_ms"), lists joined with commas. Borrowed
+ * for the call of create() or reconfigure(). */
 typedef struct flowrelay_option {
   flowrelay_str key;
   flowrelay_str value;
@@ -78,29 +84,45 @@ typedef struct flowrelay_option {
  * consecutive pieces, each borrowed for the call. */
 typedef void (*flowrelay_write_fn)(void *ctx, flowrelay_str text);
 
-/* Lanes of a conversation (ABI 1.2). Never renumbered. */
+/* Lanes of a conversation. Never renumbered. */
 typedef uint32_t flowrelay_lane;
 #define FLOWRELAY_LANE_MESSAGE 0 /* the conversation itself: never dropped */
 #define FLOWRELAY_LANE_LOG 1     /* progress/trace lines: may be shed first under backpressure */
 
-/* A message with its place in the channel's history (ABI 1.2). Borrowed for the call. */
+/* Who published a message. (node, seq) is unique cluster-wide; (node, session) names the
+ * publishing session, so a node recognises its sessions' own messages (channels.echo: false).
+ *  - node:    the publishing daemon's node_id (random per start, never 0); 0: unknown (the
+ *             message entered the backend by other means, e.g. a raw Redis PUBLISH).
+ *  - session: the publishing session (from new_session_id()); 0: not a session (publish API).
+ *  - seq:     numbers one node's publishes from 1 in the order its broker accepted them. The
+ *             host leaves it 0; a broker that can resend (after a lost reply) sets it and
+ *             stores and delivers a resent (node, seq) once, with its first offset. 0 from a
+ *             broker that never resends. */
+typedef struct flowrelay_origin {
+  uint64_t node;
+  uint64_t session;
+  uint64_t seq;
+} flowrelay_origin;
+
+/* A message with its place in the channel's history. Borrowed for the call. */
 typedef struct flowrelay_message {
   uint32_t struct_size;
   flowrelay_lane lane;
-  uint64_t offset;     /* 1, 2, 3... per channel, gap-free; 0 = not kept in history (e.g. a
-                        * raw PUBLISH straight into Redis) */
+  uint64_t offset;     /* 1, 2, 3... per channel, gap-free; 0 = not kept in history (no history
+                        * configured, or a raw publish into the backend); ignored on publish */
   flowrelay_str epoch; /* names the history's lifetime: a new epoch restarts offsets at 1;
-                        * empty when offset is 0 */
+                        * empty when offset is 0; ignored on publish */
+  flowrelay_origin origin;
   flowrelay_str data;
 } flowrelay_message;
 
-/* Completion of publish_message(): status FLOWRELAY_OK with the offset and epoch assigned (offset
- * 0 and an empty epoch if the broker keeps no history), or the error that lost the message. */
+/* Completion of a publish: FLOWRELAY_OK with the offset and epoch assigned (offset 0 and an
+ * empty epoch if the broker keeps no history), or the error that lost the message. */
 typedef void (*flowrelay_published_fn)(void *ctx, flowrelay_status status, uint64_t offset,
                                        flowrelay_str epoch);
 
-/* What history() found: the channel's current epoch and newest offset, and the messages after
- * `since` still kept, oldest first. Borrowed for the call of the completion. */
+/* What a history read found: the channel's current epoch and newest offset, and the messages
+ * after `since` still kept, oldest first. Borrowed for the call of the completion. */
 typedef struct flowrelay_history {
   uint32_t struct_size;
   flowrelay_str epoch; /* empty if the channel has no history (never published, or expired) */
@@ -119,124 +141,139 @@ typedef struct flowrelay_broker flowrelay_broker;
 typedef struct flowrelay_transport flowrelay_transport;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Host callbacks for brokers. Owned by the daemon; valid from create() until destroy() returns. */
+/* Daemon -> broker. Owned by the daemon; valid from create() until destroy() returns. */
 typedef struct flowrelay_broker_host_api {
   uint32_t struct_size;
-  uint32_t abi_minor; /* the daemon's FLOWRELAY_ABI_MINOR */
+  uint32_t abi_minor;       /* the daemon's FLOWRELAY_ABI_MINOR */
+  uint64_t node_id;         /* this daemon's node id (flowrelay_origin.node), never 0 */
+  flowrelay_str config_dir; /* folder of the config file: relative paths in options resolve
+                             * against it; lives as long as the table */
 
   /* [any thread, non-blocking] Writes one log line under the plugin's name. */
   void (*log)(flowrelay_host *host, flowrelay_log_level level, flowrelay_str message);
 
-  /* [any thread, non-blocking] A message arrived on a channel this node subscribed to. The
-   * daemon fans it out to the local sessions and copies what it keeps before returning.
-   * Messages of one channel must be delivered in order, from one thread at a time. */
-  void (*deliver)(flowrelay_host *host, flowrelay_str channel, flowrelay_str payload);
-
-  /* [any thread, non-blocking] Completes a subscribe() that returned FLOWRELAY_PENDING:
-   * status FLOWRELAY_OK once messages of `channel` will be delivered, or an error. Must be
-   * called exactly once per PENDING subscribe, unless that channel is unsubscribed first. */
-  void (*subscribed)(flowrelay_host *host, flowrelay_str channel, flowrelay_status status);
+  /* [any thread, non-blocking] The daemon's monotonic clock, in milliseconds. A broker
+   * measures the ages it keeps (history_max_age_ms) with it, so that a test host can move
+   * time instead of sleeping it out. */
+  int64_t (*now_ms)(flowrelay_host *host);
 
   /* [any thread, non-blocking] Asynchronous failure (lost backend link, rejected command).
    * `detail` is human-readable, ideally in the backend's own words. Logged and counted. */
   void (*report_error)(flowrelay_host *host, flowrelay_status code, flowrelay_str detail);
 
   /* [any thread, non-blocking] Readiness changed: 1 = can publish and deliver, 0 = not (the
-   * daemon's /ready answers 503). A broker starts not ready until it says otherwise. After
-   * a reconnect the broker re-establishes every subscription itself before reporting 1. */
+   * daemon's /ready answers 503). A broker starts not ready until it says otherwise. */
   void (*set_ready)(flowrelay_host *host, int32_t ready);
 
-  /* --- ABI 1.2 (check FLOWRELAY_HAS_SLOT and abi_minor >= 2) --- */
+  /* [any thread, non-blocking] A message of a channel this node subscribed to. The daemon
+   * fans it out to the local sessions and copies what it keeps before returning. Messages of
+   * one channel are delivered in order, from one thread at a time. May be called on the
+   * publishing thread from inside publish() (broker-local does): the daemon holds no lock
+   * across publish() that deliver() takes. Deliveries of a channel may still arrive briefly
+   * after its unsubscribe(); the daemon drops them. */
+  void (*deliver)(flowrelay_host *host, flowrelay_str channel, const flowrelay_message *message);
 
-  /* [any thread, non-blocking] As deliver(), with the lane, offset and epoch. A 1.2 broker
-   * uses it for every delivery (deliver() means: lane message, offset 0). */
-  void (*deliver_message)(flowrelay_host *host, flowrelay_str channel,
-                          const flowrelay_message *message);
+  /* [any thread, non-blocking] The outcome of a subscription:
+   *  - once for every subscribe() that returned FLOWRELAY_PENDING (unless the channel is
+   *    unsubscribed first): FLOWRELAY_OK once its messages will be delivered, or an error;
+   *  - after a backend reconnect the broker re-subscribes every channel itself, without
+   *    calling this again when that succeeds (meanwhile it reports set_ready(0)). If a channel
+   *    cannot be re-subscribed, it calls subscribed(channel, error) once: the daemon then
+   *    closes that channel's sessions (clients are told to retry and resume) and, once they
+   *    have left, calls unsubscribe() as usual; a session joining meanwhile makes the daemon
+   *    call subscribe() again.
+   * Never from inside subscribe(). */
+  void (*subscribed)(flowrelay_host *host, flowrelay_str channel, flowrelay_status status);
 } flowrelay_broker_host_api;
 
-/* A broker: moves messages between nodes (or within one). */
+/* Broker: moves messages between nodes (or within one). */
 typedef struct flowrelay_broker_vtable {
   uint32_t struct_size;
   uint32_t abi_major; /* FLOWRELAY_ABI_MAJOR the plugin was built with */
 
   /* [main] Parses options and allocates the instance; no network I/O yet. Unknown or invalid
-   * options fail with FLOWRELAY_EINVAL and a one-line message (naming the key) written,
-   * NUL-terminated, into err[0..err_cap). On failure *out is untouched and nothing leaks. */
+   * options fail with FLOWRELAY_EINVAL and a one-line message naming the key in single quotes
+   * ('history_size'), written NUL-terminated into err[0..err_cap); the daemon points at that
+   * key's line in the config file. On failure *out is untouched and nothing leaks. */
   flowrelay_status (*create)(const flowrelay_broker_host_api *api, flowrelay_host *host,
                              const flowrelay_option *options, size_t n_options,
                              flowrelay_broker **out, char *err, size_t err_cap);
 
   /* [main] Starts I/O (connects, spawns threads). May return FLOWRELAY_OK while the backend
-   * is still unreachable: readiness is reported through set_ready(). Errors here are fatal
+   * is still unreachable: readiness is reported through set_ready(). An error here is fatal
    * for the daemon (message in err). */
   flowrelay_status (*start)(flowrelay_broker *self, char *err, size_t err_cap);
 
-  /* [main] Stops all I/O and frees the instance. No host callback runs after it returns. */
+  /* [main] Stops all I/O and frees the instance. Pending completions are called (with
+   * FLOWRELAY_EUNAVAIL) before it returns; no host callback runs after it returns. */
   void (*destroy)(flowrelay_broker *self);
 
-  /* [any thread, non-blocking] Publishes payload on channel to every node subscribed to it
-   * (this one included). Returns FLOWRELAY_OK once queued or sent; FLOWRELAY_EAGAIN when a
-   * bounded buffer is full; FLOWRELAY_EUNAVAIL when it cannot be queued at all. Never drops
-   * a message it returned OK for without report_error(). */
+  /* [any thread, non-blocking] Publishes message->data on `channel` in message->lane to every
+   * node subscribed to it (this one included), appending it to the channel's history when the
+   * broker keeps one: the broker assigns offset and epoch (monotonic per channel across all
+   * nodes) and seq (see flowrelay_origin); deliveries carry lane, origin and data as given.
+   * Returns FLOWRELAY_OK once queued: then `done` (if not NULL) is called exactly once, from
+   * any thread, possibly before publish() returns, with the outcome. Any other return:
+   * nothing was queued and `done` is not called (EAGAIN: a bounded buffer is full; EUNAVAIL:
+   * cannot queue at all; EUNSUPPORTED: a lane this broker does not carry). A message it
+   * returned OK for is never dropped without `done` or report_error() saying so, and never
+   * stored or delivered twice. Publishes of one thread to one channel keep their order. */
   flowrelay_status (*publish)(flowrelay_broker *self, flowrelay_str channel,
-                              flowrelay_str payload);
-
-  /* [any thread, non-blocking] The first local session joined `channel`. The daemon calls it
-   * once per channel until unsubscribe(); never twice in a row for one channel. Returns
-   * FLOWRELAY_OK if messages are delivered from now on, or FLOWRELAY_PENDING and later calls
-   * host->subscribed() -- from another thread or after returning, never from inside this
-   * call (the daemon holds its channel table locked around subscribe/unsubscribe). */
-  flowrelay_status (*subscribe)(flowrelay_broker *self, flowrelay_str channel);
-
-  /* [any thread, non-blocking] The last local session left `channel`. Deliveries of the
-   * channel may still arrive briefly after it returns; the daemon drops them. */
-  flowrelay_status (*unsubscribe)(flowrelay_broker *self, flowrelay_str channel);
-
-  /* --- ABI 1.1 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
-
-  /* [any thread, non-blocking] Writes the plugin's metrics in the Prometheus text format
-   * 0.0.4 (# HELP / # TYPE lines, then samples; names start with "flowrelay_"). Served on
-   * GET /metrics next to the daemon's own. */
-  void (*metrics)(flowrelay_broker *self, flowrelay_write_fn write, void *ctx);
-
-  /* [main] Configuration reload (SIGHUP): the section's options as create() got them. Applies
-   * what can change while running and returns FLOWRELAY_OK; FLOWRELAY_EUNSUPPORTED when some
-   * option changed that needs a restart (err names it; the rest is applied); FLOWRELAY_EINVAL
-   * when the options are invalid (err says why; nothing is applied). */
-  flowrelay_status (*reconfigure)(flowrelay_broker *self, const flowrelay_option *options,
-                                  size_t n_options, char *err, size_t err_cap);
-
-  /* --- ABI 1.2 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
-
-  /* [any thread, non-blocking] Publishes message->data on `channel` in message->lane, appending
-   * it to the channel's history when the broker keeps one (message->offset and ->epoch are
-   * ignored: the broker assigns them, monotonic per channel across all nodes). Every node
-   * subscribed to the channel gets it through deliver_message() with that offset. Returns
-   * FLOWRELAY_OK once queued: then `done` (if not NULL) is called exactly once, from any
-   * thread, possibly before this returns, with the outcome. Any other return: nothing was
-   * queued and `done` is not called. Same ordering and loss rules as publish(). */
-  flowrelay_status (*publish_message)(flowrelay_broker *self, flowrelay_str channel,
-                                      const flowrelay_message *message,
-                                      flowrelay_published_fn done, void *done_ctx);
+                              const flowrelay_message *message, flowrelay_published_fn done,
+                              void *done_ctx);
 
   /* [any thread, non-blocking] Reads the messages of `channel` with offset > since still in
    * history. Returns FLOWRELAY_OK and later (or from inside this call) calls `done` exactly
    * once, from any thread; any other return: `done` is not called. A read issued after the
-   * channel's subscribe() completed sees at least every message published before any message
-   * delivered afterwards (so a reader can join history and live messages without a gap).
-   * Brokers without history return FLOWRELAY_EUNSUPPORTED or leave the slot NULL. */
+   * channel's subscription completed sees at least every message published before any message
+   * delivered afterwards (so a reader can join history and live messages without a gap). A
+   * broker without history leaves the slot NULL or returns FLOWRELAY_EUNSUPPORTED. */
   flowrelay_status (*history)(flowrelay_broker *self, flowrelay_str channel, uint64_t since,
                               flowrelay_history_fn done, void *done_ctx);
+
+  /* [any thread, non-blocking] The first local session joined `channel`. The daemon calls it
+   * once per channel until unsubscribe(); never twice in a row for one channel, never for two
+   * channels at once (it holds its channel table locked around subscribe and unsubscribe, so
+   * neither may call back into the host synchronously). Returns FLOWRELAY_OK if messages are
+   * delivered from now on, FLOWRELAY_PENDING and later host->subscribed(), or an error (the
+   * session is refused). */
+  flowrelay_status (*subscribe)(flowrelay_broker *self, flowrelay_str channel);
+
+  /* [any thread, non-blocking] The last local session left `channel`. Cannot fail: a broker
+   * that cannot tell its backend now does so when it can (or drops the deliveries). */
+  void (*unsubscribe)(flowrelay_broker *self, flowrelay_str channel);
+
+  /* [any thread, non-blocking] May be NULL. Writes the plugin's metrics in the Prometheus
+   * text format 0.0.4 (# HELP / # TYPE lines, then samples; names start with "flowrelay_").
+   * Served on GET /metrics next to the daemon's own. */
+  void (*metrics)(flowrelay_broker *self, flowrelay_write_fn write, void *ctx);
+
+  /* [main] May be NULL (every change needs a restart). Configuration reload (SIGHUP): the
+   * section's options as create() got them. Applies what can change while running and returns
+   * FLOWRELAY_OK; FLOWRELAY_EUNSUPPORTED when some option changed that needs a restart (err
+   * names it; the rest is applied); FLOWRELAY_EINVAL when the options are invalid (err says
+   * why, as in create(); nothing is applied). */
+  flowrelay_status (*reconfigure)(flowrelay_broker *self, const flowrelay_option *options,
+                                  size_t n_options, char *err, size_t err_cap);
 } flowrelay_broker_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Host callbacks for transports: how a transport's sessions reach the daemon's router. */
+/* Daemon -> transport: how a transport's sessions reach the daemon's router. */
 typedef struct flowrelay_transport_host_api {
   uint32_t struct_size;
   uint32_t abi_minor;
+  uint64_t node_id;             /* as in flowrelay_broker_host_api */
+  flowrelay_str config_dir;     /* as in flowrelay_broker_host_api */
+  flowrelay_str channel_prefix; /* channels.prefix: channel = prefix + conversation id */
+  int32_t echo;                 /* channels.echo: 0 = a session never receives a message whose
+                                 * origin is (node_id, its session id) */
 
   /* [any thread, non-blocking] as in flowrelay_broker_host_api. */
   void (*log)(flowrelay_host *host, flowrelay_log_level level, flowrelay_str message);
+
+  /* [any thread, non-blocking] A new session id, unique on this node across all transports,
+   * never 0: what a session puts in flowrelay_origin.session. */
+  uint64_t (*new_session_id)(flowrelay_host *host);
 
   /* [any thread, non-blocking] One session joined `channel` (the router counts them). Returns
    * FLOWRELAY_OK if the channel is live now, FLOWRELAY_PENDING if the daemon will call the
@@ -244,22 +281,16 @@ typedef struct flowrelay_transport_host_api {
    * session must then be refused; the router did not count it). */
   flowrelay_status (*subscribe)(flowrelay_host *host, flowrelay_str channel);
 
-  /* [any thread, non-blocking] One session left `channel` (balances a successful or pending
-   * subscribe). */
+  /* [any thread, non-blocking] One session left `channel` (balances a subscribe that returned
+   * OK or PENDING, whatever came of it). */
   void (*unsubscribe)(flowrelay_host *host, flowrelay_str channel);
 
-  /* [any thread, non-blocking] A session published payload on channel. Status as in
-   * flowrelay_broker_vtable.publish; on an error the transport tells its client. */
+  /* [any thread, non-blocking] A session published: as flowrelay_broker_vtable.publish. The
+   * transport sets origin.session (origin.node and seq are the daemon's and the broker's); on
+   * an error the transport tells its client. `done` may run before this returns. */
   flowrelay_status (*publish)(flowrelay_host *host, flowrelay_str channel,
-                              flowrelay_str payload);
-
-  /* --- ABI 1.2 (check FLOWRELAY_HAS_SLOT and abi_minor >= 2) --- */
-
-  /* [any thread, non-blocking] As flowrelay_broker_vtable.publish_message. A broker older than
-   * 1.2 takes the message lane only (offset 0); other lanes fail with FLOWRELAY_EUNSUPPORTED. */
-  flowrelay_status (*publish_message)(flowrelay_host *host, flowrelay_str channel,
-                                      const flowrelay_message *message,
-                                      flowrelay_published_fn done, void *done_ctx);
+                              const flowrelay_message *message, flowrelay_published_fn done,
+                              void *done_ctx);
 
   /* [any thread, non-blocking] As flowrelay_broker_vtable.history; FLOWRELAY_EUNSUPPORTED when
    * the broker keeps no history. */
@@ -267,7 +298,7 @@ typedef struct flowrelay_transport_host_api {
                               flowrelay_history_fn done, void *done_ctx);
 } flowrelay_transport_host_api;
 
-/* A transport: accepts clients and turns their traffic into router calls. */
+/* Transport: accepts clients and turns their traffic into host calls. */
 typedef struct flowrelay_transport_vtable {
   uint32_t struct_size;
   uint32_t abi_major;
@@ -281,43 +312,36 @@ typedef struct flowrelay_transport_vtable {
   flowrelay_status (*start)(flowrelay_transport *self, char *err, size_t err_cap);
 
   /* [main] Stops accepting, says goodbye to every client (WebSocket: close 1001), waits at
-   * most timeout_ms for them, then closes what is left. No router call after it returns. */
+   * most timeout_ms for them, then closes what is left. No host call after it returns. */
   void (*stop)(flowrelay_transport *self, uint32_t timeout_ms);
 
   /* [main] Frees the instance (after stop(), or instead of start() when only validating). */
   void (*destroy)(flowrelay_transport *self);
 
-  /* [any thread, non-blocking] A message for `channel`: send it to every local session of it.
-   * Called once per message per node, in order per channel; copies what it keeps. */
-  void (*deliver)(flowrelay_transport *self, flowrelay_str channel, flowrelay_str payload);
+  /* [any thread, non-blocking] A message for `channel`: send it to every local session of it
+   * (minus the sender when echo is 0). Called once per message per node, in order per
+   * channel, possibly from inside one of this transport's own publish calls on the same
+   * thread; copies what it keeps. */
+  void (*deliver)(flowrelay_transport *self, flowrelay_str channel,
+                  const flowrelay_message *message);
 
-  /* [any thread, non-blocking] Completes the PENDING subscribes of `channel`: status
-   * FLOWRELAY_OK lets the waiting sessions in, an error refuses them. */
+  /* [any thread, non-blocking] The broker's word on `channel` (see the host's subscribed()):
+   * FLOWRELAY_OK lets the sessions waiting for it in; an error refuses them (HTTP 503) and
+   * closes the channel's open sessions (WebSocket: 1013), each unsubscribing as usual. */
   void (*subscribed)(flowrelay_transport *self, flowrelay_str channel, flowrelay_status status);
 
-  /* --- ABI 1.1 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
-
-  /* [any thread, non-blocking] As in flowrelay_broker_vtable. */
+  /* As in flowrelay_broker_vtable (limits may change live, listen addresses not). */
   void (*metrics)(flowrelay_transport *self, flowrelay_write_fn write, void *ctx);
-
-  /* [main] As in flowrelay_broker_vtable (limits may change live, listen addresses not). */
   flowrelay_status (*reconfigure)(flowrelay_transport *self, const flowrelay_option *options,
                                   size_t n_options, char *err, size_t err_cap);
-
-  /* --- ABI 1.2 (may be NULL or absent: check FLOWRELAY_HAS_SLOT) --- */
-
-  /* [any thread, non-blocking] As deliver(), with lane, offset and epoch; a 1.2 daemon calls
-   * it instead of deliver() when present. */
-  void (*deliver_message)(flowrelay_transport *self, flowrelay_str channel,
-                          const flowrelay_message *message);
 } flowrelay_transport_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
 /* What a plugin provides. Static storage in the plugin; valid while the plugin is loaded. */
 typedef struct flowrelay_plugin_info {
   uint32_t struct_size;
-  uint32_t abi_major; /* FLOWRELAY_ABI_MAJOR: the daemon refuses another major */
-  uint32_t abi_minor; /* FLOWRELAY_ABI_MINOR the plugin was built with */
+  uint32_t abi_major;  /* FLOWRELAY_ABI_MAJOR: the daemon refuses another major */
+  uint32_t abi_minor;  /* FLOWRELAY_ABI_MINOR the plugin was built with */
   const char *name;    /* e.g. "broker-local"; NUL-terminated, static */
   const char *version; /* the plugin's own version; NUL-terminated, static */
   const flowrelay_broker_vtable *broker;       /* NULL if not a broker */
