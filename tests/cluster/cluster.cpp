@@ -293,7 +293,7 @@ std::string replica_config(uint16_t ws_port, uint16_t http_port, const std::stri
     << "  plugin: broker-redis\n"
     << "  url: " << redis_url << "\n";
   for (const auto& line : o.broker_options) c << "  " << line << "\n";
-  c << "channels: { prefix: \"chat:\", echo: true }\n"
+  c << "channels: { prefix: \"chat:\", echo: " << (o.echo ? "true" : "false") << " }\n"
     << "http:\n"
     << "  listen: 127.0.0.1:" << http_port << "\n";
   if (!o.api_key.empty()) c << "  api_key: \"" << o.api_key << "\"\n";

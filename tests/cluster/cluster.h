@@ -124,6 +124,7 @@ struct ReplicaOptions {
   std::vector<std::string> http_options{};
   // http.api_key (the publish API); empty: none.
   std::string api_key{};
+  bool echo = true;  // channels.echo
 };
 
 class Replica {

@@ -139,8 +139,16 @@ ExitStatus wait_pid(pid_t pid, Millis timeout) {
   }
 }
 
-const char* daemon_binary() { return FLOWRELAYD_BIN; }
-const char* plugin_dir() { return FLOWRELAY_PLUGIN_DIR; }
+// FLOWRELAY_TEST_DAEMON / FLOWRELAY_TEST_PLUGIN_DIR run the suites against another build (to
+// show that a regression test fails on the build before the fix).
+const char* daemon_binary() {
+  const char* other = std::getenv("FLOWRELAY_TEST_DAEMON");
+  return other && *other ? other : FLOWRELAYD_BIN;
+}
+const char* plugin_dir() {
+  const char* other = std::getenv("FLOWRELAY_TEST_PLUGIN_DIR");
+  return other && *other ? other : FLOWRELAY_PLUGIN_DIR;
+}
 
 rlim_t raise_nofile_limit() {
   rlimit rl{};
