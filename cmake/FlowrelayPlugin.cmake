@@ -15,6 +15,12 @@ function(flowrelay_add_plugin name)
   target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR}/plugins/common)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
   target_compile_definitions(${target} PRIVATE FLOWRELAY_PLUGIN_VERSION="${PROJECT_VERSION}")
+  # Only the entry symbol is exported (visibility alone leaves libstdc++'s weak template
+  # instances and STB_GNU_UNIQUE objects global).
+  target_link_options(${target} PRIVATE
+    -Wl,--version-script=${CMAKE_SOURCE_DIR}/cmake/plugin_exports.map)
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS
+    ${CMAKE_SOURCE_DIR}/cmake/plugin_exports.map)
   # Unresolved symbols must fail at link time, not at dlopen in production.
   if(NOT FLOWRELAY_SANITIZE)
     target_link_options(${target} PRIVATE -Wl,--no-undefined)

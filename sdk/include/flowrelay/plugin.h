@@ -117,12 +117,15 @@ typedef struct flowrelay_message {
 } flowrelay_message;
 
 /* Completion of a publish: FLOWRELAY_OK with the offset and epoch assigned (offset 0 and an
- * empty epoch if the broker keeps no history), or the error that lost the message. */
+ * empty epoch if the broker keeps no history; offset 0 with the epoch in the rare case of a
+ * resend whose first copy was trimmed from history before its offset could be read back), or
+ * the error that lost the message. */
 typedef void (*flowrelay_published_fn)(void *ctx, flowrelay_status status, uint64_t offset,
                                        flowrelay_str epoch);
 
 /* What a history read found: the channel's current epoch and newest offset, and the messages
- * after `since` still kept, oldest first. Borrowed for the call of the completion. */
+ * after `since` still kept, oldest first, each with the origin it was published with ({0,0,0}
+ * when the broker does not know it). Borrowed for the call of the completion. */
 typedef struct flowrelay_history {
   uint32_t struct_size;
   flowrelay_str epoch; /* empty if the channel has no history (never published, or expired) */
@@ -169,7 +172,9 @@ typedef struct flowrelay_broker_host_api {
    * fans it out to the local sessions and copies what it keeps before returning. Messages of
    * one channel are delivered in order, from one thread at a time. May be called on the
    * publishing thread from inside publish() (broker-local does): the daemon holds no lock
-   * across publish() that deliver() takes. Deliveries of a channel may still arrive briefly
+   * across publish() that deliver() takes. The daemon never calls publish() or history() from
+   * inside deliver() or a completion (it only queues), so a broker may hold its own lock
+   * across these callbacks. Deliveries of a channel may still arrive briefly
    * after its unsubscribe(); the daemon drops them. */
   void (*deliver)(flowrelay_host *host, flowrelay_str channel, const flowrelay_message *message);
 
@@ -232,7 +237,8 @@ typedef struct flowrelay_broker_vtable {
                               flowrelay_history_fn done, void *done_ctx);
 
   /* [any thread, non-blocking] The first local session joined `channel`. The daemon calls it
-   * once per channel until unsubscribe(); never twice in a row for one channel, never for two
+   * once per channel until unsubscribe(); never twice in a row for one channel (except after
+   * subscribed() reported an error for it: a session joining then retries), never for two
    * channels at once (it holds its channel table locked around subscribe and unsubscribe, so
    * neither may call back into the host synchronously). Returns FLOWRELAY_OK if messages are
    * delivered from now on, FLOWRELAY_PENDING and later host->subscribed(), or an error (the
@@ -330,7 +336,8 @@ typedef struct flowrelay_transport_vtable {
    * closes the channel's open sessions (WebSocket: 1013), each unsubscribing as usual. */
   void (*subscribed)(flowrelay_transport *self, flowrelay_str channel, flowrelay_status status);
 
-  /* As in flowrelay_broker_vtable (limits may change live, listen addresses not). */
+  /* Each may be NULL; as in flowrelay_broker_vtable (limits may change live, listen addresses
+   * not). */
   void (*metrics)(flowrelay_transport *self, flowrelay_write_fn write, void *ctx);
   flowrelay_status (*reconfigure)(flowrelay_transport *self, const flowrelay_option *options,
                                   size_t n_options, char *err, size_t err_cap);
