@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -83,72 +82,35 @@ void Daemon::setup_logging(const Config& config) {
   Poco::Logger::setLevel("", Poco::Logger::parseLevel(config.log_level));
 }
 
-void Daemon::create_plugins(const Config& config) {
-  auto broker_host = std::make_unique<flowrelay_host>();
-  broker_host->logger = &Poco::Logger::get("broker");
-  broker_host->deliver = [this](std::string_view ch, const flowrelay_message& message) {
-    _router->deliver(ch, message);
-  };
-  broker_host->subscribed = [this](std::string_view ch, flowrelay_status s) {
-    if (s != FLOWRELAY_OK)
-      _log.warning("broker refused subscription to '" + std::string(ch) + "': " + status_name(s));
-    _router->subscribed(ch, s);
-  };
-  broker_host->report_error = [this](flowrelay_status code, std::string_view detail) {
-    ++_state.broker_errors;
-    _log.error("broker error (" + status_name(code) + "): " + std::string(detail));
-  };
-  broker_host->set_ready = [this](bool ready) {
-    if (_state.broker_ready.exchange(ready) == ready) return;
-    if (ready && _state.broker_was_ready.exchange(true)) ++_state.broker_reconnects;
-    _log.notice(ready ? "broker ready" : "broker not ready");
-  };
-  // A plugin refusing its options is a configuration error: point at the option it names.
-  auto located = [&](const PluginSection& section, const PluginError& e) {
-    const auto [line, column] = section.locate(e.what());
-    return ConfigError(config.file, line, column, section.where + ": " + e.what());
-  };
+namespace {
+
+// Loads and creates one plugin instance. A plugin refusing its options is a configuration
+// error: it points at the option the message names (else at the section).
+template <typename Instance, typename Api>
+std::unique_ptr<Instance> create_instance(const Config& config, const PluginSection& section,
+                                          const Api* api, flowrelay_host host) {
   try {
-    _broker = std::make_unique<BrokerInstance>(config.broker, std::move(broker_host));
+    return std::make_unique<Instance>(section, api, host);
   } catch (const PluginError& e) {
-    throw located(config.broker, e);
+    const auto [line, column] = section.locate(e.what());
+    throw ConfigError(config.file, line, column, section.where + ": " + e.what());
   }
+}
 
-  _router = std::make_unique<Router>(BrokerPort{
-      [this](std::string_view ch) { return _broker->subscribe(ch); },
-      [this](std::string_view ch) { return _broker->unsubscribe(ch); },
-      [this](std::string_view ch, const flowrelay_message& m, flowrelay_published_fn done,
-             void* ctx) { return _broker->publish(ch, m, done, ctx); },
-      [this](std::string_view ch, uint64_t since, flowrelay_history_fn done, void* ctx) {
-        return _broker->history(ch, since, done, ctx);
-      }});
+}  // namespace
 
-  const std::vector<std::pair<std::string, std::string>> extra = {
-      {"channel_prefix", config.channel_prefix},
-      {"echo", config.echo ? "true" : "false"},
-      {"config_dir", std::filesystem::path(config.file).parent_path().string()}};
+void Daemon::create_plugins(const Config& config) {
+  _node =
+      std::make_unique<Node>(_node_id, std::filesystem::path(config.file).parent_path().string(),
+                             config.channel_prefix, config.echo, _state);
+  _broker = create_instance<BrokerInstance>(config, config.broker, _node->broker_api(),
+                                            {_node.get(), &Poco::Logger::get("broker")});
+  _router = std::make_unique<Router>(_node_id, *_broker);
+  _node->router = _router.get();
   for (const auto& section : config.transports) {
-    auto host = std::make_unique<flowrelay_host>();
-    host->logger = &Poco::Logger::get("transport");
-    host->subscribe = [this](std::string_view ch) { return _router->subscribe(ch); };
-    host->unsubscribe = [this](std::string_view ch) { _router->unsubscribe(ch); };
-    host->publish = [this](std::string_view ch, const flowrelay_message& m,
-                           flowrelay_published_fn done, void* ctx) {
-      return _router->publish(ch, m, done, ctx);
-    };
-    host->history = [this](std::string_view ch, uint64_t since, flowrelay_history_fn done,
-                           void* ctx) { return _router->history(ch, since, done, ctx); };
-    std::unique_ptr<TransportInstance> transport;
-    try {
-      transport = std::make_unique<TransportInstance>(section, std::move(host), extra);
-    } catch (const PluginError& e) {
-      throw located(section, e);
-    }
-    TransportInstance* t = transport.get();
-    _router->add_transport(
-        TransportPort{[t](std::string_view ch, const flowrelay_message& m) { t->deliver(ch, m); },
-                      [t](std::string_view ch, flowrelay_status s) { t->subscribed(ch, s); }});
-    _transports.push_back(std::move(transport));
+    _transports.push_back(create_instance<TransportInstance>(
+        config, section, _node->transport_api(), {_node.get(), &Poco::Logger::get("transport")}));
+    _router->add_transport(*_transports.back());
   }
 }
 
@@ -159,6 +121,7 @@ void Daemon::destroy_plugins() {
   _broker.reset();
   _transports.clear();
   _router.reset();
+  _node.reset();
 }
 
 void Daemon::wait_for_stop_signal() {
@@ -188,30 +151,28 @@ void Daemon::wait_for_stop_signal() {
 }
 
 std::string Daemon::metrics_text() const {
-  std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help, double value,
-                    const std::string& labels = "") {
-    char num[32];
-    std::snprintf(num, sizeof num, "%.15g", value);
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
-           name + labels + " " + num + "\n";
-  };
-  metric("flowrelay_build_info", "gauge", "Version of this flowrelayd", 1,
-         "{version=\"" FLOWRELAY_VERSION "\"}");
-  metric("flowrelay_uptime_seconds", "gauge", "Seconds since start",
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - _started).count());
-  metric("flowrelay_ready", "gauge", "1 when GET /ready answers 200", _state.ready() ? 1 : 0);
-  metric("flowrelay_broker_ready", "gauge", "1 while the broker can publish and deliver",
-         _state.broker_ready ? 1 : 0, "{broker=\"" + (_broker ? _broker->name() : "") + "\"}");
-  metric("flowrelay_broker_reconnects_total", "counter",
-         "Times the broker became ready again after an outage", _state.broker_reconnects.load());
-  metric("flowrelay_broker_errors_total", "counter", "Errors the broker reported",
-         _state.broker_errors.load());
+  using sdk::PrometheusText;
+  PrometheusText m;
+  m.gauge("flowrelay_build_info", "Version of this flowrelayd", uint64_t{1},
+          PrometheusText::label("version", FLOWRELAY_VERSION));
+  m.gauge("flowrelay_node_info", "This daemon's node id (random per start, in every origin)",
+          uint64_t{1}, PrometheusText::label("node", node_id_hex(_node_id)));
+  m.gauge("flowrelay_uptime_seconds", "Seconds since start",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - _started).count());
+  m.gauge("flowrelay_ready", "1 when GET /ready answers 200", uint64_t{_state.ready()});
+  m.gauge("flowrelay_broker_ready", "1 while the broker can publish and deliver",
+          uint64_t{_state.broker_ready},
+          PrometheusText::label("broker", _broker ? _broker->name() : ""));
+  m.counter("flowrelay_broker_reconnects_total",
+            "Times the broker became ready again after an outage", _state.broker_reconnects.load());
+  m.counter("flowrelay_broker_errors_total", "Errors the broker reported",
+            _state.broker_errors.load());
   if (_router) {
-    metric("flowrelay_channels", "gauge", "Channels with local sessions", _router->channel_count());
-    metric("flowrelay_sessions", "gauge", "Sessions joined to a channel", _router->session_count());
+    m.gauge("flowrelay_channels", "Channels with local sessions", _router->channel_count());
+    m.gauge("flowrelay_sessions", "Sessions joined to a channel", _router->session_count());
   }
-  if (_publish_api) out += _publish_api->metrics();
+  if (_publish_api) _publish_api->metrics(m);
+  std::string out = m.text();
   if (_broker) _broker->metrics(out);
   for (const auto& t : _transports) t->metrics(out);
   return out;
@@ -230,26 +191,18 @@ void Daemon::reload() {
     note(fresh.plugin_dir != _config.plugin_dir, "plugin_dir");
     note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo, "channels");
     // Plugins apply their live options (limits, timeouts) themselves and say what needs a
-    // restart; a different plugin or another number of transports always does.
-    note(fresh.broker.plugin != _config.broker.plugin, "broker.plugin");
-    if (fresh.broker.plugin == _config.broker.plugin && _broker) {
-      const std::string said = _broker->reconfigure(fresh.broker);
-      if (!said.empty()) _log.warning("broker: " + said);
-    }
+    // restart; a different plugin always does.
+    auto reconfigure = [&](auto& instance, const PluginSection& running,
+                           const PluginSection& section) {
+      if (section.plugin != running.plugin) return note(true, section.where + ".plugin");
+      const std::string said = instance.reconfigure(section.options);
+      if (!said.empty()) _log.warning(section.where + ": " + said);
+    };
+    if (_broker) reconfigure(*_broker, _config.broker, fresh.broker);
     const bool same_shape = fresh.transports.size() == _config.transports.size();
     note(!same_shape, "transports");
-    const std::vector<std::pair<std::string, std::string>> extra = {
-        {"channel_prefix", _config.channel_prefix},
-        {"echo", _config.echo ? "true" : "false"},
-        {"config_dir", std::filesystem::path(_config.file).parent_path().string()}};
-    for (size_t i = 0; same_shape && i < fresh.transports.size(); ++i) {
-      if (fresh.transports[i].plugin != _config.transports[i].plugin) {
-        note(true, fresh.transports[i].where + ".plugin");
-        continue;
-      }
-      const std::string said = _transports[i]->reconfigure(fresh.transports[i], extra);
-      if (!said.empty()) _log.warning(fresh.transports[i].where + ": " + said);
-    }
+    for (size_t i = 0; same_shape && i < fresh.transports.size(); ++i)
+      reconfigure(*_transports[i], _config.transports[i], fresh.transports[i]);
     if (_publish_api) _publish_api->reconfigure(publish_api_options(fresh));
     _config.log_level = fresh.log_level;
     _config.log_format = fresh.log_format;
@@ -297,13 +250,11 @@ int Daemon::main(const std::vector<std::string>& args) {
 
 int Daemon::serve(const Config& config) {
   try {
-    _publish_api = std::make_unique<PublishApi>(
-        [this](std::string_view ch, const flowrelay_message& m, flowrelay_published_fn done,
-               void* ctx) { return _router->publish(ch, m, done, ctx); },
-        publish_api_options(config));
+    _publish_api = std::make_unique<PublishApi>(*_router, publish_api_options(config));
     if (!config.http_listen.empty())
-      _http = std::make_unique<HttpApi>(config.http_listen, _state, FLOWRELAY_VERSION,
-                                        [this] { return metrics_text(); }, _publish_api.get());
+      _http = std::make_unique<HttpApi>(
+          config.http_listen, _state, FLOWRELAY_VERSION, [this] { return metrics_text(); },
+          _publish_api.get());
     _broker->start();
     for (auto& t : _transports) t->start();
   } catch (const std::exception& e) {
@@ -321,7 +272,8 @@ int Daemon::serve(const Config& config) {
   if (_http) _http->start();
   _state.listening = true;
   _log.information("flowrelayd " FLOWRELAY_VERSION " serving (http " +
-                   (config.http_listen.empty() ? std::string("off") : config.http_listen) + ")");
+                   (config.http_listen.empty() ? std::string("off") : config.http_listen) +
+                   ", node id " + node_id_hex(_node_id) + ")");
 
   _service.ready("serving");
   wait_for_stop_signal();

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "http_api.h"
+#include "plugin_host.h"
 #include "plugin_instance.h"
 #include "publish_api.h"
 #include "router.h"
@@ -44,11 +45,13 @@ class Daemon : public Poco::Util::ServerApplication {
   bool _check_only = false;
   bool _exit_early = false;  // --help / --version handled
   std::chrono::steady_clock::time_point _started = std::chrono::steady_clock::now();
+  const uint64_t _node_id = random_node_id();
   Config _config;  // as loaded (reload updates what applies live)
   ServiceManager _service;
   ServiceState _state;
-  std::unique_ptr<Router> _router;
+  std::unique_ptr<Node> _node;  // outlives every plugin instance: their host tables live in it
   std::unique_ptr<BrokerInstance> _broker;
+  std::unique_ptr<Router> _router;
   std::vector<std::unique_ptr<TransportInstance>> _transports;
   std::unique_ptr<PublishApi> _publish_api;  // outlives _http, which serves it
   std::unique_ptr<HttpApi> _http;

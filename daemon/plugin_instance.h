@@ -1,93 +1,116 @@
-// Live plugin instances: a broker or transport created from a loaded plugin, plus the host
-// callback tables through which it reaches the daemon. These are the only places where the C
-// ABI is called, so status codes become C++ exceptions here and nowhere else.
+// Live plugin instances: a broker or transport created from a plugin's table. The only code
+// that calls a plugin's vtable. LoadedPlugin::load guaranteed every ABI 2.0 slot, so the calls
+// on a message's path are inline and go straight to the slot; only optional (NULL-able) slots
+// are checked.
 #pragma once
 
 #include <flowrelay/plugin.h>
+#include <flowrelay/plugin.hpp>
 
-#include <Poco/Logger.h>
-
-#include <atomic>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "config.h"
+#include "plugin_host.h"
 #include "plugin_loader.h"
-
-// The daemon's side of the opaque host handle handed to each plugin instance.
-struct flowrelay_host {
-  Poco::Logger* logger = nullptr;
-  // Broker events (set for brokers).
-  std::function<void(std::string_view, const flowrelay_message&)> deliver;
-  std::function<void(std::string_view, flowrelay_status)> subscribed;
-  std::function<void(flowrelay_status, std::string_view)> report_error;
-  std::function<void(bool)> set_ready;
-  // Session events (set for transports).
-  std::function<flowrelay_status(std::string_view)> subscribe;
-  std::function<void(std::string_view)> unsubscribe;
-  std::function<flowrelay_status(std::string_view, const flowrelay_message&,
-                                 flowrelay_published_fn, void*)>
-      publish;
-  std::function<flowrelay_status(std::string_view, uint64_t, flowrelay_history_fn, void*)> history;
-};
 
 namespace flowrelay {
 
-std::string status_name(flowrelay_status status);
+using PluginOptions = std::vector<std::pair<std::string, std::string>>;
 
-class BrokerInstance {
+namespace detail {
+
+// What a broker and a transport instance share: create (in the constructor), start, metrics,
+// reload, destroy (in the destructor).
+template <typename Vtable, typename Self, typename Api>
+class Instance {
  public:
-  // Loads and creates (no I/O). Throws PluginError naming the file and reason.
-  BrokerInstance(const PluginSection& section, std::unique_ptr<flowrelay_host> host);
-  ~BrokerInstance();
-  void start();  // throws PluginError
-  // ABI 1.2 publish; a broker older than 1.2 gets publish() for the message lane (offset 0)
-  // and refuses other lanes with EUNSUPPORTED.
-  flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
-                           flowrelay_published_fn done, void* done_ctx);
-  // EUNSUPPORTED when the broker keeps no history.
-  flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
-                           void* done_ctx);
-  flowrelay_status subscribe(std::string_view channel);
-  flowrelay_status unsubscribe(std::string_view channel);
-  // Appends the plugin's Prometheus text (nothing if it predates ABI 1.1).
-  void metrics(std::string& out) const;
-  // SIGHUP: hands the section's options again; returns "" or what the plugin said.
-  std::string reconfigure(const PluginSection& section);
-  const std::string& name() const { return _name; }
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
 
- private:
-  std::shared_ptr<LoadedPlugin> _plugin;
-  std::unique_ptr<flowrelay_host> _host;
-  const flowrelay_broker_vtable* _vt = nullptr;
-  flowrelay_broker* _self = nullptr;
+  const std::string& name() const { return _name; }
+  // [main] Starts I/O. Throws PluginError "<where>: <kind> '<name>' failed to start: ...".
+  void start();
+  // Appends the plugin's Prometheus text (nothing when its metrics slot is NULL).
+  void metrics(std::string& out) const;
+  // [main] SIGHUP: the section's options again. "" when applied, else what the plugin said
+  // (or that its options need a restart when it cannot reload).
+  std::string reconfigure(const PluginOptions& options);
+
+ protected:
+  // Creates the instance (no I/O) with its own copy of `host`. Throws PluginError "<where>: <kind>
+  // '<name>' refused its configuration: <the plugin's message>".
+  Instance(std::shared_ptr<LoadedPlugin> plugin, const Vtable* vt, const char* kind,
+           std::string where, std::string name, const PluginOptions& options, const Api* api,
+           flowrelay_host host);
+  ~Instance();
+
+  std::shared_ptr<LoadedPlugin> _plugin;  // keeps the code mapped; null for a table in memory
+  flowrelay_host _host;                   // the plugin's handle on the daemon (stable address)
+  const Vtable* _vt;
+  Self* _self = nullptr;
+  const char* _kind;
+  std::string _where;  // the .so path, or the name of a table in memory
   std::string _name;
 };
 
-class TransportInstance {
+}  // namespace detail
+
+class BrokerInstance : public detail::Instance<flowrelay_broker_vtable, flowrelay_broker,
+                                               flowrelay_broker_host_api> {
  public:
-  // Loads and creates (no I/O). `extra` options (channel prefix, echo) are appended.
-  TransportInstance(const PluginSection& section, std::unique_ptr<flowrelay_host> host,
-                    const std::vector<std::pair<std::string, std::string>>& extra);
-  ~TransportInstance();
-  void start();  // binds; throws PluginError
-  void stop(uint32_t timeout_ms);
-  // A transport older than 1.2 gets deliver() of message-lane messages only.
-  void deliver(std::string_view channel, const flowrelay_message& message);
-  void subscribed(std::string_view channel, flowrelay_status status);
-  void metrics(std::string& out) const;
-  std::string reconfigure(const PluginSection& section,
-                          const std::vector<std::pair<std::string, std::string>>& extra);
-  const std::string& name() const { return _name; }
+  // Loads the section's plugin and creates its broker. Throws PluginError.
+  BrokerInstance(const PluginSection& section, const flowrelay_broker_host_api* api,
+                 flowrelay_host host);
+  // A broker from a table in memory (tests, benchmarks).
+  BrokerInstance(const flowrelay_broker_vtable* vt, std::string name, const PluginOptions& options,
+                 const flowrelay_broker_host_api* api, flowrelay_host host);
+
+  flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
+                           flowrelay_published_fn done, void* done_ctx) {
+    return _vt->publish(_self, sdk::str(channel), &message, done, done_ctx);
+  }
+  // EUNSUPPORTED when the broker keeps no history.
+  flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
+                           void* done_ctx) {
+    if (!_vt->history) return FLOWRELAY_EUNSUPPORTED;
+    return _vt->history(_self, sdk::str(channel), since, done, done_ctx);
+  }
+  flowrelay_status subscribe(std::string_view channel) {
+    return _vt->subscribe(_self, sdk::str(channel));
+  }
+  void unsubscribe(std::string_view channel) { _vt->unsubscribe(_self, sdk::str(channel)); }
 
  private:
-  std::shared_ptr<LoadedPlugin> _plugin;
-  std::unique_ptr<flowrelay_host> _host;
-  const flowrelay_transport_vtable* _vt = nullptr;
-  flowrelay_transport* _self = nullptr;
-  std::string _name;
+  BrokerInstance(std::shared_ptr<LoadedPlugin> plugin, const PluginSection& section,
+                 const flowrelay_broker_host_api* api, flowrelay_host host);
+};
+
+class TransportInstance : public detail::Instance<flowrelay_transport_vtable, flowrelay_transport,
+                                                  flowrelay_transport_host_api> {
+ public:
+  TransportInstance(const PluginSection& section, const flowrelay_transport_host_api* api,
+                    flowrelay_host host);
+  TransportInstance(const flowrelay_transport_vtable* vt, std::string name,
+                    const PluginOptions& options, const flowrelay_transport_host_api* api,
+                    flowrelay_host host);
+  ~TransportInstance();
+
+  void start();  // binds; throws PluginError
+  void stop(uint32_t timeout_ms);
+  void deliver(std::string_view channel, const flowrelay_message& message) {
+    _vt->deliver(_self, sdk::str(channel), &message);
+  }
+  void subscribed(std::string_view channel, flowrelay_status status) {
+    _vt->subscribed(_self, sdk::str(channel), status);
+  }
+
+ private:
+  TransportInstance(std::shared_ptr<LoadedPlugin> plugin, const PluginSection& section,
+                    const flowrelay_transport_host_api* api, flowrelay_host host);
   bool _stopped = true;
 };
 

@@ -25,7 +25,9 @@ std::string resolve_plugin_path(const std::string& name, const std::string& plug
 class LoadedPlugin {
  public:
   // Throws PluginError "<path>: <reason>" when the file is missing or not a shared object,
-  // lacks the entry symbol, returns no info, or was built for another ABI major.
+  // lacks the entry symbol (an ABI 1 plugin is told to rebuild), returns no info, was built for
+  // another ABI major, or has a table smaller than ABI 2.0's or without a required slot. So a
+  // loaded plugin's tables have every 2.0 slot: callers check only the optional (NULL-able) ones.
   static std::shared_ptr<LoadedPlugin> load(const std::string& path);
   ~LoadedPlugin();
   LoadedPlugin(const LoadedPlugin&) = delete;
@@ -33,10 +35,9 @@ class LoadedPlugin {
 
   const flowrelay_plugin_info& info() const { return *_info; }
   const std::string& path() const { return _path; }
-  // The broker/transport table, or nullptr if the plugin does not provide one (or the table
-  // is too small for ABI 1.0).
-  const flowrelay_broker_vtable* broker() const;
-  const flowrelay_transport_vtable* transport() const;
+  // The broker/transport table, or nullptr if the plugin does not provide one.
+  const flowrelay_broker_vtable* broker() const { return _info->broker; }
+  const flowrelay_transport_vtable* transport() const { return _info->transport; }
 
  private:
   LoadedPlugin(std::string path, void* handle, const flowrelay_plugin_info* info);

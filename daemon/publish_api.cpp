@@ -1,6 +1,7 @@
 #include "publish_api.h"
 
 #include "http_api.h"
+#include "router.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
@@ -178,19 +179,17 @@ void PublishApi::count_error(int status) {
   _errors[i].fetch_add(1, std::memory_order_relaxed);
 }
 
-std::string PublishApi::metrics() const {
-  std::string out =
-      "# HELP flowrelay_api_published_total Messages published through POST /api/publish\n"
-      "# TYPE flowrelay_api_published_total counter\n"
-      "flowrelay_api_published_total " +
-      std::to_string(_published.load()) +
-      "\n# HELP flowrelay_api_errors_total Publish API requests answered with an error\n"
-      "# TYPE flowrelay_api_errors_total counter\n";
+void PublishApi::metrics(sdk::PrometheusText& out) const {
+  out.counter("flowrelay_api_published_total", "Messages published through POST /api/publish",
+              _published.load());
+  out.family("flowrelay_api_errors_total", "counter",
+             "Publish API requests answered with an error");
   for (size_t i = 0; i <= std::size(kCountedStatus); ++i)
-    out += "flowrelay_api_errors_total{status=\"" +
-           (i < std::size(kCountedStatus) ? std::to_string(kCountedStatus[i]) : "other") + "\"} " +
-           std::to_string(_errors[i].load()) + "\n";
-  return out;
+    out.sample(
+        "flowrelay_api_errors_total",
+        sdk::PrometheusText::label(
+            "status", i < std::size(kCountedStatus) ? std::to_string(kCountedStatus[i]) : "other"),
+        _errors[i].load());
 }
 
 void PublishApi::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
@@ -238,14 +237,13 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
   flowrelay_status refused = FLOWRELAY_OK;
   for (; queued < requests.size(); ++queued) {
     const Request& r = requests[queued];
-    const flowrelay_message m{
-        sizeof(flowrelay_message), r.lane, 0, {nullptr, 0}, {r.data.data(), r.data.size()}};
+    const flowrelay_message m = sdk::make_message(r.lane, r.data);
     auto slot = std::make_unique<Slot>(Slot{b, queued});
     {
       std::lock_guard lock(b->mutex);
       ++b->outstanding;
     }
-    const flowrelay_status s = _publish(r.channel, m, on_published, slot.get());
+    const flowrelay_status s = _router.publish(r.channel, m, on_published, slot.get());
     if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) {
       slot.release();  // on_published owns it now
       continue;

@@ -3,13 +3,13 @@
 #pragma once
 
 #include <flowrelay/plugin.h>
+#include <flowrelay/plugin.hpp>
 
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -26,20 +26,20 @@ struct PublishApiOptions {
   size_t max_conversation_id_length = 128;
 };
 
+class Router;
+
 class PublishApi {
  public:
-  using PublishFn =
-      std::function<flowrelay_status(std::string_view channel, const flowrelay_message& message,
-                                     flowrelay_published_fn done, void* ctx)>;
-  PublishApi(PublishFn publish, PublishApiOptions options)
-      : _publish(std::move(publish)), _options(std::move(options)) {}
+  // Publishes through `router` (origin: this node, session 0), which must outlive this.
+  PublishApi(Router& router, PublishApiOptions options)
+      : _router(router), _options(std::move(options)) {}
 
   // [HTTP worker thread] Answers the request completely.
   void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
   // [main] SIGHUP: a new key (rotation), body limit and timeout apply to the next request.
   void reconfigure(const PublishApiOptions& options);
-  // Prometheus text: messages published, requests answered with an error (by status).
-  std::string metrics() const;
+  // Prometheus families: messages published, requests answered with an error (by status).
+  void metrics(sdk::PrometheusText& out) const;
 
  private:
   PublishApiOptions options() const;
@@ -47,7 +47,7 @@ class PublishApi {
   void serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
   void count_error(int status);
 
-  PublishFn _publish;
+  Router& _router;
   std::atomic<uint64_t> _published{0};
   std::atomic<uint64_t> _errors[6] = {};  // 400 401 403 413 503 other
   mutable std::mutex _mutex;              // guards _options against reconfigure()

@@ -1,11 +1,15 @@
 // The channel router: counts local sessions per channel so the broker sees only the first
 // subscribe and the last unsubscribe of a channel on this node, and hands each message from
 // the broker once to every transport (which fans it out to its own sessions).
+//
+// The path of one message is direct: a transport's host publish -> Router::publish ->
+// BrokerInstance::publish -> the broker's slot; the broker's host deliver -> Router::deliver ->
+// TransportInstance::deliver -> each transport's slot.
 #pragma once
 
 #include <flowrelay/plugin.h>
 
-#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -13,55 +17,50 @@
 #include <unordered_map>
 #include <vector>
 
+#include "plugin_instance.h"
+
 namespace flowrelay {
-
-// What the router needs of a broker; the daemon binds it to a plugin instance.
-struct BrokerPort {
-  std::function<flowrelay_status(std::string_view channel)> subscribe;
-  std::function<flowrelay_status(std::string_view channel)> unsubscribe;
-  std::function<flowrelay_status(std::string_view channel, const flowrelay_message& message,
-                                 flowrelay_published_fn done, void* done_ctx)>
-      publish;
-  std::function<flowrelay_status(std::string_view channel, uint64_t since,
-                                 flowrelay_history_fn done, void* done_ctx)>
-      history;
-};
-
-// What the router needs of a transport.
-struct TransportPort {
-  std::function<void(std::string_view channel, const flowrelay_message& message)> deliver;
-  std::function<void(std::string_view channel, flowrelay_status status)> subscribed;
-};
 
 class Router {
  public:
-  explicit Router(BrokerPort broker) : _broker(std::move(broker)) {}
+  // `node_id` goes into the origin of every publish (flowrelay_origin.node).
+  Router(uint64_t node_id, BrokerInstance& broker) : _node_id(node_id), _broker(broker) {}
 
-  // [main, before traffic] Transports that receive deliveries.
-  void add_transport(TransportPort transport) { _transports.push_back(std::move(transport)); }
+  // [main, before traffic] A transport that receives deliveries and subscription outcomes.
+  void add_transport(TransportInstance& transport) { _transports.push_back(&transport); }
 
   // [any thread] One session joined: OK, PENDING (transports get subscribed() later) or the
-  // broker's error (then the session is not counted).
+  // broker's error (then the session is not counted). A session joining a Failed channel makes
+  // the broker subscribe again.
   flowrelay_status subscribe(std::string_view channel);
-  // [any thread] One session left (after OK or PENDING from subscribe).
+  // [any thread] One session left (after OK or PENDING from subscribe). The last one's leaving
+  // unsubscribes the broker and forgets the channel.
   void unsubscribe(std::string_view channel);
-  // [any thread, non-blocking] Publishing and history reads need no channel state here: the
-  // broker keeps both (see flowrelay_broker_vtable.publish_message / history).
+
+  // [any thread, non-blocking] The message as given, from this node: origin.node is set here,
+  // origin.session is the caller's (0 from the publish API), seq is the broker's. Publishing
+  // and history reads need no channel state here: the broker keeps both.
   flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
                            flowrelay_published_fn done = nullptr, void* done_ctx = nullptr) {
-    return _broker.publish(channel, message, done, done_ctx);
+    flowrelay_message m = message;
+    m.origin.node = _node_id;
+    m.origin.seq = 0;
+    return _broker.publish(channel, m, done, done_ctx);
   }
   flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
                            void* done_ctx) {
-    if (!_broker.history) return FLOWRELAY_EUNSUPPORTED;
     return _broker.history(channel, since, done, done_ctx);
   }
 
-  // [broker thread] A message for this node: once to each transport.
+  // [broker thread] A message for this node: once to each transport. No channel lookup here: a
+  // late delivery after the last session left is dropped by the transports, which have none.
   void deliver(std::string_view channel, const flowrelay_message& message) {
-    for (auto& t : _transports) t.deliver(channel, message);
+    for (TransportInstance* t : _transports) t->deliver(channel, message);
   }
-  // [broker thread] The broker confirmed (or refused) a PENDING subscription.
+  // [broker thread] The broker's word on a channel: the outcome of a PENDING subscribe, or an
+  // error for a Live channel it could not re-subscribe after a reconnect. An error marks the
+  // channel Failed and reaches every transport, which closes its sessions of it; they leave
+  // through unsubscribe() as usual.
   void subscribed(std::string_view channel, flowrelay_status status);
 
   // Channels with at least one local session, and the total of sessions counted.
@@ -79,8 +78,9 @@ class Router {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  BrokerPort _broker;
-  std::vector<TransportPort> _transports;
+  const uint64_t _node_id;
+  BrokerInstance& _broker;
+  std::vector<TransportInstance*> _transports;
   mutable std::mutex _mutex;  // held across broker subscribe/unsubscribe to keep their order
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> _channels;
 };

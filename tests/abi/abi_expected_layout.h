@@ -1,5 +1,5 @@
 /*
- * The frozen LP64 layout of ABI 1 (x86-64 and aarch64 Linux), written out as numbers: a field
+ * The frozen LP64 layout of ABI 2 (x86-64 and aarch64 Linux), written out as numbers: a field
  * moved, removed, inserted before the end or resized changes one of them and the C and C++
  * translation units that static_assert them stop compiling. Tables may only grow at their
  * end: a new slot appends a FIELD line and changes the SIZE line, nothing else.
@@ -9,82 +9,91 @@
 
 #include <flowrelay/plugin.h>
 
-/* X(type, field, offset) */
-#define FLOWRELAY_ABI_FIELDS(X)                        \
-  X(flowrelay_str, ptr, 0)                             \
-  X(flowrelay_str, len, 8)                             \
-  X(flowrelay_option, key, 0)                          \
-  X(flowrelay_option, value, 16)                       \
-  X(flowrelay_broker_host_api, struct_size, 0)         \
-  X(flowrelay_broker_host_api, abi_minor, 4)           \
-  X(flowrelay_broker_host_api, log, 8)                 \
-  X(flowrelay_broker_host_api, deliver, 16)            \
-  X(flowrelay_broker_host_api, subscribed, 24)         \
-  X(flowrelay_broker_host_api, report_error, 32)       \
-  X(flowrelay_broker_host_api, set_ready, 40)          \
-  X(flowrelay_broker_host_api, deliver_message, 48)    \
-  X(flowrelay_broker_vtable, struct_size, 0)           \
-  X(flowrelay_broker_vtable, abi_major, 4)             \
-  X(flowrelay_broker_vtable, create, 8)                \
-  X(flowrelay_broker_vtable, start, 16)                \
-  X(flowrelay_broker_vtable, destroy, 24)              \
-  X(flowrelay_broker_vtable, publish, 32)              \
-  X(flowrelay_broker_vtable, subscribe, 40)            \
-  X(flowrelay_broker_vtable, unsubscribe, 48)          \
-  X(flowrelay_broker_vtable, metrics, 56)              \
-  X(flowrelay_broker_vtable, reconfigure, 64)          \
-  X(flowrelay_broker_vtable, publish_message, 72)      \
-  X(flowrelay_broker_vtable, history, 80)              \
-  X(flowrelay_transport_host_api, struct_size, 0)      \
-  X(flowrelay_transport_host_api, abi_minor, 4)        \
-  X(flowrelay_transport_host_api, log, 8)              \
-  X(flowrelay_transport_host_api, subscribe, 16)       \
-  X(flowrelay_transport_host_api, unsubscribe, 24)     \
-  X(flowrelay_transport_host_api, publish, 32)         \
-  X(flowrelay_transport_host_api, publish_message, 40) \
-  X(flowrelay_transport_host_api, history, 48)         \
-  X(flowrelay_transport_vtable, struct_size, 0)        \
-  X(flowrelay_transport_vtable, abi_major, 4)          \
-  X(flowrelay_transport_vtable, create, 8)             \
-  X(flowrelay_transport_vtable, start, 16)             \
-  X(flowrelay_transport_vtable, stop, 24)              \
-  X(flowrelay_transport_vtable, destroy, 32)           \
-  X(flowrelay_transport_vtable, deliver, 40)           \
-  X(flowrelay_transport_vtable, subscribed, 48)        \
-  X(flowrelay_transport_vtable, metrics, 56)           \
-  X(flowrelay_transport_vtable, reconfigure, 64)       \
-  X(flowrelay_transport_vtable, deliver_message, 72)   \
-  X(flowrelay_message, struct_size, 0)                 \
-  X(flowrelay_message, lane, 4)                        \
-  X(flowrelay_message, offset, 8)                      \
-  X(flowrelay_message, epoch, 16)                      \
-  X(flowrelay_message, data, 32)                       \
-  X(flowrelay_history, struct_size, 0)                 \
-  X(flowrelay_history, epoch, 8)                       \
-  X(flowrelay_history, top, 24)                        \
-  X(flowrelay_history, messages, 32)                   \
-  X(flowrelay_history, count, 40)                      \
-  X(flowrelay_plugin_info, struct_size, 0)             \
-  X(flowrelay_plugin_info, abi_major, 4)               \
-  X(flowrelay_plugin_info, abi_minor, 8)               \
-  X(flowrelay_plugin_info, name, 16)                   \
-  X(flowrelay_plugin_info, version, 24)                \
-  X(flowrelay_plugin_info, broker, 32)                 \
+/* X(type, field, offset): every field of every type of the ABI. */
+#define FLOWRELAY_ABI_FIELDS(X)                       \
+  X(flowrelay_str, ptr, 0)                            \
+  X(flowrelay_str, len, 8)                            \
+  X(flowrelay_option, key, 0)                         \
+  X(flowrelay_option, value, 16)                      \
+  X(flowrelay_origin, node, 0)                        \
+  X(flowrelay_origin, session, 8)                     \
+  X(flowrelay_origin, seq, 16)                        \
+  X(flowrelay_message, struct_size, 0)                \
+  X(flowrelay_message, lane, 4)                       \
+  X(flowrelay_message, offset, 8)                     \
+  X(flowrelay_message, epoch, 16)                     \
+  X(flowrelay_message, origin, 32)                    \
+  X(flowrelay_message, data, 56)                      \
+  X(flowrelay_history, struct_size, 0)                \
+  X(flowrelay_history, epoch, 8)                      \
+  X(flowrelay_history, top, 24)                       \
+  X(flowrelay_history, messages, 32)                  \
+  X(flowrelay_history, count, 40)                     \
+  X(flowrelay_broker_host_api, struct_size, 0)        \
+  X(flowrelay_broker_host_api, abi_minor, 4)          \
+  X(flowrelay_broker_host_api, node_id, 8)            \
+  X(flowrelay_broker_host_api, config_dir, 16)        \
+  X(flowrelay_broker_host_api, log, 32)               \
+  X(flowrelay_broker_host_api, now_ms, 40)            \
+  X(flowrelay_broker_host_api, report_error, 48)      \
+  X(flowrelay_broker_host_api, set_ready, 56)         \
+  X(flowrelay_broker_host_api, deliver, 64)           \
+  X(flowrelay_broker_host_api, subscribed, 72)        \
+  X(flowrelay_broker_vtable, struct_size, 0)          \
+  X(flowrelay_broker_vtable, abi_major, 4)            \
+  X(flowrelay_broker_vtable, create, 8)               \
+  X(flowrelay_broker_vtable, start, 16)               \
+  X(flowrelay_broker_vtable, destroy, 24)             \
+  X(flowrelay_broker_vtable, publish, 32)             \
+  X(flowrelay_broker_vtable, history, 40)             \
+  X(flowrelay_broker_vtable, subscribe, 48)           \
+  X(flowrelay_broker_vtable, unsubscribe, 56)         \
+  X(flowrelay_broker_vtable, metrics, 64)             \
+  X(flowrelay_broker_vtable, reconfigure, 72)         \
+  X(flowrelay_transport_host_api, struct_size, 0)     \
+  X(flowrelay_transport_host_api, abi_minor, 4)       \
+  X(flowrelay_transport_host_api, node_id, 8)         \
+  X(flowrelay_transport_host_api, config_dir, 16)     \
+  X(flowrelay_transport_host_api, channel_prefix, 32) \
+  X(flowrelay_transport_host_api, echo, 48)           \
+  X(flowrelay_transport_host_api, log, 56)            \
+  X(flowrelay_transport_host_api, new_session_id, 64) \
+  X(flowrelay_transport_host_api, subscribe, 72)      \
+  X(flowrelay_transport_host_api, unsubscribe, 80)    \
+  X(flowrelay_transport_host_api, publish, 88)        \
+  X(flowrelay_transport_host_api, history, 96)        \
+  X(flowrelay_transport_vtable, struct_size, 0)       \
+  X(flowrelay_transport_vtable, abi_major, 4)         \
+  X(flowrelay_transport_vtable, create, 8)            \
+  X(flowrelay_transport_vtable, start, 16)            \
+  X(flowrelay_transport_vtable, stop, 24)             \
+  X(flowrelay_transport_vtable, destroy, 32)          \
+  X(flowrelay_transport_vtable, deliver, 40)          \
+  X(flowrelay_transport_vtable, subscribed, 48)       \
+  X(flowrelay_transport_vtable, metrics, 56)          \
+  X(flowrelay_transport_vtable, reconfigure, 64)      \
+  X(flowrelay_plugin_info, struct_size, 0)            \
+  X(flowrelay_plugin_info, abi_major, 4)              \
+  X(flowrelay_plugin_info, abi_minor, 8)              \
+  X(flowrelay_plugin_info, name, 16)                  \
+  X(flowrelay_plugin_info, version, 24)               \
+  X(flowrelay_plugin_info, broker, 32)                \
   X(flowrelay_plugin_info, transport, 40)
 
 /* X(type, size, alignment) */
-#define FLOWRELAY_ABI_SIZES(X)           \
-  X(flowrelay_str, 16, 8)                \
-  X(flowrelay_option, 32, 8)             \
-  X(flowrelay_broker_host_api, 56, 8)    \
-  X(flowrelay_broker_vtable, 88, 8)      \
-  X(flowrelay_transport_host_api, 56, 8) \
-  X(flowrelay_transport_vtable, 80, 8)   \
-  X(flowrelay_message, 48, 8)            \
-  X(flowrelay_history, 48, 8)            \
-  X(flowrelay_lane, 4, 4)                \
-  X(flowrelay_plugin_info, 48, 8)        \
-  X(flowrelay_status, 4, 4)              \
+#define FLOWRELAY_ABI_SIZES(X)            \
+  X(flowrelay_str, 16, 8)                 \
+  X(flowrelay_option, 32, 8)              \
+  X(flowrelay_origin, 24, 8)              \
+  X(flowrelay_message, 72, 8)             \
+  X(flowrelay_history, 48, 8)             \
+  X(flowrelay_broker_host_api, 80, 8)     \
+  X(flowrelay_broker_vtable, 80, 8)       \
+  X(flowrelay_transport_host_api, 104, 8) \
+  X(flowrelay_transport_vtable, 72, 8)    \
+  X(flowrelay_plugin_info, 48, 8)         \
+  X(flowrelay_lane, 4, 4)                 \
+  X(flowrelay_status, 4, 4)               \
   X(flowrelay_log_level, 4, 4)
 
 #ifdef __cplusplus

@@ -18,11 +18,15 @@
 FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
 FLOWRELAY_ABI_SIZES(CHECK_SIZE)
 
-_Static_assert(FLOWRELAY_ABI_MAJOR == 1, "ABI major changed: rename the entry symbol");
+_Static_assert(
+    FLOWRELAY_ABI_MAJOR == 2 && FLOWRELAY_ABI_MINOR == 0,
+    "ABI version changed: a new major renames the entry symbol, a new minor only appends");
 _Static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL == 2 &&
                    FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&
                    FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7,
                "status codes are never renumbered");
+_Static_assert(FLOWRELAY_LANE_MESSAGE == 0 && FLOWRELAY_LANE_LOG == 1,
+               "lanes are never renumbered");
 _Static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 &&
                    FLOWRELAY_LOG_NOTICE == 5 && FLOWRELAY_LOG_INFO == 6 && FLOWRELAY_LOG_DEBUG == 7,
                "log levels are syslog's");

@@ -19,54 +19,101 @@ FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
 FLOWRELAY_ABI_SIZES(CHECK_SIZE)
 
 // Every table is plain data that C can build and copy.
-static_assert(std::is_standard_layout_v<flowrelay_str> && std::is_trivial_v<flowrelay_str>);
-static_assert(std::is_standard_layout_v<flowrelay_option> && std::is_trivial_v<flowrelay_option>);
-static_assert(std::is_trivial_v<flowrelay_broker_host_api>);
-static_assert(std::is_trivial_v<flowrelay_broker_vtable>);
-static_assert(std::is_trivial_v<flowrelay_transport_host_api>);
-static_assert(std::is_trivial_v<flowrelay_transport_vtable>);
-static_assert(std::is_trivial_v<flowrelay_plugin_info>);
+#define CHECK_TRIVIAL(type, size, align) \
+  static_assert(std::is_standard_layout_v<type> && std::is_trivial_v<type>, #type " is not POD");
+FLOWRELAY_ABI_SIZES(CHECK_TRIVIAL)
 
 // Signatures: a changed parameter is as much an ABI break as a moved field.
 #define CHECK_SLOT(type, field, ...) \
   static_assert(std::is_same_v<decltype(type::field), __VA_ARGS__>, #type "." #field " changed");
+using str = flowrelay_str;
+using host = flowrelay_host*;
+using broker = flowrelay_broker*;
+using transport = flowrelay_transport*;
+using opts = const flowrelay_option*;
+using msg = const flowrelay_message*;
 CHECK_SLOT(flowrelay_str, ptr, const char*)
 CHECK_SLOT(flowrelay_str, len, size_t)
+CHECK_SLOT(flowrelay_option, key, str)
+CHECK_SLOT(flowrelay_option, value, str)
+CHECK_SLOT(flowrelay_origin, node, uint64_t)
+CHECK_SLOT(flowrelay_origin, session, uint64_t)
+CHECK_SLOT(flowrelay_origin, seq, uint64_t)
+CHECK_SLOT(flowrelay_message, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_message, lane, uint32_t)
+CHECK_SLOT(flowrelay_message, offset, uint64_t)
+CHECK_SLOT(flowrelay_message, epoch, str)
+CHECK_SLOT(flowrelay_message, origin, flowrelay_origin)
+CHECK_SLOT(flowrelay_message, data, str)
+CHECK_SLOT(flowrelay_history, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_history, epoch, str)
+CHECK_SLOT(flowrelay_history, top, uint64_t)
+CHECK_SLOT(flowrelay_history, messages, msg)
+CHECK_SLOT(flowrelay_history, count, size_t)
+static_assert(std::is_same_v<flowrelay_write_fn, void (*)(void*, str)>);
+static_assert(std::is_same_v<flowrelay_published_fn, void (*)(void*, int32_t, uint64_t, str)>);
+static_assert(
+    std::is_same_v<flowrelay_history_fn, void (*)(void*, int32_t, const flowrelay_history*)>);
+
 CHECK_SLOT(flowrelay_broker_host_api, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_broker_host_api, abi_minor, uint32_t)
-CHECK_SLOT(flowrelay_broker_host_api, log, void (*)(flowrelay_host*, int32_t, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_host_api, deliver,
-           void (*)(flowrelay_host*, flowrelay_str, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_host_api, subscribed, void (*)(flowrelay_host*, flowrelay_str, int32_t))
-CHECK_SLOT(flowrelay_broker_host_api, report_error,
-           void (*)(flowrelay_host*, int32_t, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_host_api, set_ready, void (*)(flowrelay_host*, int32_t))
+CHECK_SLOT(flowrelay_broker_host_api, node_id, uint64_t)
+CHECK_SLOT(flowrelay_broker_host_api, config_dir, str)
+CHECK_SLOT(flowrelay_broker_host_api, log, void (*)(host, int32_t, str))
+CHECK_SLOT(flowrelay_broker_host_api, now_ms, int64_t (*)(host))
+CHECK_SLOT(flowrelay_broker_host_api, report_error, void (*)(host, int32_t, str))
+CHECK_SLOT(flowrelay_broker_host_api, set_ready, void (*)(host, int32_t))
+CHECK_SLOT(flowrelay_broker_host_api, deliver, void (*)(host, str, msg))
+CHECK_SLOT(flowrelay_broker_host_api, subscribed, void (*)(host, str, int32_t))
+
 CHECK_SLOT(flowrelay_broker_vtable, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_broker_vtable, abi_major, uint32_t)
 CHECK_SLOT(flowrelay_broker_vtable, create,
-           int32_t (*)(const flowrelay_broker_host_api*, flowrelay_host*, const flowrelay_option*,
-                       size_t, flowrelay_broker**, char*, size_t))
-CHECK_SLOT(flowrelay_broker_vtable, start, int32_t (*)(flowrelay_broker*, char*, size_t))
-CHECK_SLOT(flowrelay_broker_vtable, destroy, void (*)(flowrelay_broker*))
+           int32_t (*)(const flowrelay_broker_host_api*, host, opts, size_t, flowrelay_broker**,
+                       char*, size_t))
+CHECK_SLOT(flowrelay_broker_vtable, start, int32_t (*)(broker, char*, size_t))
+CHECK_SLOT(flowrelay_broker_vtable, destroy, void (*)(broker))
 CHECK_SLOT(flowrelay_broker_vtable, publish,
-           int32_t (*)(flowrelay_broker*, flowrelay_str, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_vtable, subscribe, int32_t (*)(flowrelay_broker*, flowrelay_str))
-CHECK_SLOT(flowrelay_broker_vtable, unsubscribe, int32_t (*)(flowrelay_broker*, flowrelay_str))
-CHECK_SLOT(flowrelay_transport_host_api, log, void (*)(flowrelay_host*, int32_t, flowrelay_str))
-CHECK_SLOT(flowrelay_transport_host_api, subscribe, int32_t (*)(flowrelay_host*, flowrelay_str))
-CHECK_SLOT(flowrelay_transport_host_api, unsubscribe, void (*)(flowrelay_host*, flowrelay_str))
+           int32_t (*)(broker, str, msg, flowrelay_published_fn, void*))
+CHECK_SLOT(flowrelay_broker_vtable, history,
+           int32_t (*)(broker, str, uint64_t, flowrelay_history_fn, void*))
+CHECK_SLOT(flowrelay_broker_vtable, subscribe, int32_t (*)(broker, str))
+CHECK_SLOT(flowrelay_broker_vtable, unsubscribe, void (*)(broker, str))
+CHECK_SLOT(flowrelay_broker_vtable, metrics, void (*)(broker, flowrelay_write_fn, void*))
+CHECK_SLOT(flowrelay_broker_vtable, reconfigure, int32_t (*)(broker, opts, size_t, char*, size_t))
+
+CHECK_SLOT(flowrelay_transport_host_api, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_transport_host_api, abi_minor, uint32_t)
+CHECK_SLOT(flowrelay_transport_host_api, node_id, uint64_t)
+CHECK_SLOT(flowrelay_transport_host_api, config_dir, str)
+CHECK_SLOT(flowrelay_transport_host_api, channel_prefix, str)
+CHECK_SLOT(flowrelay_transport_host_api, echo, int32_t)
+CHECK_SLOT(flowrelay_transport_host_api, log, void (*)(host, int32_t, str))
+CHECK_SLOT(flowrelay_transport_host_api, new_session_id, uint64_t (*)(host))
+CHECK_SLOT(flowrelay_transport_host_api, subscribe, int32_t (*)(host, str))
+CHECK_SLOT(flowrelay_transport_host_api, unsubscribe, void (*)(host, str))
 CHECK_SLOT(flowrelay_transport_host_api, publish,
-           int32_t (*)(flowrelay_host*, flowrelay_str, flowrelay_str))
+           int32_t (*)(host, str, msg, flowrelay_published_fn, void*))
+CHECK_SLOT(flowrelay_transport_host_api, history,
+           int32_t (*)(host, str, uint64_t, flowrelay_history_fn, void*))
+
+CHECK_SLOT(flowrelay_transport_vtable, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_transport_vtable, abi_major, uint32_t)
 CHECK_SLOT(flowrelay_transport_vtable, create,
-           int32_t (*)(const flowrelay_transport_host_api*, flowrelay_host*,
-                       const flowrelay_option*, size_t, flowrelay_transport**, char*, size_t))
-CHECK_SLOT(flowrelay_transport_vtable, start, int32_t (*)(flowrelay_transport*, char*, size_t))
-CHECK_SLOT(flowrelay_transport_vtable, stop, void (*)(flowrelay_transport*, uint32_t))
-CHECK_SLOT(flowrelay_transport_vtable, destroy, void (*)(flowrelay_transport*))
-CHECK_SLOT(flowrelay_transport_vtable, deliver,
-           void (*)(flowrelay_transport*, flowrelay_str, flowrelay_str))
-CHECK_SLOT(flowrelay_transport_vtable, subscribed,
-           void (*)(flowrelay_transport*, flowrelay_str, int32_t))
+           int32_t (*)(const flowrelay_transport_host_api*, host, opts, size_t,
+                       flowrelay_transport**, char*, size_t))
+CHECK_SLOT(flowrelay_transport_vtable, start, int32_t (*)(transport, char*, size_t))
+CHECK_SLOT(flowrelay_transport_vtable, stop, void (*)(transport, uint32_t))
+CHECK_SLOT(flowrelay_transport_vtable, destroy, void (*)(transport))
+CHECK_SLOT(flowrelay_transport_vtable, deliver, void (*)(transport, str, msg))
+CHECK_SLOT(flowrelay_transport_vtable, subscribed, void (*)(transport, str, int32_t))
+CHECK_SLOT(flowrelay_transport_vtable, metrics, void (*)(transport, flowrelay_write_fn, void*))
+CHECK_SLOT(flowrelay_transport_vtable, reconfigure,
+           int32_t (*)(transport, opts, size_t, char*, size_t))
+
+CHECK_SLOT(flowrelay_plugin_info, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_plugin_info, abi_major, uint32_t)
+CHECK_SLOT(flowrelay_plugin_info, abi_minor, uint32_t)
 CHECK_SLOT(flowrelay_plugin_info, name, const char*)
 CHECK_SLOT(flowrelay_plugin_info, version, const char*)
 CHECK_SLOT(flowrelay_plugin_info, broker, const flowrelay_broker_vtable*)
@@ -78,6 +125,7 @@ static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL ==
                   FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&
                   FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7,
               "status codes are never renumbered");
+static_assert(FLOWRELAY_LANE_MESSAGE == 0 && FLOWRELAY_LANE_LOG == 1, "lanes are never renumbered");
 static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 && FLOWRELAY_LOG_NOTICE == 5 &&
                   FLOWRELAY_LOG_INFO == 6 && FLOWRELAY_LOG_DEBUG == 7,
               "log levels are syslog's");
@@ -85,8 +133,9 @@ static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 && FLOWRELA
 namespace {
 
 TEST(AbiLayout, EntrySymbolNameIsVersioned) {
-  EXPECT_STREQ(FLOWRELAY_ENTRY_SYMBOL, "flowrelay_plugin_entry_v1");
-  EXPECT_EQ(FLOWRELAY_ABI_MAJOR, 1);
+  EXPECT_STREQ(FLOWRELAY_ENTRY_SYMBOL, "flowrelay_plugin_entry_v2");
+  EXPECT_EQ(FLOWRELAY_ABI_MAJOR, 2);
+  EXPECT_EQ(FLOWRELAY_ABI_MINOR, 0);
 }
 
 TEST(AbiLayout, HasSlotCoversExactlyTheFieldsInsideStructSize) {

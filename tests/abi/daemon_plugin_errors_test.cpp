@@ -73,7 +73,12 @@ std::vector<BrokenCase> broken_cases() {
        "transport-ws",
        fixture("no-entry"),
        {FLOWRELAY_ENTRY_SYMBOL}},
-      {"abi_major_2", fixture("abi-major-2"), "transport-ws", fixture("abi-major-2"), {"ABI 2."}},
+      {"abi_major_3", fixture("abi-major-3"), "transport-ws", fixture("abi-major-3"), {"ABI 3."}},
+      {"built_for_abi_1",
+       fixture("abi1"),
+       "transport-ws",
+       fixture("abi1"),
+       {"built for plugin ABI 1", "rebuild"}},
       {"entry_returns_null",
        fixture("entry-null"),
        "transport-ws",
@@ -98,7 +103,12 @@ std::vector<BrokenCase> broken_cases() {
        fixture("small-broker-table"),
        "transport-ws",
        fixture("small-broker-table"),
-       {"provide a broker|no broker|not a broker"}},
+       {"too small for plugin ABI 2.0"}},
+      {"broker_slot_missing",
+       fixture("missing-slot"),
+       "transport-ws",
+       fixture("missing-slot"),
+       {"lacks the required slot 'publish'"}},
       // A plugin that is no transport, named as one.
       {"broker_as_transport",
        "broker-local",
@@ -138,6 +148,21 @@ TEST_P(DaemonPluginErrors, StartRefusesIt) { expect_refused({}); }
 
 INSTANTIATE_TEST_SUITE_P(Broken, DaemonPluginErrors, ::testing::ValuesIn(broken_cases()),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// An ABI 1 plugin gets exactly one line: where it is configured, the file, and what to rebuild
+// it against.
+TEST(DaemonAbi1Plugin, CheckConfigSaysWhichFileToRebuildInOneLine) {
+  TempDir dir("abi1");
+  const std::string plugin = fixture("abi1");
+  std::string config = dir.write("flowrelay.yaml", config_yaml(plugin, "transport-ws"));
+  RunResult r = run_process(FLOWRELAYD_PATH, {"--config", config, "--check-config"}, kRunTimeout);
+  ASSERT_TRUE(r.finished && r.exited_normally) << r.status << "\nstderr: " << r.err;
+  EXPECT_EQ(r.exit_code, kExitConfig);
+  // The broker section is the map on line 8 of config_yaml(), at column 3.
+  EXPECT_EQ(r.err,
+            "flowrelayd: " + config + ":8:3: broker: " + plugin + ": " ABI1_REFUSAL_MESSAGE "\n");
+  EXPECT_EQ(r.out, "");
+}
 
 // The control: the same config with working plugins passes, so the failures above come from
 // the broken plugin and not from the rest of the config.

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -53,8 +54,19 @@ TEST(PluginLoader, MissingEntrySymbolIsRefused) {
 }
 
 TEST(PluginLoader, AnotherAbiMajorIsRefused) {
-  expect_refused(fixture("abi-major-2"), {"ABI 2.", "ABI 1."});
-  EXPECT_FALSE(still_loaded(fixture("abi-major-2")));
+  expect_refused(fixture("abi-major-3"), {"ABI 3.", "ABI 2."});
+  EXPECT_FALSE(still_loaded(fixture("abi-major-3")));
+}
+
+TEST(PluginLoader, Abi1PluginIsRefusedWithOneMessageSayingWhatToRebuild) {
+  const std::string path = fixture("abi1");
+  try {
+    LoadedPlugin::load(path);
+    ADD_FAILURE() << path << " was loaded";
+  } catch (const PluginError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": " + ABI1_REFUSAL_MESSAGE);
+  }
+  EXPECT_FALSE(still_loaded(path));
 }
 
 TEST(PluginLoader, EntryReturningNullMeansTheDaemonIsTooOld) {
@@ -74,11 +86,15 @@ TEST(PluginLoader, UnresolvedSymbolFailsAtLoadNotLater) {
   expect_refused(fixture("undefined-symbol"), {"cannot load", UNDEFINED_SYMBOL_NAME});
 }
 
-TEST(PluginLoader, BrokerTableWithoutEveryAbi10SlotIsNotOffered) {
-  auto plugin = LoadedPlugin::load(fixture("small-broker-table"));
-  ASSERT_NE(plugin, nullptr);
-  EXPECT_EQ(plugin->broker(), nullptr);
-  EXPECT_EQ(plugin->transport(), nullptr);
+TEST(PluginLoader, BrokerTableSmallerThanAbi20IsRefusedAtLoad) {
+  expect_refused(fixture("small-broker-table"),
+                 {"broker table too small for plugin ABI 2.0",
+                  std::to_string(offsetof(flowrelay_broker_vtable, reconfigure)) + " bytes"});
+  EXPECT_FALSE(still_loaded(fixture("small-broker-table")));
+}
+
+TEST(PluginLoader, BrokerTableWithoutARequiredSlotIsRefusedAtLoad) {
+  expect_refused(fixture("missing-slot"), {"broker table lacks the required slot 'publish'"});
 }
 
 TEST(PluginLoader, FailingCreateReportsItsMessage) {
@@ -87,6 +103,10 @@ TEST(PluginLoader, FailingCreateReportsItsMessage) {
   EXPECT_STREQ(plugin->info().name, "broken-fixture");
   const flowrelay_broker_vtable* vt = plugin->broker();
   ASSERT_NE(vt, nullptr);
+  // Its optional slots are NULL, which the loader accepts.
+  EXPECT_EQ(vt->history, nullptr);
+  EXPECT_EQ(vt->metrics, nullptr);
+  EXPECT_EQ(vt->reconfigure, nullptr);
   flowrelay_broker_host_api api;
   std::memset(&api, 0, sizeof api);
   api.struct_size = sizeof api;
