@@ -1,5 +1,6 @@
 // One channel's history for broker-local: the newest messages, bounded by count and age, with
-// the offsets they were given. Not thread-safe: the broker holds the channel's lock.
+// the offsets they were given and the origin they were published with. Not thread-safe: the
+// broker holds the channel's lock.
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -16,6 +17,7 @@ class HistoryRing {
   struct Entry {
     uint64_t offset;
     flowrelay_lane lane;
+    flowrelay_origin origin;
     int64_t at_ms;
     std::string data;
   };
@@ -26,9 +28,9 @@ class HistoryRing {
   uint64_t top() const { return _top; }
   int64_t last_at_ms() const { return _last_at_ms; }
 
-  // Appends and returns the message's offset.
-  uint64_t append(flowrelay_lane lane, std::string data, int64_t now_ms, size_t max_size) {
-    _entries.push_back({++_top, lane, now_ms, std::move(data)});
+  // Appends a copy of the message's lane, origin and data; returns the offset it was given.
+  uint64_t append(const flowrelay_message& m, int64_t now_ms, size_t max_size) {
+    _entries.push_back({++_top, m.lane, m.origin, now_ms, std::string(m.data.ptr, m.data.len)});
     _last_at_ms = now_ms;
     while (_entries.size() > max_size) _entries.pop_front();
     return _top;
@@ -52,6 +54,7 @@ class HistoryRing {
                      e.lane,
                      e.offset,
                      {_epoch.data(), _epoch.size()},
+                     e.origin,
                      {e.data.data(), e.data.size()}});
     }
     return out;

@@ -2,7 +2,7 @@
 #
 # Builds the plugin <name> (e.g. broker-mine) as the MODULE target flowrelay-<name>, file
 # flowrelay-<name>.so, the name the daemon resolves for `plugin: <name>`. Hidden visibility:
-# only what FLOWRELAY_EXPORT marks (flowrelay_plugin_entry_v1) is exported. Undefined symbols
+# only what FLOWRELAY_EXPORT marks (flowrelay_plugin_entry_v2) is exported. Undefined symbols
 # fail at link time rather than at dlopen, unless ALLOW_UNDEFINED is given (e.g. for sanitizer
 # runtimes that are preloaded). Installing the result is left to the caller.
 include_guard(GLOBAL)

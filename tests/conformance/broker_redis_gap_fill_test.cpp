@@ -1,6 +1,7 @@
 // broker-redis' gap fill (plugins/broker-redis/gap_fill.h) without a Redis: the per-channel
 // state machine that, after a resubscribe, delivers from history what Pub/Sub missed, then the
-// live messages held meanwhile, each offset once and in order.
+// live messages held meanwhile, each offset once and in order; and, outside history, drops a
+// resend (a node's seq delivered already).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -16,16 +17,24 @@ struct Got {
   uint64_t offset;
   std::string epoch;
   std::string data;
+  uint64_t node = 0;  // origin
+  uint64_t seq = 0;
   bool operator==(const Got&) const = default;
 };
 
 std::ostream& operator<<(std::ostream& os, const Got& g) {
-  return os << "{" << g.offset << " " << g.epoch << " " << g.data << "}";
+  return os << "{" << g.offset << " " << g.epoch << " " << g.data << " " << g.node << "/" << g.seq
+            << "}";
 }
 
 std::string seq(uint64_t offset, const std::string& epoch, const std::string& data = "") {
-  return encode_wire(FLOWRELAY_LANE_MESSAGE, offset, epoch,
+  return encode_wire(FLOWRELAY_LANE_MESSAGE, offset, epoch, {},
                      data.empty() ? "d" + std::to_string(offset) : data);
+}
+
+// A message outside history (history_size 0) from `node`'s publish number `seq`.
+std::string plain(uint64_t node, uint64_t seq, const std::string& data) {
+  return encode_wire(FLOWRELAY_LANE_MESSAGE, 0, "", {node, 42, seq}, data);
 }
 
 // History as the read script answers it: `epoch`, `top` and the entries first..last.
@@ -39,6 +48,7 @@ struct History {
       m.lane = FLOWRELAY_LANE_MESSAGE;
       m.offset = o;
       m.epoch = {epoch.data(), epoch.size()};
+      m.origin = {9, 1, o};
       m.data = {data[o - first].data(), data[o - first].size()};
       messages.push_back(m);
     }
@@ -64,7 +74,8 @@ class ChannelGapTest : public ::testing::Test {
     return verdict;
   }
   void record(const WireMessage& w) {
-    got.push_back({w.offset, std::string(w.epoch), std::string(w.data)});
+    got.push_back(
+        {w.offset, std::string(w.epoch), std::string(w.data), w.origin.node, w.origin.seq});
   }
   ChannelGap::Sink sink() {
     return [this](const WireMessage& w) { record(w); };
@@ -72,6 +83,12 @@ class ChannelGapTest : public ::testing::Test {
   std::vector<Got> seqs(const std::string& epoch, uint64_t first, uint64_t last) {
     std::vector<Got> out;
     for (uint64_t o = first; o <= last; ++o) out.push_back({o, epoch, "d" + std::to_string(o)});
+    return out;
+  }
+  // The same, as replayed from History (origin {9, 1, offset}).
+  std::vector<Got> replayed(const std::string& epoch, uint64_t first, uint64_t last) {
+    auto out = seqs(epoch, first, last);
+    for (auto& g : out) g.node = 9, g.seq = g.offset;
     return out;
   }
 
@@ -111,7 +128,8 @@ TEST_F(ChannelGapTest, FillsFromHistoryThenReleasesHeldMessagesWithoutDuplicates
   EXPECT_FALSE(outcome.unrecovered);
   EXPECT_EQ(outcome.filled, 4u);
   EXPECT_EQ(outcome.skipped, 2u);
-  auto expected = seqs("e", 1, 7);
+  auto expected = seqs("e", 1, 3);
+  for (const auto& g : replayed("e", 4, 7)) expected.push_back(g);  // with their origin
   expected.push_back({0, "", "raw"});
   expected.push_back({8, "e", "d8"});
   EXPECT_EQ(got, expected);
@@ -187,7 +205,7 @@ TEST_F(ChannelGapTest, AFloorWithoutHistoryFillsTheNewEpochFromOne) {
   EXPECT_FALSE(outcome.unrecovered);
   EXPECT_EQ(outcome.filled, 3u);
   EXPECT_EQ(outcome.skipped, 1u);
-  EXPECT_EQ(got, seqs("e", 1, 3));
+  EXPECT_EQ(got, replayed("e", 1, 3));
 }
 
 TEST_F(ChannelGapTest, AFloorIsNeverUsedToSkip) {
@@ -204,7 +222,7 @@ TEST_F(ChannelGapTest, AFloorInTheSameEpochFillsPastIt) {
   ASSERT_EQ(gap.begin_fill(), 10u);
   const History history("e", 12, 11, 12);
   EXPECT_EQ(gap.finish_fill(history.h, sink()).filled, 2u);
-  EXPECT_EQ(got, seqs("e", 11, 12));
+  EXPECT_EQ(got, replayed("e", 11, 12));
 }
 
 TEST_F(ChannelGapTest, ABeginWhileFillingKeepsWhatIsHeld) {
@@ -217,7 +235,10 @@ TEST_F(ChannelGapTest, ABeginWhileFillingKeepsWhatIsHeld) {
   const auto outcome = gap.finish_fill(history.h, sink());
   EXPECT_EQ(outcome.filled, 3u);
   EXPECT_EQ(outcome.skipped, 1u);
-  EXPECT_EQ(got, seqs("e", 1, 5));
+  auto expected = seqs("e", 1, 1);
+  for (const auto& g : replayed("e", 2, 4)) expected.push_back(g);
+  expected.push_back({5, "e", "d5"});
+  EXPECT_EQ(got, expected);
 }
 
 TEST_F(ChannelGapTest, AbandonReleasesHeldMessagesAndCountsTheKnownHole) {
@@ -235,6 +256,50 @@ TEST_F(ChannelGapTest, AbandonReleasesHeldMessagesAndCountsTheKnownHole) {
   expected.push_back({9, "e", "d9"});
   EXPECT_EQ(got, expected);
   EXPECT_FALSE(gap.filling());
+}
+
+// Outside history a resend carries the same origin again: the second copy of a node's seq is
+// dropped, per node; raw payloads (no origin) always pass.
+TEST_F(ChannelGapTest, OutsideHistoryARepeatedNodeSeqIsADuplicate) {
+  using L = ChannelGap::Live;
+  EXPECT_EQ(live(plain(5, 1, "a")), L::Deliver);
+  EXPECT_EQ(live(plain(5, 2, "b")), L::Deliver);
+  EXPECT_EQ(live(plain(5, 1, "a")), L::Duplicate) << "resent after a lost reply";
+  EXPECT_EQ(live(plain(5, 2, "b")), L::Duplicate);
+  EXPECT_EQ(live(plain(6, 1, "other node")), L::Deliver) << "seqs are per node";
+  EXPECT_EQ(live(plain(5, 3, "c")), L::Deliver);
+  EXPECT_EQ(live("raw"), L::Deliver);
+  EXPECT_EQ(live("raw"), L::Deliver);
+  EXPECT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[0], (Got{0, "", "a", 5, 1}));
+}
+
+TEST_F(ChannelGapTest, HeldMessagesOutsideHistoryAreDeduplicatedOnRelease) {
+  live(seq(1, "e"));
+  live(plain(5, 1, "a"));
+  ASSERT_EQ(gap.begin_fill(), 1u);
+  EXPECT_EQ(live(plain(5, 1, "a")), ChannelGap::Live::Held);
+  EXPECT_EQ(live(plain(5, 2, "b")), ChannelGap::Live::Held);
+  const History history("e", 1);
+  const auto outcome = gap.finish_fill(history.h, sink());
+  EXPECT_EQ(outcome.skipped, 1u);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[2], (Got{0, "", "b", 5, 2}));
+}
+
+// Redis' history ends before the place (it lost writes, e.g. a failover to a lagging replica):
+// new offsets from its top on must not be taken for duplicates.
+TEST_F(ChannelGapTest, HistoryBehindThePlaceMovesThePlaceBackToItsTop) {
+  for (uint64_t o = 1; o <= 8; ++o) live(seq(o, "e"));
+  ASSERT_EQ(gap.begin_fill(), 8u);
+  live(seq(6, "e", "new 6"));
+  const History history("e", 5, 1, 5);
+  const auto outcome = gap.finish_fill(history.h, sink());
+  EXPECT_TRUE(outcome.unrecovered);
+  EXPECT_TRUE(outcome.behind);
+  EXPECT_EQ(outcome.filled, 0u);
+  EXPECT_EQ(got.back(), (Got{6, "e", "new 6"}));
+  EXPECT_EQ(live(seq(7, "e", "new 7")), ChannelGap::Live::Deliver);
 }
 
 // ---------------------------------------------------------------------------------- GapFill

@@ -1,10 +1,12 @@
 // broker-redis history against a real Redis (run through with_redis.sh, which starts a private
 // redis-server and puts url=unix://<socket> into FLOWRELAY_BROKER_OPTIONS): what the broker
 // conformance suite cannot see from one broker instance: the keys in Redis, epochs across a
-// FLUSHALL or expiry, several nodes sharing one sequence, external PUBLISH, SCRIPT FLUSH, and
-// the gap a node's subscriber outage leaves in Pub/Sub, filled from history.
+// FLUSHALL or expiry, several nodes sharing one sequence, external PUBLISH, SCRIPT FLUSH, the
+// gap a node's subscriber outage leaves in Pub/Sub, filled from history, resends after a hung
+// Redis (SIGSTOP) stored and delivered once, and subscriptions Redis refuses (ACL).
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../plugins/broker-redis/history_scripts.h"  // the append script, run directly
 #include "broker_test_host.h"
 #include "plugin_loader.h"
 
@@ -135,10 +138,10 @@ class BrokerRedisHistory : public ::testing::Test {
   // Publishes `data` (message lane) and returns its completion.
   PublishedLog::Result publish(Node& node, const std::string& ch, const std::string& data) {
     PublishedLog log(1);
-    EXPECT_EQ(publish_messages(vt_, node.broker, ch, {{FLOWRELAY_LANE_MESSAGE, 0, "", data}}, log,
-                               kTimeout),
+    EXPECT_EQ(publish_messages(vt_, node.broker, ch,
+                               {node.host.message(FLOWRELAY_LANE_MESSAGE, data)}, log, kTimeout),
               FLOWRELAY_OK);
-    EXPECT_TRUE(log.wait(kTimeout)) << "publish_message() not completed";
+    EXPECT_TRUE(log.wait(kTimeout)) << "publish() not completed";
     return log.results()[0];
   }
 
@@ -152,7 +155,7 @@ class BrokerRedisHistory : public ::testing::Test {
   // Publishes `data` in order through `node` and waits until Redis acknowledged all of it.
   void publish_all(Node& node, const std::string& ch, const std::vector<std::string>& data) {
     std::vector<Message> messages;
-    for (const auto& d : data) messages.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", d});
+    for (const auto& d : data) messages.push_back(node.host.message(FLOWRELAY_LANE_MESSAGE, d));
     PublishedLog log(messages.size());
     ASSERT_EQ(publish_messages(vt_, node.broker, ch, messages, log, kTimeout), FLOWRELAY_OK);
     ASSERT_TRUE(log.wait(kTimeout));
@@ -224,6 +227,39 @@ class BrokerRedisHistory : public ::testing::Test {
     return text;
   }
 
+  // The redis-server with_redis.sh started (it runs under `timeout`: its own pid is not ours).
+  pid_t redis_pid() {
+    Reply info = command({"INFO", "server"});
+    const std::string text(info->str, info->len);
+    const size_t at = text.find("process_id:");
+    return at == std::string::npos ? 0 : std::stoi(text.substr(at + 11));
+  }
+
+  // Stops Redis (SIGSTOP) while it lives, as a hung Redis: it answers nothing, connections
+  // stay open and what is written to them waits in the socket buffers. Continued on any exit.
+  class RedisStopped {
+   public:
+    explicit RedisStopped(pid_t pid) : _pid(pid) { EXPECT_EQ(kill(_pid, SIGSTOP), 0); }
+    ~RedisStopped() { kill(_pid, SIGCONT); }
+    RedisStopped(const RedisStopped&) = delete;
+    RedisStopped& operator=(const RedisStopped&) = delete;
+
+   private:
+    pid_t _pid;
+  };
+
+  // publish() of `message` with its completion in slot `i` of `log`.
+  void publish_into(Node& node, const std::string& ch, const Message& message, PublishedLog& log,
+                    size_t i) {
+    flowrelay_message m{};
+    m.struct_size = sizeof m;
+    m.lane = message.lane;
+    m.origin = {message.origin.node, message.origin.session, 0};
+    m.data = view(message.data);
+    ASSERT_EQ(vt_->publish(node.broker, view(ch), &m, &PublishedLog::on_done, log.ctx(i)),
+              FLOWRELAY_OK);
+  }
+
   static std::shared_ptr<LoadedPlugin> plugin_;
   static std::string load_error_;
   const flowrelay_broker_vtable* vt_ = nullptr;
@@ -270,13 +306,20 @@ TEST_F(BrokerRedisHistory, KeepsAStreamAndASequencePerChannel) {
     EXPECT_GT(ttl, 0) << key << " does not expire";
     EXPECT_LE(ttl, 60000) << key;
   }
+  // The last seq appended from each node: what tells a resend (history_scripts.h).
+  const std::string node_id = std::to_string(node.host.node_id());
+  Reply last_seq = command({"HGET", seq, "n:" + node_id});
+  ASSERT_EQ(last_seq->type, REDIS_REPLY_STRING);
+  EXPECT_STREQ(last_seq->str, "10");
   Reply last = command({"XREVRANGE", stream, "+", "-", "COUNT", "1"});
   ASSERT_EQ(last->elements, 1u);
   const redisReply* fields = last->element[0]->element[1];
-  ASSERT_EQ(fields->elements, 6u);
+  ASSERT_EQ(fields->elements, 12u);
   std::vector<std::string> got;
-  for (size_t i = 0; i < 6; ++i) got.emplace_back(fields->element[i]->str, fields->element[i]->len);
-  EXPECT_EQ(got, (std::vector<std::string>{"o", "10", "l", "m", "d", "d10"}));
+  for (size_t i = 0; i < fields->elements; ++i)
+    got.emplace_back(fields->element[i]->str, fields->element[i]->len);
+  EXPECT_EQ(got, (std::vector<std::string>{"o", "10", "l", "m", "n", node_id, "s", "0", "q", "10",
+                                           "d", "d10"}));
 }
 
 TEST_F(BrokerRedisHistory, EpochChangesWhenRedisLosesTheHistory) {
@@ -292,8 +335,10 @@ TEST_F(BrokerRedisHistory, EpochChangesWhenRedisLosesTheHistory) {
   HistoryRead read;
   ASSERT_NO_FATAL_FAILURE(read_history(node, ch, 0, read));
   EXPECT_EQ(read.epoch, second.epoch);
+  // The second publish of this node: origin.seq 2, whatever the epoch.
   EXPECT_EQ(read.messages,
-            (std::vector<Message>{{FLOWRELAY_LANE_MESSAGE, 1, second.epoch, "after", true}}));
+            (std::vector<Message>{
+                {FLOWRELAY_LANE_MESSAGE, 1, second.epoch, "after", {node.host.node_id(), 0, 2}}}));
 }
 
 // A stale stream whose sequence hash vanished must not mix old entries into the new epoch.
@@ -307,7 +352,8 @@ TEST_F(BrokerRedisHistory, ANewEpochDropsEntriesOfTheOldOne) {
   HistoryRead read;
   ASSERT_NO_FATAL_FAILURE(read_history(node, ch, 0, read));
   EXPECT_EQ(read.messages,
-            (std::vector<Message>{{FLOWRELAY_LANE_MESSAGE, 1, fresh.epoch, "new", true}}));
+            (std::vector<Message>{
+                {FLOWRELAY_LANE_MESSAGE, 1, fresh.epoch, "new", {node.host.node_id(), 0, 4}}}));
 }
 
 TEST_F(BrokerRedisHistory, AnIdleChannelStartsANewEpoch) {
@@ -353,8 +399,10 @@ TEST_F(BrokerRedisHistory, TwoNodesShareOneOffsetSequence) {
     EXPECT_EQ(r.offset, static_cast<uint64_t>(i));
     if (i == 1) epoch = r.epoch;
     EXPECT_EQ(r.epoch, epoch);
-    expected.push_back(
-        {FLOWRELAY_LANE_MESSAGE, r.offset, epoch, "from " + std::string(i % 2 ? "a" : "b"), true});
+    // Each node numbers its own publishes from 1.
+    const Origin origin{(i % 2 ? a : b).host.node_id(), 0, static_cast<uint64_t>((i + 1) / 2)};
+    expected.push_back({FLOWRELAY_LANE_MESSAGE, r.offset, epoch,
+                        "from " + std::string(i % 2 ? "a" : "b"), origin});
   }
   for (Node* node : {&a, &b}) {
     ASSERT_TRUE(node->host.wait_deliveries(ch, expected.size(), kTimeout));
@@ -369,15 +417,15 @@ TEST_F(BrokerRedisHistory, ExternalPublishArrivesAsTheMessageLaneWithOffsetZero)
   ASSERT_NO_FATAL_FAILURE(subscribe(node, ch));
   const std::vector<std::string> payloads = {"hello",
                                              std::string("\x1e"
-                                                         "fr1 x 1 e\nunknown lane"),
+                                                         "fr2 x 1 0 0 0 e\nunknown lane"),
                                              std::string("\x1e"
-                                                         "fr1 m 1 e no newline"),
+                                                         "fr2 m 1 0 0 0 e no newline"),
                                              std::string("\x1e"
-                                                         "fr1 m -1 e\nnegative")};
+                                                         "fr2 m -1 0 0 0 e\nnegative")};
   for (const auto& p : payloads) ASSERT_EQ(command({"PUBLISH", ch, p})->integer, 1);
   ASSERT_TRUE(node.host.wait_deliveries(ch, payloads.size(), kTimeout));
   std::vector<Message> expected;
-  for (const auto& p : payloads) expected.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", p, true});
+  for (const auto& p : payloads) expected.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", p, {}});
   EXPECT_EQ(node.host.messages(ch), expected);
   HistoryRead read;
   ASSERT_NO_FATAL_FAILURE(read_history(node, ch, 0, read));
@@ -395,7 +443,7 @@ TEST_F(BrokerRedisHistory, ScriptFlushIsRecoveredWithNothingLostOrDuplicated) {
   ASSERT_EQ(command({"SCRIPT", "FLUSH"})->type, REDIS_REPLY_STATUS);
   std::vector<Message> sent;
   for (int i = 1; i <= 200; ++i)
-    sent.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", "m" + std::to_string(i)});
+    sent.push_back(node.host.message(FLOWRELAY_LANE_MESSAGE, "m" + std::to_string(i)));
   PublishedLog log(sent.size());
   ASSERT_EQ(publish_messages(vt_, node.broker, ch, sent, log, kTimeout), FLOWRELAY_OK);
   HistoryRead read;  // queued behind the burst: also refused, then resent
@@ -433,7 +481,7 @@ TEST_F(BrokerRedisHistory, HistoryIsAnsweredAfterThisNodesEarlierPublishes) {
   const std::string ch = channel("ordered");
   std::vector<Message> sent;
   for (int i = 1; i <= 50; ++i)
-    sent.push_back({FLOWRELAY_LANE_LOG, 0, "", "x" + std::to_string(i)});
+    sent.push_back(node.host.message(FLOWRELAY_LANE_LOG, "x" + std::to_string(i)));
   PublishedLog log(sent.size());
   ASSERT_EQ(publish_messages(vt_, node.broker, ch, sent, log, kTimeout), FLOWRELAY_OK);
   HistoryRead read;  // not waiting for the publishes' completions first
@@ -454,7 +502,7 @@ TEST_F(BrokerRedisHistory, AKilledConnectionLosesNoPublishAndNoRead) {
   const std::string ch = channel("killed");
   std::vector<Message> sent;
   for (int i = 0; i < 1000; ++i)  // history_size (2000) keeps them all even if each is resent
-    sent.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", "k" + std::to_string(i)});
+    sent.push_back(node.host.message(FLOWRELAY_LANE_MESSAGE, "k" + std::to_string(i)));
   PublishedLog log(sent.size());
   std::thread killer([&] {
     while (!log.wait(0s, 200)) std::this_thread::yield();
@@ -490,9 +538,9 @@ TEST_F(BrokerRedisHistory, QueuedRequestsFailWhenDestroyedWhileRedisIsUnreachabl
   const std::string ch = channel("unreachable");
   PublishedLog log(3);
   ASSERT_EQ(publish_messages(vt_, node.broker, ch,
-                             {{FLOWRELAY_LANE_MESSAGE, 0, "", "a"},
-                              {FLOWRELAY_LANE_LOG, 0, "", "b"},
-                              {FLOWRELAY_LANE_MESSAGE, 0, "", "c"}},
+                             {node.host.message(FLOWRELAY_LANE_MESSAGE, "a"),
+                              node.host.message(FLOWRELAY_LANE_LOG, "b"),
+                              node.host.message(FLOWRELAY_LANE_MESSAGE, "c")},
                              log, kTimeout),
             FLOWRELAY_OK);
   HistoryRead read;
@@ -593,7 +641,7 @@ TEST_F(BrokerRedisHistory, ASubscriberOutageIsFilledFromHistoryWithNothingLostOr
   ASSERT_TRUE(b.host.wait_ready(0, kTimeout)) << "B did not notice the cut";
   ASSERT_NO_FATAL_FAILURE(publish_all(a, ch, burst));
   std::vector<Message> own_messages;
-  for (const auto& d : own) own_messages.push_back({FLOWRELAY_LANE_MESSAGE, 0, "", d});
+  for (const auto& d : own) own_messages.push_back(b.host.message(FLOWRELAY_LANE_MESSAGE, d));
   PublishedLog own_log(own.size());
   ASSERT_EQ(publish_messages(vt_, b.broker, ch, own_messages, own_log, kTimeout), FLOWRELAY_OK);
   PublishedLog streamed(stream.size());
@@ -601,10 +649,10 @@ TEST_F(BrokerRedisHistory, ASubscriberOutageIsFilledFromHistoryWithNothingLostOr
     for (size_t i = 0; i < stream.size(); ++i) {
       flowrelay_message m{};
       m.struct_size = sizeof m;
+      m.origin.node = a.host.node_id();
       m.data = view(stream[i]);
-      EXPECT_EQ(
-          vt_->publish_message(a.broker, view(ch), &m, &PublishedLog::on_done, streamed.ctx(i)),
-          FLOWRELAY_OK);
+      EXPECT_EQ(vt_->publish(a.broker, view(ch), &m, &PublishedLog::on_done, streamed.ctx(i)),
+                FLOWRELAY_OK);
       std::this_thread::sleep_for(5ms);  // ~0.5 s: spans B's resubscribe and fill
     }
   });
@@ -718,13 +766,13 @@ TEST_F(BrokerRedisHistory, ALiveDuplicateOfADeliveredOffsetIsSkipped) {
   const std::string epoch = node.host.messages(ch)[0].epoch;
   ASSERT_EQ(command({"PUBLISH", ch,
                      "\x1e"
-                     "fr1 m 2 " +
+                     "fr2 m 2 0 0 0 " +
                          epoch + "\nagain"})
                 ->integer,
             1);
   ASSERT_EQ(command({"PUBLISH", ch,
                      "\x1e"
-                     "fr1 m 2 otherepoch\nother epoch"})
+                     "fr2 m 2 0 0 0 otherepoch\nother epoch"})
                 ->integer,
             1);
   ASSERT_NO_FATAL_FAILURE(publish_all(node, ch, {"d4"}));
@@ -734,6 +782,237 @@ TEST_F(BrokerRedisHistory, ALiveDuplicateOfADeliveredOffsetIsSkipped) {
   for (const auto& m : node.host.messages(ch)) data.push_back(m.data);
   EXPECT_EQ(data, (std::vector<std::string>{"d1", "d2", "d3", "other epoch", "d4"}));
   EXPECT_EQ(metric(node, "flowrelay_redis_duplicates_skipped_total"), 1u);
+}
+
+// ------------------------------------------------------------------------------------------
+// Resends. A publish whose reply was lost (the link dropped, Redis hung) is resent, and Redis may
+// have run the first copy as well: stored and delivered once, completed with its first offset.
+
+// The append script itself: a (node, seq) it appended before is not appended or published again
+// and answers the first offset, found behind other nodes' entries; trimmed away, offset 0.
+TEST_F(BrokerRedisHistory, TheAppendScriptStoresAResendOnceWithItsFirstOffset) {
+  Node& node = start_node();
+  const std::string ch = channel("script");
+  ASSERT_NO_FATAL_FAILURE(subscribe(node, ch));
+  const std::string script = redis::append_script();
+  const std::string stream = "flowrelay:history:{" + ch + "}", seq = "flowrelay:seq:{" + ch + "}";
+  struct Appended {
+    long long offset = -1, resent = -1;
+    std::string epoch;
+  };
+  auto append = [&](const std::string& origin_node, const std::string& origin_seq,
+                    const std::string& data) {
+    Reply r = command({"EVAL", script, "2", stream, seq, ch, "m", data, "2000", "60000",
+                       origin_node, "5", origin_seq});
+    Appended a;
+    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3)
+        << (r && r->type == REDIS_REPLY_ERROR ? r->str : "no array");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+      a.offset = r->element[0]->integer;
+      a.epoch.assign(r->element[1]->str, r->element[1]->len);
+      a.resent = r->element[2]->integer;
+    }
+    return a;
+  };
+  const Appended first = append("7", "1", "a");
+  EXPECT_EQ(first.offset, 1);
+  EXPECT_EQ(first.resent, 0);
+  const Appended again = append("7", "1", "a, resent");
+  EXPECT_EQ(again.offset, 1) << "a resend answers the first offset";
+  EXPECT_EQ(again.resent, 1);
+  EXPECT_EQ(again.epoch, first.epoch);
+  EXPECT_EQ(append("7", "2", "b").offset, 2);
+  EXPECT_EQ(append("8", "1", "c").offset, 3) << "another node's seq 1 is not a resend";
+  EXPECT_EQ(append("7", "1", "a").offset, 1) << "found behind the later entries";
+  EXPECT_EQ(append("7", "2", "b").offset, 2);
+  EXPECT_EQ(append("0", "0", "raw").offset, 4) << "no origin: never taken for a resend";
+  EXPECT_EQ(append("0", "0", "raw").offset, 5);
+  EXPECT_EQ(command({"XLEN", stream})->integer, 5);
+  ASSERT_EQ(command({"XTRIM", stream, "MAXLEN", "0"})->type, REDIS_REPLY_INTEGER);
+  const Appended trimmed = append("7", "2", "b");
+  EXPECT_EQ(trimmed.offset, 0) << "the first entry is gone: no offset to answer";
+  EXPECT_EQ(trimmed.resent, 2);
+  EXPECT_EQ(trimmed.epoch, first.epoch);
+  EXPECT_EQ(command({"XLEN", stream})->integer, 0) << "a trimmed resend is not stored again";
+  EXPECT_EQ(append("7", "3", "d").offset, 6);
+
+  // Published once each: the resends were not.
+  ASSERT_TRUE(node.host.wait_deliveries(ch, 6, kTimeout));
+  std::this_thread::sleep_for(kQuietPeriod);
+  std::vector<std::string> data;
+  for (const auto& m : node.host.messages(ch)) data.push_back(m.data);
+  EXPECT_EQ(data, (std::vector<std::string>{"a", "b", "c", "raw", "raw", "d"}));
+  EXPECT_EQ(node.host.messages(ch)[0].origin, (Origin{7, 5, 1}));
+}
+
+// Issue 11, bug 1: Redis hung (SIGSTOP) for 2x command_timeout_ms while node A publishes. A drops
+// the link, reconnects after SIGCONT and resends what was not answered, while Redis also runs
+// the copies still waiting in the old connection. B gets every message once, history holds
+// each once with consecutive offsets, and each completion has its message's first offset.
+TEST_F(BrokerRedisHistory, AResendAfterAHungRedisIsStoredAndDeliveredOnce) {
+  constexpr int kTimeoutMs = 300;
+  Node& a = start_node("command_timeout_ms=" + std::to_string(kTimeoutMs));
+  Node& b = start_node();
+  const std::string ch = channel("hung");
+  ASSERT_NO_FATAL_FAILURE(subscribe(b, ch));
+  const pid_t pid = redis_pid();
+  ASSERT_GT(pid, 0);
+  std::vector<Message> sent;
+  for (int i = 1; i <= 20; ++i)
+    sent.push_back(a.host.message(FLOWRELAY_LANE_MESSAGE, "h" + std::to_string(i)));
+  PublishedLog log(sent.size());
+  for (size_t i = 0; i < 10; ++i) ASSERT_NO_FATAL_FAILURE(publish_into(a, ch, sent[i], log, i));
+  ASSERT_TRUE(log.wait(kTimeout, 10));
+  {
+    RedisStopped stopped(pid);
+    for (size_t i = 10; i < 20; ++i) ASSERT_NO_FATAL_FAILURE(publish_into(a, ch, sent[i], log, i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * kTimeoutMs));
+  }
+  ASSERT_TRUE(log.wait(kTimeout)) << "not every publish completed after SIGCONT";
+  // Redis ran every copy before answering the last completion: a marker published now reaches
+  // B after any duplicate would have.
+  publish(a, ch, "marker");
+  ASSERT_TRUE(b.host.wait_deliveries(ch, sent.size() + 1, kTimeout));
+  std::this_thread::sleep_for(kQuietPeriod);
+
+  const auto got = b.host.messages(ch);
+  ASSERT_EQ(got.size(), sent.size() + 1) << "duplicates delivered";
+  const auto results = log.results();
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(got[i].data, sent[i].data) << i;
+    EXPECT_EQ(got[i].offset, i + 1) << i;
+    EXPECT_EQ(got[i].origin, (Origin{a.host.node_id(), 0, i + 1})) << i;
+    EXPECT_EQ(results[i].calls, 1) << i;
+    EXPECT_EQ(results[i].status, FLOWRELAY_OK) << i;
+    EXPECT_EQ(results[i].offset, i + 1) << "completion of message " << i;
+  }
+  HistoryRead read;
+  ASSERT_NO_FATAL_FAILURE(read_history(b, ch, 0, read));
+  ASSERT_EQ(read.messages.size(), sent.size() + 1) << "stored twice";
+  for (size_t i = 0; i < read.messages.size(); ++i) {
+    EXPECT_EQ(read.messages[i].offset, i + 1);
+    EXPECT_EQ(read.messages[i].data, i < sent.size() ? sent[i].data : "marker");
+  }
+  // The scenario did what it is about: A lost its link and resent what Redis had run already.
+  EXPECT_GE(metric(a, "flowrelay_redis_reconnects_total"), 1u);
+  EXPECT_GE(metric(a, "flowrelay_redis_resends_stored_once_total"), 1u);
+}
+
+// The same without history (plain PUBLISH, offset 0): B drops the second copy of a (node, seq).
+TEST_F(BrokerRedisHistory, WithoutHistoryAResendAfterAHungRedisIsDeliveredOnce) {
+  constexpr int kTimeoutMs = 300;
+  Node& a = start_node("history_size=0;command_timeout_ms=" + std::to_string(kTimeoutMs));
+  Node& b = start_node("history_size=0");
+  const std::string ch = channel("hung-plain");
+  ASSERT_NO_FATAL_FAILURE(subscribe(b, ch));
+  const pid_t pid = redis_pid();
+  ASSERT_GT(pid, 0);
+  std::vector<Message> sent;
+  for (int i = 1; i <= 20; ++i)
+    sent.push_back(a.host.message(FLOWRELAY_LANE_MESSAGE, "p" + std::to_string(i)));
+  PublishedLog log(sent.size());
+  for (size_t i = 0; i < 10; ++i) ASSERT_NO_FATAL_FAILURE(publish_into(a, ch, sent[i], log, i));
+  ASSERT_TRUE(log.wait(kTimeout, 10));
+  {
+    RedisStopped stopped(pid);
+    for (size_t i = 10; i < 20; ++i) ASSERT_NO_FATAL_FAILURE(publish_into(a, ch, sent[i], log, i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * kTimeoutMs));
+  }
+  ASSERT_TRUE(log.wait(kTimeout));
+  publish(a, ch, "marker");
+  ASSERT_TRUE(b.host.wait_deliveries(ch, sent.size() + 1, kTimeout));
+  std::this_thread::sleep_for(kQuietPeriod);
+
+  const auto got = b.host.messages(ch);
+  ASSERT_EQ(got.size(), sent.size() + 1) << "duplicates delivered";
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(got[i].data, sent[i].data) << i;
+    EXPECT_EQ(got[i].offset, 0u) << i;
+    EXPECT_EQ(got[i].origin, (Origin{a.host.node_id(), 0, i + 1})) << i;
+    EXPECT_EQ(log.results()[i].status, FLOWRELAY_OK) << i;
+  }
+  EXPECT_GE(metric(a, "flowrelay_redis_reconnects_total"), 1u);
+  EXPECT_GE(metric(b, "flowrelay_redis_duplicates_skipped_total"), 1u)
+      << "Redis ran the old copies and the resends: B saw both";
+}
+
+// ------------------------------------------------------------------------------------------
+// Subscriptions Redis refuses (here: ACL channel permissions of the default user, which the
+// brokers connect as). plugin.h: a PENDING subscribe() is answered exactly once; a re-subscribe
+// after a reconnect that fails is reported once with subscribed(channel, error); the others
+// carry on.
+
+class AclChannels {
+ public:
+  // Only channels matching `pattern` (and the brokers' heartbeats) for the default user.
+  AclChannels(redisContext* redis, const std::string& pattern) : _redis(redis) {
+    set({"ACL", "SETUSER", "default", "resetchannels", "&" + pattern, "&flowrelay:heartbeat:*"});
+  }
+  ~AclChannels() { set({"ACL", "SETUSER", "default", "allchannels"}); }
+  AclChannels(const AclChannels&) = delete;
+  AclChannels& operator=(const AclChannels&) = delete;
+
+ private:
+  void set(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    Reply r(static_cast<redisReply*>(
+        redisCommandArgv(_redis, static_cast<int>(argv.size()), argv.data(), lens.data())));
+    EXPECT_TRUE(r && r->type == REDIS_REPLY_STATUS) << args[4];
+  }
+  redisContext* _redis;
+};
+
+TEST_F(BrokerRedisHistory, ARefusedSubscribeIsAnsweredOnceWithAnError) {
+  allow_errors_ = true;
+  Node& node = start_node();
+  const std::string ok = channel("ok-first"), refused = channel("no-first");
+  AclChannels acl(redis_, channel("ok-*"));
+  ASSERT_NO_FATAL_FAILURE(subscribe(node, ok));
+  ASSERT_EQ(vt_->subscribe(node.broker, view(refused)), FLOWRELAY_PENDING);
+  const auto answer = node.host.take_subscribed(refused, kTimeout);
+  ASSERT_TRUE(answer.has_value()) << "a PENDING subscribe was never answered";
+  EXPECT_NE(*answer, FLOWRELAY_OK);
+  EXPECT_TRUE(node.host.wait_ready(1, kTimeout));
+  publish(node, ok, "still here");
+  ASSERT_TRUE(node.host.wait_deliveries(ok, 1, kTimeout)) << "the other channel stopped";
+  std::this_thread::sleep_for(kQuietPeriod);
+  EXPECT_FALSE(node.host.take_subscribed(refused, 0s)) << "answered twice";
+  EXPECT_FALSE(node.host.take_subscribed(ok, 0s)) << "its re-subscribe was reported";
+  vt_->unsubscribe(node.broker, view(refused));  // as the daemon does once its sessions left
+  EXPECT_EQ(metric(node, "flowrelay_redis_subscribe_refused_total"), 1u);
+  bool reported = false;
+  for (const auto& [code, detail] : node.host.errors())
+    reported |= detail.find("refused to subscribe " + refused) != std::string::npos &&
+                detail.find("NOPERM") != std::string::npos;
+  EXPECT_TRUE(reported) << "not reported in Redis' words";
+}
+
+TEST_F(BrokerRedisHistory, ARefusedResubscribeIsReportedOnceAndTheOthersCarryOn) {
+  allow_errors_ = true;
+  long long sub_id = 0;
+  Node& node = start_node_with_subscriber("reconnect_min_ms=50;reconnect_max_ms=100", sub_id);
+  const std::string ok = channel("ok-again"), victim = channel("no-longer");
+  ASSERT_NO_FATAL_FAILURE(subscribe(node, ok));
+  ASSERT_NO_FATAL_FAILURE(subscribe(node, victim));
+  AclChannels acl(redis_, channel("ok-*"));
+  // Redis 7 disconnects a client subscribed to a channel it may no longer access; cut it in
+  // case this one does not.
+  command({"CLIENT", "KILL", "ID", std::to_string(sub_id)});
+  const auto answer = node.host.take_subscribed(victim, kTimeout);
+  ASSERT_TRUE(answer.has_value()) << "the failed re-subscribe was not reported";
+  EXPECT_NE(*answer, FLOWRELAY_OK);
+  ASSERT_TRUE(node.host.wait_ready(1, kTimeout));
+  publish(node, ok, "after");
+  ASSERT_TRUE(node.host.wait_deliveries(ok, 1, kTimeout)) << "the other channel stopped";
+  std::this_thread::sleep_for(kQuietPeriod);
+  EXPECT_FALSE(node.host.take_subscribed(victim, 0s)) << "reported twice";
+  EXPECT_FALSE(node.host.take_subscribed(ok, 0s)) << "a re-subscribe that worked was reported";
+  EXPECT_EQ(metric(node, "flowrelay_redis_subscribe_refused_total"), 1u);
 }
 
 }  // namespace

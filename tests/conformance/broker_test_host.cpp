@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
+#include <filesystem>
+#include <random>
 #include <thread>
 
 namespace flowrelay::test {
@@ -31,6 +33,25 @@ void OptionList::add(std::string key, std::string value) {
   _views.clear();
   for (const auto& [k, v] : _owned) _views.push_back(flowrelay_option{view(k), view(v)});
 }
+
+void PrintTo(const Message& m, std::ostream* out) {
+  *out << "{lane " << m.lane << ", offset " << m.offset << ", epoch '" << m.epoch << "', origin {"
+       << m.origin.node << ", " << m.origin.session << ", " << m.origin.seq << "}, data '"
+       << (m.data.size() > 64 ? m.data.substr(0, 64) + "..." : m.data) << "' (" << m.data.size()
+       << " bytes)}";
+}
+
+std::vector<Message> without_seq(std::vector<Message> messages) {
+  for (auto& m : messages) m.origin.seq = 0;
+  return messages;
+}
+
+namespace {
+Message copy(const flowrelay_message& m) {
+  return {
+      m.lane, m.offset, str(m.epoch), str(m.data), {m.origin.node, m.origin.session, m.origin.seq}};
+}
+}  // namespace
 
 std::atomic<int> BrokerTestHost::_foreign{0};
 thread_local bool BrokerTestHost::_in_subscribe = false;
@@ -85,7 +106,7 @@ void HistoryRead::on_done(void* ctx, flowrelay_status status, const flowrelay_hi
       for (size_t i = 0; i < h->count; ++i) {
         const flowrelay_message& m = h->messages[i];
         if (m.struct_size < sizeof(flowrelay_message)) self->bad_struct = true;
-        self->messages.push_back({m.lane, m.offset, str(m.epoch), str(m.data), true});
+        self->messages.push_back(copy(m));
       }
     }
     self->_changed.notify_all();  // under the lock: see PublishedLog::on_done
@@ -109,10 +130,11 @@ flowrelay_status publish_messages(const flowrelay_broker_vtable* vt, flowrelay_b
     flowrelay_message m{};
     m.struct_size = sizeof m;
     m.lane = messages[i].lane;
+    m.origin = {messages[i].origin.node, messages[i].origin.session, messages[i].origin.seq};
     m.data = view(messages[i].data);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     flowrelay_status st;
-    while ((st = vt->publish_message(b, view(ch), &m, &PublishedLog::on_done, log.ctx(i))) ==
+    while ((st = vt->publish(b, view(ch), &m, &PublishedLog::on_done, log.ctx(i))) ==
                FLOWRELAY_EAGAIN &&
            std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -121,16 +143,33 @@ flowrelay_status publish_messages(const flowrelay_broker_vtable* vt, flowrelay_b
   return FLOWRELAY_OK;
 }
 
-BrokerTestHost::BrokerTestHost(uint32_t abi_minor) : _api{} {
-  _api.struct_size = abi_minor >= 2 ? sizeof(flowrelay_broker_host_api)
-                                    : offsetof(flowrelay_broker_host_api, deliver_message);
-  _api.abi_minor = abi_minor;
+BrokerTestHost::BrokerTestHost(std::string config_dir)
+    : _config_dir(config_dir.empty() ? std::filesystem::current_path().string()
+                                     : std::move(config_dir)),
+      _api{} {
+  // The counter in the low half keeps node ids of one process distinct; the random high half
+  // keeps two test processes sharing a backend apart.
+  static std::atomic<uint32_t> hosts{0};
+  _api.struct_size = sizeof(flowrelay_broker_host_api);
+  _api.abi_minor = FLOWRELAY_ABI_MINOR;
+  _api.node_id = (uint64_t{std::random_device{}()} << 32) | ++hosts;
+  _api.config_dir = view(_config_dir);
   _api.log = &on_log;
-  _api.deliver = &on_deliver;
-  _api.subscribed = &on_subscribed;
+  _api.now_ms = &on_now_ms;
   _api.report_error = &on_report_error;
   _api.set_ready = &on_set_ready;
-  if (abi_minor >= 2) _api.deliver_message = &on_deliver_message;
+  _api.deliver = &on_deliver;
+  _api.subscribed = &on_subscribed;
+}
+
+Message BrokerTestHost::message(flowrelay_lane lane, std::string data, uint64_t session) const {
+  return {lane, 0, "", std::move(data), {node_id(), session, 0}};
+}
+
+int64_t BrokerTestHost::now_ms() const {
+  const auto real =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch());
+  return real.count() + _clock_offset_ms.load();
 }
 
 BrokerTestHost* BrokerTestHost::from(flowrelay_host* h) {
@@ -139,12 +178,8 @@ BrokerTestHost* BrokerTestHost::from(flowrelay_host* h) {
     ++_foreign;
     return nullptr;
   }
-  self->note_callback();
+  if (self->_destroyed) ++self->_after_destroy;
   return self;
-}
-
-void BrokerTestHost::note_callback() {
-  if (_destroyed) ++_after_destroy;
 }
 
 void BrokerTestHost::on_log(flowrelay_host* h, flowrelay_log_level level,
@@ -154,21 +189,20 @@ void BrokerTestHost::on_log(flowrelay_host* h, flowrelay_log_level level,
                static_cast<int>(message.len), message.ptr);
 }
 
-void BrokerTestHost::on_deliver(flowrelay_host* h, flowrelay_str channel,
-                                flowrelay_str payload) noexcept {
+int64_t BrokerTestHost::on_now_ms(flowrelay_host* h) noexcept {
   BrokerTestHost* self = from(h);
-  if (self) self->record(channel, Message{FLOWRELAY_LANE_MESSAGE, 0, "", str(payload), false});
+  return self ? self->now_ms() : 0;
 }
 
-void BrokerTestHost::on_deliver_message(flowrelay_host* h, flowrelay_str channel,
-                                        const flowrelay_message* m) noexcept {
+void BrokerTestHost::on_deliver(flowrelay_host* h, flowrelay_str channel,
+                                const flowrelay_message* m) noexcept {
   BrokerTestHost* self = from(h);
   if (!self) return;
   if (!m || m->struct_size < sizeof(flowrelay_message)) {
     ++self->_bad_messages;
     return;
   }
-  self->record(channel, Message{m->lane, m->offset, str(m->epoch), str(m->data), true});
+  self->record(channel, copy(*m));
 }
 
 void BrokerTestHost::record(flowrelay_str channel, Message message) {

@@ -1,5 +1,6 @@
-// A flowrelay_broker_host_api implementation for tests: records every callback, thread-safely,
-// and lets a test wait for what an asynchronous broker reports later.
+// A flowrelay_broker_host_api (ABI 2) implementation for tests: records every callback,
+// thread-safely, lets a test wait for what an asynchronous broker reports later, and gives the
+// broker a clock the test moves (advance()) instead of sleeping out real ages.
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -12,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,17 +37,30 @@ class OptionList {
 inline flowrelay_str view(const std::string& s) { return flowrelay_str{s.data(), s.size()}; }
 inline std::string str(flowrelay_str s) { return std::string(s.ptr, s.len); }
 
-// A delivered or read message, copied.
+// flowrelay_origin, comparable.
+struct Origin {
+  uint64_t node = 0;
+  uint64_t session = 0;
+  uint64_t seq = 0;
+  bool operator==(const Origin&) const = default;
+};
+
+// A message to publish, or a delivered or read one, copied. Equality covers every field,
+// origin.seq included: compare deliveries with what was published through without_seq().
 struct Message {
   flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
   uint64_t offset = 0;
   std::string epoch;
   std::string data;
-  bool via_deliver_message = false;  // false: came through the 1.0 deliver()
+  Origin origin;
   bool operator==(const Message&) const = default;
 };
+void PrintTo(const Message& m, std::ostream* out);  // readable GoogleTest failures
 
-// Completions of publish_message(): one slot per call (its ctx), each counting its calls.
+// The messages with origin.seq set to 0 (the broker assigns seq; a publisher leaves it 0).
+std::vector<Message> without_seq(std::vector<Message> messages);
+
+// Completions of publish(): one slot per call (its ctx), each counting its calls.
 class PublishedLog {
  public:
   using Clock = std::chrono::steady_clock;
@@ -102,8 +117,8 @@ class HistoryRead {
   int _calls = 0;
 };
 
-// publish_message() of each message (lane, data) in order on `ch`, retrying while the buffer is
-// full (FLOWRELAY_EAGAIN, up to `timeout`), with the completion of message i in log slot i.
+// publish() of each message (lane, origin, data) in order on `ch`, retrying while the buffer
+// is full (FLOWRELAY_EAGAIN, up to `timeout`), with the completion of message i in log slot i.
 // Returns FLOWRELAY_OK, or the first other status (the rest is not sent).
 flowrelay_status publish_messages(const flowrelay_broker_vtable* vt, flowrelay_broker* b,
                                   const std::string& ch, const std::vector<Message>& messages,
@@ -113,14 +128,23 @@ class BrokerTestHost {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // A host of the given ABI minor: below 2 it has no deliver_message slot (struct_size ends
-  // before it), as a daemon built before ABI 1.2.
-  explicit BrokerTestHost(uint32_t abi_minor = FLOWRELAY_ABI_MINOR);
+  // A node of its own: node_id() is unique among the hosts of this process, never 0.
+  // config_dir: what api()->config_dir says (default: the current directory).
+  explicit BrokerTestHost(std::string config_dir = "");
   BrokerTestHost(const BrokerTestHost&) = delete;
   BrokerTestHost& operator=(const BrokerTestHost&) = delete;
 
   const flowrelay_broker_host_api* api() const { return &_api; }
   flowrelay_host* handle() { return reinterpret_cast<flowrelay_host*>(this); }
+  uint64_t node_id() const { return _api.node_id; }
+  const std::string& config_dir() const { return _config_dir; }
+
+  // A message as one of this node's sessions publishes it: origin {node_id(), session, 0}.
+  Message message(flowrelay_lane lane, std::string data, uint64_t session = 0) const;
+
+  // The broker's clock (now_ms()): the real steady clock plus what advance() added.
+  int64_t now_ms() const;
+  void advance(std::chrono::milliseconds by) { _clock_offset_ms += by.count(); }
 
   // Waits until the last set_ready() value is `ready`; false on timeout.
   bool wait_ready(int32_t ready, Clock::duration timeout);
@@ -135,9 +159,9 @@ class BrokerTestHost {
   // Drops the subscribed() results of `channel` not taken yet.
   void forget_subscribed(const std::string& channel);
 
-  // Payloads (data) delivered on `channel`, through deliver() or deliver_message().
+  // Payloads (data) delivered on `channel`.
   std::vector<std::string> deliveries(const std::string& channel) const;
-  // The same deliveries with lane, offset and epoch.
+  // The same deliveries with lane, offset, epoch and origin.
   std::vector<Message> messages(const std::string& channel) const;
   std::map<std::string, std::vector<std::string>> all_deliveries() const;
   size_t total_deliveries() const;
@@ -160,7 +184,7 @@ class BrokerTestHost {
     InSubscribeCall(const InSubscribeCall&) = delete;
     InSubscribeCall& operator=(const InSubscribeCall&) = delete;
   };
-  // deliver_message() calls with a NULL message or a struct_size too small.
+  // deliver() calls with a NULL message or a struct_size too small.
   int bad_messages() const { return _bad_messages; }
   // Callbacks that passed a host handle other than handle().
   static int foreign_host_calls() { return _foreign; }
@@ -168,20 +192,21 @@ class BrokerTestHost {
  private:
   static BrokerTestHost* from(flowrelay_host* h);
   static void on_log(flowrelay_host* h, flowrelay_log_level level, flowrelay_str message) noexcept;
-  static void on_deliver(flowrelay_host* h, flowrelay_str channel, flowrelay_str payload) noexcept;
-  static void on_deliver_message(flowrelay_host* h, flowrelay_str channel,
-                                 const flowrelay_message* message) noexcept;
-  void record(flowrelay_str channel, Message message);
+  static int64_t on_now_ms(flowrelay_host* h) noexcept;
+  static void on_deliver(flowrelay_host* h, flowrelay_str channel,
+                         const flowrelay_message* message) noexcept;
   static void on_subscribed(flowrelay_host* h, flowrelay_str channel,
                             flowrelay_status status) noexcept;
   static void on_report_error(flowrelay_host* h, flowrelay_status code,
                               flowrelay_str detail) noexcept;
   static void on_set_ready(flowrelay_host* h, int32_t ready) noexcept;
-  void note_callback();
+  void record(flowrelay_str channel, Message message);
 
   static constexpr uint64_t kMagic = 0x666c6f7772656c61;  // "flowrela"
   uint64_t _magic = kMagic;
+  std::string _config_dir;
   flowrelay_broker_host_api _api;
+  std::atomic<int64_t> _clock_offset_ms{0};
   mutable std::mutex _mutex;
   std::condition_variable _changed;
   std::map<std::string, std::vector<std::string>> _delivered;

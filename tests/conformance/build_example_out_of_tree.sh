@@ -9,7 +9,9 @@
 #     and checks that no compile command reaches into SOURCE_DIR and that the package came
 #     from the prefix;
 #  3. compiles it again by hand: cc -shared -fPIC $(pkg-config --cflags flowrelay-sdk);
-#  4. checks that both .so files export flowrelay_plugin_entry_v1 and nothing else.
+#  4. checks that both .so files export flowrelay_plugin_entry_v2 and nothing else;
+#  5. compiles a C++20 plugin on the installed flowrelay/plugin.hpp alone (-Werror), so that
+#     the optional C++ layer is self-contained as installed.
 # Leaves WORK_DIR/build/flowrelay-broker-minimal.so for the conformance tests.
 set -euo pipefail
 
@@ -41,7 +43,7 @@ prefix=$work_dir/prefix
 step "install component dev into $prefix"
 "$cmake" --install "$build_dir" --component dev --prefix "$prefix"
 
-for f in include/flowrelay/plugin.h \
+for f in include/flowrelay/plugin.h include/flowrelay/plugin.hpp \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake" \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfigVersion.cmake" \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKTargets.cmake" \
@@ -95,7 +97,7 @@ if grep -F -q "$source_dir/sdk" "$commands"; then
 fi
 
 exports() { nm -D --defined-only "$1" | awk '{print $NF}' | sort; }
-[[ "$(exports "$so")" == "flowrelay_plugin_entry_v1" ]] ||
+[[ "$(exports "$so")" == "flowrelay_plugin_entry_v2" ]] ||
   fail "$so exports more or other than the entry symbol: $(exports "$so" | tr '\n' ' ')"
 
 step "pkg-config --cflags flowrelay-sdk + cc by hand"
@@ -117,7 +119,44 @@ env -u CPATH -u C_INCLUDE_PATH cc -std=c11 -Wall -Wextra -pedantic -Werror -O2 \
   -fvisibility=hidden -shared -fPIC $cflags \
   -o "$work_dir/by-hand/flowrelay-broker-minimal.so" "$work_dir/src/broker_minimal.c" \
   -pthread -Wl,--no-undefined
-[[ "$(exports "$work_dir/by-hand/flowrelay-broker-minimal.so")" == "flowrelay_plugin_entry_v1" ]] ||
+[[ "$(exports "$work_dir/by-hand/flowrelay-broker-minimal.so")" == "flowrelay_plugin_entry_v2" ]] ||
   fail "the hand-built plugin exports more than the entry symbol"
+
+step "c++ -std=c++20 on the installed flowrelay/plugin.hpp"
+cat >"$work_dir/by-hand/broker_cpp.cpp" <<'CPP'
+#include <flowrelay/plugin.hpp>
+namespace {
+struct Options { uint32_t size = 0; };
+class Echo final : public flowrelay::sdk::Broker {
+ public:
+  Echo(flowrelay::sdk::BrokerHost host, const flowrelay_option* o, size_t n) : _host(host) {
+    static const flowrelay::sdk::OptionTable<Options> table(
+        "broker-cpp", {{"size", &Options::size, "1", 0, 10, flowrelay::sdk::Reload::Live}});
+    table.parse(o, n);
+  }
+  flowrelay_status publish(std::string_view ch, const flowrelay_message& m,
+                           flowrelay_published_fn done, void* ctx) override {
+    _host.deliver(ch, m);
+    if (done) done(ctx, FLOWRELAY_OK, 0, {nullptr, 0});
+    return FLOWRELAY_OK;
+  }
+  flowrelay_status subscribe(std::string_view) override { return FLOWRELAY_OK; }
+  void unsubscribe(std::string_view) override {}
+  void metrics(flowrelay::sdk::PrometheusText& out) const override {
+    out.counter("flowrelay_cpp_total", "example", uint64_t{0});
+  }
+ private:
+  flowrelay::sdk::BrokerHost _host;
+};
+}  // namespace
+FLOWRELAY_PLUGIN_ENTRY("broker-cpp", "0.1.0", flowrelay::sdk::broker_vtable<Echo>(), nullptr)
+CPP
+# shellcheck disable=SC2086 # cflags is a list of flags
+env -u CPATH -u CPLUS_INCLUDE_PATH c++ -std=c++20 -Wall -Wextra -Werror -O2 \
+  -fvisibility=hidden -fvisibility-inlines-hidden -shared -fPIC $cflags \
+  -o "$work_dir/by-hand/flowrelay-broker-cpp.so" "$work_dir/by-hand/broker_cpp.cpp" \
+  -Wl,--no-undefined
+exports "$work_dir/by-hand/flowrelay-broker-cpp.so" | grep -qx flowrelay_plugin_entry_v2 ||
+  fail "the C++ plugin does not export flowrelay_plugin_entry_v2"
 
 step "OK: $so"

@@ -161,7 +161,7 @@ for d in adduser libpocofoundation libyaml-cpp libhiredis libsystemd0; do
   grep -q "$d" <<<"$depends" || fail "Depends lacks $d: $depends"
 done
 dev_listing=$(dpkg-deb -c "$deb_dev" | awk '{print $6}' | sed 's|^\.||')
-expect_lines "$dev_listing" /usr/include/flowrelay/plugin.h \
+expect_lines "$dev_listing" /usr/include/flowrelay/plugin.h /usr/include/flowrelay/plugin.hpp \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake" "$libdir/pkgconfig/flowrelay-sdk.pc" \
   /usr/share/flowrelay/examples/broker-minimal/CMakeLists.txt \
   /usr/share/doc/flowrelay-dev/copyright
@@ -198,7 +198,7 @@ expect_lines "$(cat "$tmp/rpm-config.yaml")" "plugin_dir: /usr/lib64/flowrelay/p
 echo "rpm -qlp $(basename "$rpm_devel"):"
 devel_list=$(rpm -qlp "$rpm_devel")
 echo "$devel_list"
-expect_lines "$devel_list" /usr/include/flowrelay/plugin.h \
+expect_lines "$devel_list" /usr/include/flowrelay/plugin.h /usr/include/flowrelay/plugin.hpp \
   /usr/lib64/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake /usr/lib64/pkgconfig/flowrelay-sdk.pc \
   /usr/share/flowrelay/examples/broker-minimal/broker_minimal.c \
   /usr/share/licenses/flowrelay-devel/LICENSE

@@ -1,5 +1,6 @@
 // broker-local's per-channel history (plugins/broker-local/history_ring.h): offsets 1, 2, 3 ...,
-// bounded by count and age, and after(since) as resume reads it (docs/PROTOCOL.md, Resume).
+// bounded by count and age, the origin kept, and after(since) as resume reads it
+// (docs/PROTOCOL.md, Resume).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -18,6 +19,12 @@ std::vector<uint64_t> offsets(const std::vector<flowrelay_message>& messages) {
   return out;
 }
 
+// A message as publish() gets it; `data` must outlive the call of append().
+flowrelay_message message(flowrelay_lane lane, const std::string& data,
+                          flowrelay_origin origin = {7, 0, 0}) {
+  return {sizeof(flowrelay_message), lane, 0, {nullptr, 0}, origin, {data.data(), data.size()}};
+}
+
 std::vector<uint64_t> range(uint64_t first, uint64_t last) {
   std::vector<uint64_t> out;
   for (uint64_t o = first; o <= last; ++o) out.push_back(o);
@@ -28,8 +35,8 @@ std::vector<uint64_t> range(uint64_t first, uint64_t last) {
 HistoryRing filled(uint64_t n, size_t max_size = 100) {
   HistoryRing ring("ep-1");
   for (uint64_t i = 1; i <= n; ++i)
-    ring.append(FLOWRELAY_LANE_MESSAGE, "m" + std::to_string(i), 1000 + static_cast<int64_t>(i),
-                max_size);
+    ring.append(message(FLOWRELAY_LANE_MESSAGE, "m" + std::to_string(i)),
+                1000 + static_cast<int64_t>(i), max_size);
   return ring;
 }
 
@@ -45,8 +52,9 @@ TEST(HistoryRing, EmptyRingHasNothing) {
 TEST(HistoryRing, AppendGivesOffsetsFromOne) {
   HistoryRing ring("ep-1");
   for (uint64_t i = 1; i <= 5; ++i)
-    EXPECT_EQ(ring.append(i % 2 ? FLOWRELAY_LANE_MESSAGE : FLOWRELAY_LANE_LOG,
-                          "m" + std::to_string(i), 100, 10),
+    EXPECT_EQ(ring.append(message(i % 2 ? FLOWRELAY_LANE_MESSAGE : FLOWRELAY_LANE_LOG,
+                                  "m" + std::to_string(i), {7, i, 0}),
+                          100, 10),
               i);
   EXPECT_EQ(ring.top(), 5u);
   EXPECT_EQ(ring.last_at_ms(), 100);
@@ -59,7 +67,20 @@ TEST(HistoryRing, AppendGivesOffsetsFromOne) {
         << "offset " << m.offset << " lost its lane";
     EXPECT_EQ(std::string(m.data.ptr, m.data.len), "m" + std::to_string(m.offset));
     EXPECT_EQ(std::string(m.epoch.ptr, m.epoch.len), "ep-1");
+    EXPECT_EQ(m.origin.node, 7u);
+    EXPECT_EQ(m.origin.session, m.offset) << "offset " << m.offset << " lost its origin";
   }
+}
+
+// The ring keeps its own copy: the publisher's buffer may change right after append().
+TEST(HistoryRing, AppendCopiesTheData) {
+  HistoryRing ring("e");
+  std::string data = "original";
+  ring.append(message(FLOWRELAY_LANE_MESSAGE, data), 1, 10);
+  data.assign("changed!");
+  const auto kept = ring.after(0);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(std::string(kept[0].data.ptr, kept[0].data.len), "original");
 }
 
 TEST(HistoryRing, MaxSizeKeepsTheNewest) {
@@ -106,7 +127,7 @@ TEST(HistoryRing, TrimOlderThanDropsOnlyOlderMessages) {
   ring.trim_older_than(2000);
   EXPECT_TRUE(ring.after(0).empty());
   EXPECT_EQ(ring.top(), 5u) << "trimming everything keeps the epoch's offsets going";
-  EXPECT_EQ(ring.append(FLOWRELAY_LANE_MESSAGE, "m6", 2001, 100), 6u);
+  EXPECT_EQ(ring.append(message(FLOWRELAY_LANE_MESSAGE, "m6"), 2001, 100), 6u);
   EXPECT_EQ(offsets(ring.after(0)), range(6, 6));
   EXPECT_EQ(offsets(ring.after(3)), range(6, 6));
 }

@@ -1,211 +1,99 @@
-/*
- * broker-minimal: the smallest working flowrelay broker, in plain C11.
- *
- * An in-process broker: it remembers which channels this node subscribed to, and publish()
- * hands a message of a subscribed channel straight back to the host through deliver(), on the
- * publishing thread. Messages of other channels are dropped (no other node can see them).
- *
- * Locking: `channels_lock` (a reader/writer lock) guards the set of channels; publish() only
- * reads it, and releases it before delivering. `deliver_lock` exists because the host requires
- * the messages of one channel to be delivered "in order, from one thread at a time": two
- * threads publishing on one channel would otherwise call deliver() concurrently. It is
- * recursive so that a host which publishes from inside deliver() does not deadlock, and it is
- * never held across I/O (deliver() is non-blocking).
- */
-#define _POSIX_C_SOURCE 200809L
-
+/* broker-minimal: the smallest working flowrelay broker (plugin ABI 2), in plain C11. One node,
+ * in-process: publish() hands a message of a channel this node subscribed to back to the host
+ * (deliver(), on the publishing thread), drops the others; keeps no history (offsets are 0). */
 #include <flowrelay/plugin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* One subscribed channel: an owned copy of the borrowed name (may contain NUL bytes). */
-typedef struct channel_entry {
-  char *name;
+typedef struct channel { /* a subscribed channel: a copy of its name (may contain NULs) */
+  struct channel *next;
   size_t len;
-} channel_entry;
+  char name[];
+} channel;
 
+/* `lock` guards the list and is held across deliver(), so a channel's deliveries come in publish
+ * order from one thread at a time (plugin.h). Hence the host must not publish() from inside
+ * deliver(): that would deadlock on this plain mutex (the daemon's transports only queue). */
 struct flowrelay_broker {
-  const flowrelay_broker_host_api *api; /* borrowed from the host until destroy() returns */
+  const flowrelay_broker_host_api *api;
   flowrelay_host *host;
-  pthread_rwlock_t channels_lock;
-  pthread_mutex_t deliver_lock;
-  channel_entry *channels; /* unordered; linear search is fine for an example */
-  size_t n_channels;
-  size_t cap_channels;
+  pthread_mutex_t lock;
+  channel *channels;
 };
 
-/* Writes a NUL-terminated, possibly truncated message into err[0..cap) if there is room. */
-static void set_error(char *err, size_t cap, const char *what, flowrelay_str key) {
-  if (err && cap > 0) {
-    int key_len = key.len > 200 ? 200 : (int)key.len;
-    snprintf(err, cap, "%s '%.*s'", what, key_len, key.ptr ? key.ptr : "");
-  }
+static channel **find(flowrelay_broker *b, flowrelay_str name) { /* caller holds lock */
+  channel **c = &b->channels;
+  while (*c && ((*c)->len != name.len || (name.len && memcmp((*c)->name, name.ptr, name.len))))
+    c = &(*c)->next;
+  return c;
 }
 
-/* Index of `name` in b->channels, or b->n_channels if absent. Caller holds channels_lock. */
-static size_t find_channel(const flowrelay_broker *b, flowrelay_str name) {
-  size_t i;
-  for (i = 0; i < b->n_channels; ++i) {
-    const channel_entry *c = &b->channels[i];
-    if (c->len == name.len && (name.len == 0 || memcmp(c->name, name.ptr, name.len) == 0)) break;
-  }
-  return i;
-}
-
-/* [main] Rejects every option (this broker has none); allocates the instance. On failure
- * *out is untouched and nothing is allocated. */
-static flowrelay_status broker_create(const flowrelay_broker_host_api *api, flowrelay_host *host,
-                                      const flowrelay_option *options, size_t n_options,
-                                      flowrelay_broker **out, char *err, size_t err_cap) {
-  flowrelay_broker *b;
-  pthread_mutexattr_t attr;
-  int failed;
-  if (n_options > 0) {
-    set_error(err, err_cap, "broker-minimal: unknown option", options[0].key);
+static flowrelay_status create(const flowrelay_broker_host_api *api, flowrelay_host *host,
+                               const flowrelay_option *options, size_t n_options,
+                               flowrelay_broker **out, char *err, size_t err_cap) {
+  if (n_options > 0) { /* this broker has no options: name the first one given */
+    int len = options[0].key.len > 200 ? 200 : (int)options[0].key.len;
+    snprintf(err, err_cap, "broker-minimal: unknown option '%.*s'", len, options[0].key.ptr);
     return FLOWRELAY_EINVAL;
   }
-  if (!api || !out || !FLOWRELAY_HAS_SLOT(api, flowrelay_broker_host_api, set_ready) ||
-      !api->deliver || !api->set_ready) {
-    if (err && err_cap > 0) snprintf(err, err_cap, "broker-minimal: host API too old");
-    return FLOWRELAY_EUNSUPPORTED;
-  }
-  b = calloc(1, sizeof *b);
-  if (!b) return FLOWRELAY_ENOMEM;
-  b->api = api;
-  b->host = host;
-  if (pthread_rwlock_init(&b->channels_lock, NULL) != 0) {
-    free(b);
-    return FLOWRELAY_ENOMEM;
-  }
-  failed = pthread_mutexattr_init(&attr) != 0;
-  if (!failed) {
-    failed = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE) != 0 ||
-             pthread_mutex_init(&b->deliver_lock, &attr) != 0;
-    pthread_mutexattr_destroy(&attr);
-  }
-  if (failed) {
-    pthread_rwlock_destroy(&b->channels_lock);
-    free(b);
-    return FLOWRELAY_ENOMEM;
-  }
-  *out = b;
+  flowrelay_broker *b = calloc(1, sizeof *b);
+  if (!b || pthread_mutex_init(&b->lock, NULL) != 0) return free(b), FLOWRELAY_ENOMEM;
+  b->api = api, b->host = host, *out = b;
   return FLOWRELAY_OK;
 }
 
-/* [main] Nothing to connect to: the broker is ready at once. */
-static flowrelay_status broker_start(flowrelay_broker *self, char *err, size_t err_cap) {
-  static const char started[] = "in-process broker started";
-  (void)err;
-  (void)err_cap;
-  if (self->api->log) {
-    flowrelay_str msg = {started, sizeof started - 1};
-    self->api->log(self->host, FLOWRELAY_LOG_INFO, msg);
-  }
-  self->api->set_ready(self->host, 1);
+static flowrelay_status start(flowrelay_broker *b, char *err, size_t err_cap) {
+  (void)err, (void)err_cap;
+  b->api->set_ready(b->host, 1); /* nothing to connect to */
   return FLOWRELAY_OK;
 }
 
-/* [main] Frees the instance and every channel copy. No publish/subscribe runs concurrently
- * (the host stopped calling them), so no callback can follow. */
-static void broker_destroy(flowrelay_broker *self) {
-  size_t i;
-  if (!self) return;
-  for (i = 0; i < self->n_channels; ++i) free(self->channels[i].name);
-  free(self->channels);
-  pthread_mutex_destroy(&self->deliver_lock);
-  pthread_rwlock_destroy(&self->channels_lock);
-  free(self);
+static void destroy(flowrelay_broker *b) { /* the host calls nothing else any more */
+  for (channel *c = b->channels, *next; c; c = next) next = c->next, free(c);
+  pthread_mutex_destroy(&b->lock);
+  free(b);
 }
 
-/* [any thread, non-blocking] Delivers synchronously if `channel` is subscribed, else drops the
- * message (still FLOWRELAY_OK: no node wants it). channel and payload are borrowed. */
-static flowrelay_status broker_publish(flowrelay_broker *self, flowrelay_str channel,
-                                       flowrelay_str payload) {
-  int subscribed;
-  pthread_rwlock_rdlock(&self->channels_lock);
-  subscribed = find_channel(self, channel) < self->n_channels;
-  pthread_rwlock_unlock(&self->channels_lock);
-  if (!subscribed) return FLOWRELAY_OK;
-  /* An unsubscribe() racing with this call may let this one message through; the header
-   * allows deliveries shortly after unsubscribe() returns. */
-  pthread_mutex_lock(&self->deliver_lock);
-  self->api->deliver(self->host, channel, payload);
-  pthread_mutex_unlock(&self->deliver_lock);
+static flowrelay_status publish(flowrelay_broker *b, flowrelay_str ch, const flowrelay_message *m,
+                                flowrelay_published_fn done, void *done_ctx) {
+  flowrelay_message out = *m; /* lane, origin and data as published */
+  if (m->lane > FLOWRELAY_LANE_LOG) return FLOWRELAY_EUNSUPPORTED; /* a lane it does not know */
+  out.struct_size = sizeof out, out.offset = 0, out.epoch = (flowrelay_str){NULL, 0};
+  pthread_mutex_lock(&b->lock);
+  if (*find(b, ch)) b->api->deliver(b->host, ch, &out);
+  pthread_mutex_unlock(&b->lock);
+  if (done) done(done_ctx, FLOWRELAY_OK, 0, out.epoch);
   return FLOWRELAY_OK;
 }
 
-/* [any thread, non-blocking] Adds an owned copy of `channel` to the set; deliveries start as
- * soon as it returns FLOWRELAY_OK. Subscribing twice is harmless. */
-static flowrelay_status broker_subscribe(flowrelay_broker *self, flowrelay_str channel) {
-  flowrelay_status status = FLOWRELAY_OK;
-  pthread_rwlock_wrlock(&self->channels_lock);
-  if (find_channel(self, channel) == self->n_channels) {
-    char *name = malloc(channel.len ? channel.len : 1);
-    if (!name) {
-      status = FLOWRELAY_ENOMEM;
-    } else {
-      if (self->n_channels == self->cap_channels) {
-        size_t cap = self->cap_channels ? 2 * self->cap_channels : 16;
-        channel_entry *grown = realloc(self->channels, cap * sizeof *grown);
-        if (grown) {
-          self->channels = grown;
-          self->cap_channels = cap;
-        }
-      }
-      if (self->n_channels < self->cap_channels) {
-        if (channel.len) memcpy(name, channel.ptr, channel.len);
-        self->channels[self->n_channels].name = name;
-        self->channels[self->n_channels].len = channel.len;
-        self->n_channels++;
-      } else {
-        free(name);
-        status = FLOWRELAY_ENOMEM;
-      }
-    }
+static flowrelay_status subscribe(flowrelay_broker *b, flowrelay_str ch) {
+  pthread_mutex_lock(&b->lock);
+  channel *c = *find(b, ch); /* the daemon never subscribes twice in a row; harmless anyway */
+  if (!c && (c = malloc(sizeof *c + ch.len)) != NULL) {
+    if (ch.len) memcpy(c->name, ch.ptr, ch.len);
+    c->len = ch.len, c->next = b->channels, b->channels = c;
   }
-  pthread_rwlock_unlock(&self->channels_lock);
-  return status;
+  pthread_mutex_unlock(&b->lock);
+  return c ? FLOWRELAY_OK : FLOWRELAY_ENOMEM; /* c: the channel, or NULL if out of memory */
 }
 
-/* [any thread, non-blocking] Removes `channel` from the set (no-op if absent). */
-static flowrelay_status broker_unsubscribe(flowrelay_broker *self, flowrelay_str channel) {
-  size_t i;
-  pthread_rwlock_wrlock(&self->channels_lock);
-  i = find_channel(self, channel);
-  if (i < self->n_channels) {
-    free(self->channels[i].name);
-    self->channels[i] = self->channels[--self->n_channels];
-  }
-  pthread_rwlock_unlock(&self->channels_lock);
-  return FLOWRELAY_OK;
+static void unsubscribe(flowrelay_broker *b, flowrelay_str ch) {
+  pthread_mutex_lock(&b->lock);
+  channel **c = find(b, ch), *gone = *c;
+  if (gone) *c = gone->next, free(gone);
+  pthread_mutex_unlock(&b->lock);
 }
 
-static const flowrelay_broker_vtable broker_vtable = {
-    .struct_size = sizeof(flowrelay_broker_vtable),
-    .abi_major = FLOWRELAY_ABI_MAJOR,
-    .create = broker_create,
-    .start = broker_start,
-    .destroy = broker_destroy,
-    .publish = broker_publish,
-    .subscribe = broker_subscribe,
-    .unsubscribe = broker_unsubscribe,
-};
+static const flowrelay_broker_vtable vtable = {
+    sizeof vtable, FLOWRELAY_ABI_MAJOR, create,      start, destroy, publish,
+    NULL,          subscribe,           unsubscribe, NULL,  NULL}; /* no history/metrics/reload */
+static const flowrelay_plugin_info info = {
+    sizeof info, FLOWRELAY_ABI_MAJOR, FLOWRELAY_ABI_MINOR, "broker-minimal", "0.1.0", &vtable,
+    NULL /* not a transport */};
 
-static const flowrelay_plugin_info plugin_info = {
-    .struct_size = sizeof(flowrelay_plugin_info),
-    .abi_major = FLOWRELAY_ABI_MAJOR,
-    .abi_minor = FLOWRELAY_ABI_MINOR,
-    .name = "broker-minimal",
-    .version = "0.1.0",
-    .broker = &broker_vtable,
-    .transport = NULL,
-};
-
-/* [main] The only exported symbol. This plugin needs nothing newer than ABI 1.0, so it accepts
- * every host minor. */
-FLOWRELAY_EXPORT const flowrelay_plugin_info *flowrelay_plugin_entry_v1(uint32_t host_abi_minor) {
-  (void)host_abi_minor;
-  return &plugin_info;
+FLOWRELAY_EXPORT const flowrelay_plugin_info *flowrelay_plugin_entry_v2(uint32_t host_abi_minor) {
+  (void)host_abi_minor; /* needs nothing beyond ABI 2.0 */
+  return &info;
 }
