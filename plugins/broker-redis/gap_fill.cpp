@@ -1,34 +1,43 @@
 #include "gap_fill.h"
 
+#include <flowrelay/plugin.hpp>
+
 #include <algorithm>
 #include <vector>
 
 namespace flowrelay::redis {
 
-namespace {
-
-std::string_view view_of(flowrelay_str s) { return {s.ptr, s.len}; }
-
-}  // namespace
+using sdk::view;
 
 // ------------------------------------------------------------------------------- ChannelGap
 
-ChannelGap::Live ChannelGap::live(std::string_view payload, const WireMessage& wire) {
-  if (_filling) {
-    // Even raw messages (offset 0) wait: they keep their order among the others.
-    _held.emplace_back(payload);
-    _held_bytes += payload.size();
-    return Live::Held;
+bool ChannelGap::accept(const WireMessage& w) {
+  if (w.offset == 0) {
+    // Outside history (history_size 0, or a raw PUBLISH): a node's publishes to a channel run
+    // in seq order, resends included (history_scripts.h), so a seq not above the last one
+    // delivered from that node is a resend.
+    if (w.origin.node == 0 || w.origin.seq == 0) return true;
+    uint64_t& last = _last_seq[w.origin.node];
+    if (w.origin.seq <= last) return false;
+    last = w.origin.seq;
+    return true;
   }
-  if (wire.offset == 0) return Live::Deliver;  // not in history: nothing to compare
   // Redis delivers one connection's messages in the order the scripts ran, so an offset at or
   // before the place in the same epoch can only be one delivered already.
-  if (_place == Place::Delivered && wire.epoch == _epoch && wire.offset <= _offset)
-    return Live::Duplicate;
+  if (_place == Place::Delivered && w.epoch == _epoch && w.offset <= _offset) return false;
   _place = Place::Delivered;
-  if (wire.epoch != _epoch) _epoch.assign(wire.epoch);
-  _offset = wire.offset;
-  return Live::Deliver;
+  if (w.epoch != _epoch) _epoch.assign(w.epoch);
+  _offset = w.offset;
+  return true;
+}
+
+ChannelGap::Live ChannelGap::live(std::string_view payload, const WireMessage& wire) {
+  if (_seam.holding()) {
+    // Even raw messages (offset 0) wait: they keep their order among the others.
+    _seam.hold(std::string(payload), payload.size());
+    return Live::Held;
+  }
+  return accept(wire) ? Live::Deliver : Live::Duplicate;
 }
 
 void ChannelGap::set_floor(std::string_view epoch, uint64_t top) {
@@ -40,100 +49,75 @@ void ChannelGap::set_floor(std::string_view epoch, uint64_t top) {
 
 std::optional<uint64_t> ChannelGap::begin_fill() {
   if (_place == Place::None) return std::nullopt;
-  _filling = true;
+  _seam.begin(_offset, _epoch);
   return _offset;
 }
 
-uint64_t ChannelGap::missed(std::string_view epoch, uint64_t base, uint64_t top) const {
-  uint64_t first_held = top + 1;  // the first offset of `epoch` that arrived live
-  for (const auto& payload : _held) {
-    const WireMessage w = decode_wire(payload);
-    if (w.offset != 0 && w.epoch == epoch) {
-      first_held = std::min(first_held, w.offset);
-      break;
-    }
-  }
-  return first_held > base + 1 ? first_held - base - 1 : 0;
-}
-
 ChannelGap::Outcome ChannelGap::finish_fill(const flowrelay_history& history, const Sink& sink) {
-  Outcome outcome;
-  outcome.from = _offset;
-  _filling = false;
-  const std::string_view epoch = view_of(history.epoch);
-  if (epoch.empty()) {
-    // No history at all: nothing was published since it expired (or Redis lost it). Whether
-    // messages of the old epoch went with it cannot be told; idle channels look just like this
-    // after any blip, so it is not reported.
-  } else if (epoch == _epoch || (_place == Place::Floor && _epoch.empty())) {
-    // Same epoch, or the channel had no history when subscribed: all of this one is new.
-    const uint64_t base = _epoch.empty() ? 0 : _offset;
-    const uint64_t first = history.count ? history.messages[0].offset : history.top + 1;
-    if (history.top > base && first > base + 1) {
-      // Trimmed past the place (too many messages meanwhile, or too old): a partial replay
-      // would still leave a hole, so none; the sessions see the jump in offsets.
-      outcome.unrecovered = true;
-      outcome.lost = missed(epoch, base, history.top);
-    } else {
-      for (size_t i = 0; i < history.count; ++i) {
-        const flowrelay_message& m = history.messages[i];
-        if (m.offset <= base) continue;
-        WireMessage w;
-        w.lane = m.lane;
-        w.offset = m.offset;
-        w.epoch = epoch;
-        w.data = view_of(m.data);
-        _place = Place::Delivered;
-        _epoch.assign(epoch);
-        _offset = m.offset;
-        ++outcome.filled;
-        sink(w);
-      }
-    }
-  } else {
-    // The history was reset while we were away (FLUSHALL, a Redis restart without persistence,
-    // expiry): offsets of the new epoch do not continue ours, nothing to fill from.
-    outcome.unrecovered = outcome.reset = true;
-    outcome.lost = missed(epoch, 0, history.top);
-  }
-  release_held(sink, outcome);
-  return outcome;
+  const size_t n = history.count;
+  return settled({true, view(history.epoch), history.top, n ? history.messages[0].offset : 0,
+                  n ? history.messages[n - 1].offset : 0},
+                 &history, sink);
 }
 
 ChannelGap::Outcome ChannelGap::abandon_fill(const Sink& sink) {
-  Outcome outcome;
-  outcome.from = _offset;
-  outcome.unrecovered = true;
-  // Without history's top only what arrived live tells: the offsets before the first held one.
-  if (!_epoch.empty())
-    for (const auto& payload : _held)
-      if (const WireMessage w = decode_wire(payload); w.offset != 0 && w.epoch == _epoch) {
-        outcome.lost = w.offset > _offset + 1 ? w.offset - _offset - 1 : 0;
-        break;
-      }
-  _filling = false;
-  release_held(sink, outcome);
-  return outcome;
+  return settled({}, nullptr, sink);
 }
 
-void ChannelGap::release_held(const Sink& sink, Outcome& outcome) {
-  std::deque<std::string> held;
-  held.swap(_held);
-  _held_bytes = 0;
-  for (const auto& payload : held) {
-    const WireMessage w = decode_wire(payload);
-    if (w.offset != 0) {
-      // Published between the SUBSCRIBE and the read: history delivered it already.
-      if (_place == Place::Delivered && w.epoch == _epoch && w.offset <= _offset) {
-        ++outcome.skipped;
-        continue;
+ChannelGap::Outcome ChannelGap::settled(SeamAnswer answer, const flowrelay_history* history,
+                                        const Sink& sink) {
+  Outcome outcome;
+  outcome.from = _offset;
+  const auto verdict = _seam.settle(answer);
+  switch (verdict.result) {
+    case SeamResult::Recovered:
+      for (size_t i = 0; history && i < history->count; ++i) {
+        const flowrelay_message& m = history->messages[i];
+        if (m.offset <= verdict.replay_after) continue;
+        WireMessage w;
+        w.lane = m.lane;
+        w.offset = m.offset;
+        w.epoch = answer.epoch;
+        w.origin = m.origin;
+        w.data = view(m.data);
+        accept(w);
+        ++outcome.filled;
+        sink(w);
       }
-      _place = Place::Delivered;
-      _epoch.assign(w.epoch);
-      _offset = w.offset;
-    }
-    sink(w);
+      break;
+    case SeamResult::Gone:
+      // No history at all: nothing was published since it expired (or Redis lost it). Whether
+      // messages of the old epoch went with it cannot be told; idle channels look just like
+      // this after any blip, so it is not reported.
+      break;
+    case SeamResult::Ahead:
+      // Redis' history is behind the place (a failover to a replica that lagged): offsets
+      // from its top on are new, whatever this node delivered before.
+      _offset = answer.top;
+      outcome.unrecovered = outcome.behind = true;
+      break;
+    case SeamResult::Reset:
+      // The history was reset while we were away (FLUSHALL, a Redis restart without
+      // persistence, expiry): offsets of the new epoch do not continue ours.
+      outcome.reset = true;
+      [[fallthrough]];
+    case SeamResult::Trimmed:  // a partial replay would still leave a hole, so none
+    case SeamResult::Failed:
+      outcome.unrecovered = true;
+      outcome.lost = verdict.lost;
+      break;
   }
+  _seam.release(
+      [&](std::string&& payload) {
+        const WireMessage w = decode_wire(payload);
+        if (!accept(w)) {
+          ++outcome.skipped;
+          return;
+        }
+        sink(w);
+      },
+      [&](std::string&&) { ++outcome.skipped; });
+  return outcome;
 }
 
 // ---------------------------------------------------------------------------------- GapFill
@@ -197,7 +181,7 @@ void GapFill::answered(std::string_view channel, uint64_t id, flowrelay_status s
   c.read_id = 0;
   if (c.floor_read) {
     c.floor_read = false;
-    if (status == FLOWRELAY_OK && history) c.gap.set_floor(view_of(history->epoch), history->top);
+    if (status == FLOWRELAY_OK && history) c.gap.set_floor(view(history->epoch), history->top);
     return;
   }
   if (!c.gap.filling()) return;
@@ -211,7 +195,13 @@ void GapFill::answered(std::string_view channel, uint64_t id, flowrelay_status s
       c.gap.finish_fill(*history, [&](const WireMessage& w) { _hooks.deliver(name, w); });
   account(name, outcome);
   if (!outcome.unrecovered) return;
-  if (outcome.reset)
+  if (outcome.behind)
+    _hooks.log(FLOWRELAY_LOG_WARNING,
+               "history of " + name + " ends at offset " + std::to_string(history->top) +
+                   ", before offset " + std::to_string(outcome.from) +
+                   " this node delivered (Redis lost writes: a failover?); live delivery "
+                   "resumes from its top");
+  else if (outcome.reset)
     _hooks.log(FLOWRELAY_LOG_WARNING,
                "history of " + name +
                    " was reset while the subscriber link was down (new epoch): " +

@@ -3,7 +3,7 @@
 // history in Redis the broker closes it itself: per subscribed channel it remembers the place
 // (epoch, offset) of the last message it delivered; after a resubscribe it reads history past
 // that place and delivers it before the live messages that arrived meanwhile (held until then),
-// skipping live duplicates across the seam.
+// skipping live duplicates across the seam (seam_replay.h, shared with the transport's resume).
 //
 // No Redis I/O here (redis_broker.cpp issues the reads) and no locking: the broker thread's own.
 #pragma once
@@ -19,11 +19,14 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "seam_replay.h"
 #include "wire_format.h"
 
 namespace flowrelay::redis {
 
-// One channel: its place in history and, during a fill, the live messages held back.
+// One channel's delivery state: its place in history, the seam of a fill in progress (live
+// messages held back meanwhile), and, for messages outside history, the last seq delivered per
+// publishing node (a resend of a plain PUBLISH arrives again with the same origin).
 class ChannelGap {
  public:
   using Sink = std::function<void(const WireMessage&)>;  // hands one message to the host
@@ -35,14 +38,16 @@ class ChannelGap {
     uint64_t skipped = 0;  // held live messages already delivered (duplicates)
     bool unrecovered = false;
     bool reset = false;
+    bool behind = false;  // Redis' history ends before the place (it lost writes)
     uint64_t lost = 0;
     uint64_t from = 0;  // the place's offset before the fill
   };
 
   enum class Live { Deliver, Duplicate, Held };
   // A live message (`wire` decoded from `payload`): Deliver (the place moved past it), Duplicate
-  // (sequenced at or before the last delivered one of its epoch: skip it) or Held (a fill is in
-  // progress; `payload` was copied).
+  // (sequenced at or before the last delivered one of its epoch, or outside history with a
+  // (node, seq) already delivered: skip it) or Held (a fill is in progress; `payload` was
+  // copied).
   Live live(std::string_view payload, const WireMessage& wire);
 
   // The channel's epoch ("" if it has no history) and newest offset read right after the first
@@ -55,8 +60,8 @@ class ChannelGap {
   // read to issue; nullopt (nothing held) when the place is unknown. Again while filling: keeps
   // what is held (the new read covers it) and returns the same `since`.
   std::optional<uint64_t> begin_fill();
-  bool filling() const { return _filling; }
-  uint64_t held_bytes() const { return _held_bytes; }
+  bool filling() const { return _seam.holding(); }
+  uint64_t held_bytes() const { return _seam.held_bytes(); }
 
   // The read answered: delivers history past the place if it reaches back to it, then what was
   // held (duplicates skipped). If the gap cannot be closed (epoch changed, history trimmed past
@@ -67,17 +72,23 @@ class ChannelGap {
 
  private:
   enum class Place { None, Floor, Delivered };
-  void release_held(const Sink& sink, Outcome& outcome);
-  // Offsets of `epoch` from base + 1 up to `top` that neither history nor the held messages
-  // hold: what an unrecovered gap lost.
-  uint64_t missed(std::string_view epoch, uint64_t base, uint64_t top) const;
+  struct PayloadPosition {
+    SeamPosition operator()(const std::string& payload) const {
+      const WireMessage w = decode_wire(payload);
+      return {w.offset, w.epoch};
+    }
+  };
+  // False if `w` was delivered already; else moves the place (or the node's seq) past it.
+  bool accept(const WireMessage& w);
+  Outcome settled(SeamAnswer answer, const flowrelay_history* history, const Sink& sink);
 
   Place _place = Place::None;
   std::string _epoch;  // of the place; "" with Floor: the channel had no history then
   uint64_t _offset = 0;
-  bool _filling = false;
-  std::deque<std::string> _held;  // raw payloads, in arrival order
-  uint64_t _held_bytes = 0;
+  // The place moves on with every message delivered (the seam's own check closes at the first
+  // newer one; the place's lasts).
+  SeamReplay<std::string, PayloadPosition> _seam{SeamUnrecovered::KeepPlace};
+  std::unordered_map<uint64_t, uint64_t> _last_seq;  // origin node -> seq, offset 0 only
 };
 
 // Every subscribed channel's ChannelGap, and around them what the broker needs: which history

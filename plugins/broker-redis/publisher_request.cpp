@@ -7,23 +7,32 @@
 #include <vector>
 
 #include "history_scripts.h"
+#include "redis_context.h"
 #include "wire_format.h"
 
 namespace flowrelay::redis {
 
 namespace {
 
-std::string_view str_of(const redisReply* r) { return {r->str, static_cast<size_t>(r->len)}; }
-flowrelay_str view(std::string_view s) { return {s.data(), s.size()}; }
+using sdk::str;
 
 bool is_string(const redisReply* r) {
   return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+}
+
+bool number_of(const redisReply* r, uint64_t& out) {
+  if (!is_string(r)) return false;
+  const std::string_view s = str_of(r);
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
 }
 
 int write_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                std::initializer_list<std::string_view> args) {
   std::vector<const char*> argv;
   std::vector<size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
   for (std::string_view a : args) {
     argv.push_back(a.data());
     lens.push_back(a.size());
@@ -32,34 +41,40 @@ int write_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                                lens.data());
 }
 
-// Reply of the append script: {offset, epoch}.
-bool parse_appended(const redisReply* r, uint64_t& offset, std::string_view& epoch) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return false;
-  if (r->element[0]->type != REDIS_REPLY_INTEGER || !is_string(r->element[1])) return false;
-  offset = static_cast<uint64_t>(r->element[0]->integer);
-  epoch = str_of(r->element[1]);
-  return offset > 0;
+// Reply of the append script: {offset, epoch, resent} (history_scripts.h).
+bool parse_appended(const redisReply* r, uint64_t& offset, std::string_view& epoch,
+                    long long& resent) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return false;
+  const redisReply* const* e = r->element;
+  if (e[0]->type != REDIS_REPLY_INTEGER || !is_string(e[1]) || e[2]->type != REDIS_REPLY_INTEGER)
+    return false;
+  offset = static_cast<uint64_t>(e[0]->integer);
+  epoch = str_of(e[1]);
+  resent = e[2]->integer;
+  return e[0]->integer >= 0 && (offset > 0) == (resent != 2) && resent >= 0 && resent <= 2;
 }
 
-// Reply of the history script: {epoch, top, offset, lane, data, offset, lane, data...}, the
-// messages oldest first. The messages view the reply's strings.
+// Reply of the history script: {epoch, top, then offset, lane, node, session, seq, data per
+// message}, oldest first. The messages view the reply's strings.
+constexpr size_t kFields = 6;
 bool parse_history(const redisReply* r, flowrelay_history& h,
                    std::vector<flowrelay_message>& messages) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % 3 != 0) return false;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % kFields != 0)
+    return false;
   if (!is_string(r->element[0]) || r->element[1]->type != REDIS_REPLY_INTEGER) return false;
-  h.epoch = view(str_of(r->element[0]));
+  h.epoch = str(str_of(r->element[0]));
   h.top = static_cast<uint64_t>(r->element[1]->integer);
-  for (size_t i = 2; i < r->elements; i += 3) {
+  messages.reserve((r->elements - 2) / kFields);
+  for (size_t i = 2; i < r->elements; i += kFields) {
     const redisReply* const* f = r->element + i;
-    if (!is_string(f[0]) || !is_string(f[1]) || !is_string(f[2])) return false;
     flowrelay_message m{};
     m.struct_size = sizeof m;
-    const std::string_view offset = str_of(f[0]);
-    if (std::from_chars(offset.data(), offset.data() + offset.size(), m.offset).ec != std::errc())
+    if (!number_of(f[0], m.offset) || !is_string(f[1]) || !number_of(f[2], m.origin.node) ||
+        !number_of(f[3], m.origin.session) || !number_of(f[4], m.origin.seq) || !is_string(f[5]))
       return false;
     m.lane = str_of(f[1]) == "l" ? FLOWRELAY_LANE_LOG : FLOWRELAY_LANE_MESSAGE;
     m.epoch = h.epoch;
-    m.data = view(str_of(f[2]));
+    m.data = str(str_of(f[5]));
     messages.push_back(m);
   }
   h.messages = messages.empty() ? nullptr : messages.data();
@@ -77,44 +92,46 @@ flowrelay_history empty_history() {
 
 int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                             const HistoryScripts& scripts, HistoryBounds bounds) {
-  const std::string stream = history_stream_key(channel), seq = history_seq_key(channel);
-  const std::string max_age = std::to_string(bounds.max_age_ms);
   scripted = kind == Kind::History || bounds.size > 0;
+  const std::string max_age = std::to_string(bounds.max_age_ms);
   if (kind == Kind::History) {
-    return write_argv(ac, fn, priv,
-                      {"EVALSHA", scripts.history_sha, "2", stream, seq, std::to_string(since),
-                       std::to_string(bounds.size), max_age});
+    return write_argv(
+        ac, fn, priv,
+        {"EVALSHA", scripts.history_sha, "2", history_stream_key(channel), history_seq_key(channel),
+         std::to_string(since), std::to_string(bounds.size), max_age});
   }
   const char lane_name = wire_lane(lane).value_or('m');
   if (scripted) {
     return write_argv(
         ac, fn, priv,
-        {"EVALSHA", scripts.append_sha, "2", stream, seq, channel, std::string_view(&lane_name, 1),
-         data, std::to_string(bounds.size), max_age});
+        {"EVALSHA", scripts.append_sha, "2", history_stream_key(channel), history_seq_key(channel),
+         channel, std::string_view(&lane_name, 1), data, std::to_string(bounds.size), max_age,
+         std::to_string(origin.node), std::to_string(origin.session), std::to_string(origin.seq)});
   }
-  // Without history the message lane keeps today's plain payload (raw clients and backends
-  // subscribed to the channel see exactly what was sent); other lanes need the wire form.
-  if (lane == FLOWRELAY_LANE_MESSAGE) return write_argv(ac, fn, priv, {"PUBLISH", channel, data});
-  return write_argv(ac, fn, priv, {"PUBLISH", channel, encode_wire(lane, 0, {}, data)});
+  // Without history the wire form still carries lane and origin: the subscribers' echo
+  // suppression and their drop of a resend (same node and seq) need it.
+  return write_argv(ac, fn, priv, {"PUBLISH", channel, encode_wire(lane, 0, {}, origin, data)});
 }
 
-bool PublisherRequest::complete(const redisReply* reply) const {
+PublisherRequest::Outcome PublisherRequest::complete(const redisReply* reply) const {
   if (kind == Kind::History) {
     flowrelay_history h = empty_history();
     std::vector<flowrelay_message> messages;
     if (reply->type == REDIS_REPLY_ERROR || !parse_history(reply, h, messages)) {
       fail(FLOWRELAY_EINTERNAL);
-      return false;
+      return Outcome::Refused;
     }
     if (read) read(ctx, FLOWRELAY_OK, &h);
-    return true;
+    return Outcome::Done;
   }
   uint64_t offset = 0;
   std::string_view epoch;
-  const bool ok =
-      reply->type != REDIS_REPLY_ERROR && (!scripted || parse_appended(reply, offset, epoch));
-  if (published) published(ctx, ok ? FLOWRELAY_OK : FLOWRELAY_EINTERNAL, offset, view(epoch));
-  return ok;
+  long long resent = 0;
+  const bool ok = reply->type != REDIS_REPLY_ERROR &&
+                  (!scripted || parse_appended(reply, offset, epoch, resent));
+  if (published) published(ctx, ok ? FLOWRELAY_OK : FLOWRELAY_EINTERNAL, offset, str(epoch));
+  if (!ok) return Outcome::Refused;
+  return resent == 0 ? Outcome::Done : resent == 1 ? Outcome::Resent : Outcome::ResentLost;
 }
 
 void PublisherRequest::fail(flowrelay_status status) const {

@@ -25,8 +25,16 @@ struct PublisherRequest {
     Publish,  // through the append script while history is on, else a plain PUBLISH
     History,  // the read script
   };
+  // How Redis answered, as complete() saw it.
+  enum class Outcome : uint8_t {
+    Done,        // stored (or published) now, or read
+    Resent,      // a resend Redis had stored already: completed with the first offset
+    ResentLost,  // ...whose first entry was trimmed meanwhile: completed with offset 0
+    Refused,     // an error or an unexpected reply: completed with FLOWRELAY_EINTERNAL
+  };
   Kind kind = Kind::Publish;
   flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
+  flowrelay_origin origin{};  // Publish: seq assigned when queued, kept across resends
   std::string channel;
   std::string data;
   uint64_t since = 0;  // History
@@ -43,9 +51,8 @@ struct PublisherRequest {
   // Appends the command to the context's output buffer; hiredis' status (REDIS_OK...).
   int write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const HistoryScripts& scripts,
             HistoryBounds bounds);
-  // Calls the completion (if any) with Redis' reply. False if Redis refused the command or
-  // answered in an unexpected shape: the completion then got FLOWRELAY_EINTERNAL.
-  bool complete(const redisReply* reply) const;
+  // Calls the completion (if any) with Redis' reply.
+  Outcome complete(const redisReply* reply) const;
   // Calls the completion (if any) with an error: the request is abandoned.
   void fail(flowrelay_status status) const;
 };

@@ -1,20 +1,55 @@
 #include "redis_options.h"
 
-#include "parse_number.h"
-
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
-#include <cstdio>
 #include <string_view>
+
+#include "parse_number.h"
 
 namespace flowrelay::redis {
 
 using plugin::parse_number;
+using sdk::Reload;
 
 namespace {
-constexpr uint64_t kMaxHistorySize = 10000000;
-constexpr uint64_t kMaxHistoryAgeMs = 365ull * 24 * 3600 * 1000;  // a year
+
+constexpr double kMaxMs = 3600000;
+constexpr double kMaxHistorySize = 10000000;
+constexpr double kMaxHistoryAgeMs = 365.0 * 24 * 3600 * 1000;  // a year
+constexpr const char* kMs = "milliseconds from 1 to 3600000";
+
+const sdk::OptionTable<RedisOptions>& table() {
+  using O = RedisOptions;
+  static const sdk::OptionTable<RedisOptions> t(
+      "broker-redis",
+      {
+          {"url", &O::url, "redis://localhost:6379", 0, 0, Reload::Restart, nullptr,
+           "redis://[user:password@]host[:port][/db] or unix:///path[?db=N]; REDIS_URL wins"},
+          {"connect_timeout_ms", &O::connect_timeout_ms, "2000", 1, kMaxMs, Reload::Live, kMs,
+           "a connection not up within this is retried"},
+          {"command_timeout_ms", &O::command_timeout_ms, "3000", 1, kMaxMs, Reload::Live, kMs,
+           "a reply (or heartbeat) later than this: reconnect and resend"},
+          {"ping_interval_ms", &O::ping_interval_ms, "1000", 1, kMaxMs, Reload::Live, kMs,
+           "liveness probe of the subscriber connection"},
+          {"reconnect_min_ms", &O::reconnect_min_ms, "50", 1, kMaxMs, Reload::Live, kMs,
+           "reconnect backoff starts here and doubles..."},
+          {"reconnect_max_ms", &O::reconnect_max_ms, "1000", 1, kMaxMs, Reload::Live, kMs,
+           "...up to this"},
+          {"buffer_max_messages", &O::buffer_max_messages, "100000", 1, 4294967296.0, Reload::Live,
+           "a number from 1 to 4294967296",
+           "publishes held while Redis is away (and in flight); past it: EAGAIN"},
+          {"buffer_max_bytes", &O::buffer_max_bytes, "67108864", 1024, 1099511627776.0,
+           Reload::Live, "a byte count of at least 1024", "bytes of those publishes"},
+          {"history_size", &O::history_size, "2000", 0, kMaxHistorySize, Reload::Live,
+           "a number from 0 (no history) to 10000000", "messages kept per channel; 0: none"},
+          {"history_max_age_ms", &O::history_max_age_ms, "600000", 1, kMaxHistoryAgeMs,
+           Reload::Live, "milliseconds from 1 to 31536000000",
+           "older messages are trimmed; a channel idle this long starts a new epoch"},
+      });
+  return t;
+}
+
 }  // namespace
 
 bool RedisEndpoint::parse(const std::string& url, std::string& error) {
@@ -73,64 +108,17 @@ std::string RedisEndpoint::describe() const {
   return s;
 }
 
-bool RedisOptions::parse(const flowrelay_option* options, size_t n, const char* env_url, char* err,
-                         size_t err_cap) {
-  for (size_t i = 0; i < n; ++i) {
-    const std::string_view key(options[i].key.ptr, options[i].key.len);
-    const std::string_view value(options[i].value.ptr, options[i].value.len);
-    auto bad = [&](const char* expected) {
-      std::snprintf(err, err_cap, "broker-redis: option '%.*s' must be %s, got '%.*s'",
-                    static_cast<int>(key.size()), key.data(), expected,
-                    static_cast<int>(value.size()), value.data());
-      return false;
-    };
-    auto ms = [&](uint32_t& out) {
-      return parse_number<uint32_t>(value, 1, 3600000, out) ||
-             bad("milliseconds from 1 to 3600000");
-    };
-    if (key == "url") {
-      url.assign(value);
-    } else if (key == "connect_timeout_ms") {
-      if (!ms(connect_timeout_ms)) return false;
-    } else if (key == "command_timeout_ms") {
-      if (!ms(command_timeout_ms)) return false;
-    } else if (key == "ping_interval_ms") {
-      if (!ms(ping_interval_ms)) return false;
-    } else if (key == "reconnect_min_ms") {
-      if (!ms(reconnect_min_ms)) return false;
-    } else if (key == "reconnect_max_ms") {
-      if (!ms(reconnect_max_ms)) return false;
-    } else if (key == "buffer_max_messages") {
-      if (!parse_number<uint64_t>(value, 1, uint64_t{1} << 32, buffer_max_messages))
-        return bad("a number from 1 to 4294967296");
-    } else if (key == "buffer_max_bytes") {
-      if (!parse_number<uint64_t>(value, 1024, uint64_t{1} << 40, buffer_max_bytes))
-        return bad("a byte count of at least 1024");
-    } else if (key == "history_size") {
-      if (!parse_number<uint64_t>(value, 0, kMaxHistorySize, history_size))
-        return bad("a number from 0 (no history) to 10000000");
-    } else if (key == "history_max_age_ms") {
-      if (!parse_number<uint64_t>(value, 1, kMaxHistoryAgeMs, history_max_age_ms))
-        return bad("milliseconds from 1 to 31536000000");
-    } else {
-      std::snprintf(err, err_cap,
-                    "broker-redis: unknown option '%.*s' (known: url, connect_timeout_ms, "
-                    "command_timeout_ms, ping_interval_ms, reconnect_min_ms, reconnect_max_ms, "
-                    "buffer_max_messages, buffer_max_bytes, history_size, history_max_age_ms)",
-                    static_cast<int>(key.size()), key.data());
-      return false;
-    }
-  }
-  if (reconnect_max_ms < reconnect_min_ms) reconnect_max_ms = reconnect_min_ms;
+RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url) {
+  RedisOptions o = table().parse(options, n);
+  if (o.reconnect_max_ms < o.reconnect_min_ms) o.reconnect_max_ms = o.reconnect_min_ms;
   const bool from_env = env_url && *env_url;
-  if (from_env) url = env_url;
+  if (from_env) o.url = env_url;
   std::string error;
-  if (!endpoint.parse(url, error)) {
-    std::snprintf(err, err_cap, "broker-redis: invalid %s '%s': %s",
-                  from_env ? "REDIS_URL" : "option 'url'", url.c_str(), error.c_str());
-    return false;
-  }
-  return true;
+  if (!o.endpoint.parse(o.url, error))
+    throw sdk::OptionError("broker-redis: invalid " +
+                           std::string(from_env ? "REDIS_URL" : "option 'url'") + " '" + o.url +
+                           "': " + error);
+  return o;
 }
 
 }  // namespace flowrelay::redis

@@ -1,7 +1,8 @@
-// broker-redis options (the plugin's YAML section; REDIS_URL overrides `url`).
+// broker-redis options (the plugin's YAML section; REDIS_URL overrides `url`). Every key is
+// declared once in redis_options.cpp's table: parsed, validated, documented, diffed on reload.
 #pragma once
 
-#include <flowrelay/plugin.h>
+#include <flowrelay/plugin.hpp>
 
 #include <cstdint>
 #include <string>
@@ -20,24 +21,25 @@ struct RedisEndpoint {
   // message on anything else.
   bool parse(const std::string& url, std::string& error);
   std::string describe() const;  // for logs: no password
+  bool operator==(const RedisEndpoint&) const = default;
 };
 
 struct RedisOptions {
-  std::string url = "redis://localhost:6379";
+  std::string url;  // restart-only; the rest applies on reload
   RedisEndpoint endpoint;
-  uint32_t connect_timeout_ms = 2000;
-  uint32_t command_timeout_ms = 3000;     // a reply (or PING answer) later than this: reconnect
-  uint32_t ping_interval_ms = 1000;       // liveness probe on the subscriber connection
-  uint32_t reconnect_min_ms = 50;         // backoff starts here and doubles...
-  uint32_t reconnect_max_ms = 1000;       // ...up to this
-  uint64_t buffer_max_messages = 100000;  // publishes held while Redis is away (and in flight)
-  uint64_t buffer_max_bytes = 64ull << 20;
-  uint64_t history_size = 2000;          // messages kept per channel; 0: no history
-  uint64_t history_max_age_ms = 600000;  // older ones are trimmed; idle this long: new epoch
-
-  // `env_url` (REDIS_URL) wins over the `url` option when set and non-empty.
-  bool parse(const flowrelay_option* options, size_t n, const char* env_url, char* err,
-             size_t err_cap);
+  uint32_t connect_timeout_ms = 0;
+  uint32_t command_timeout_ms = 0;   // a reply (or heartbeat) later than this: reconnect
+  uint32_t ping_interval_ms = 0;     // liveness probe of the subscriber connection
+  uint32_t reconnect_min_ms = 0;     // backoff starts here and doubles...
+  uint32_t reconnect_max_ms = 0;     // ...up to this
+  uint64_t buffer_max_messages = 0;  // publishes held while Redis is away (and in flight)
+  uint64_t buffer_max_bytes = 0;
+  uint64_t history_size = 0;        // messages kept per channel; 0: no history
+  uint64_t history_max_age_ms = 0;  // older ones are trimmed; idle this long: new epoch
 };
+
+// Defaults, then `options`; `env_url` (REDIS_URL) wins over `url` when set and non-empty.
+// Throws sdk::OptionError naming the key ('history_size') or REDIS_URL.
+RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url);
 
 }  // namespace flowrelay::redis

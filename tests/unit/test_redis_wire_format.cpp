@@ -11,102 +11,114 @@ namespace {
 
 using namespace std::string_literals;
 
+const std::string kPrefix =
+    "\x1e"
+    "fr2 ";
+
 void expect_raw(const std::string& payload) {
   const WireMessage m = decode_wire(payload);
   EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_MESSAGE)) << payload;
   EXPECT_EQ(m.offset, 0u) << payload;
   EXPECT_TRUE(m.epoch.empty()) << payload;
+  EXPECT_EQ(m.origin.node, 0u) << payload;
+  EXPECT_EQ(m.origin.session, 0u) << payload;
+  EXPECT_EQ(m.origin.seq, 0u) << payload;
   EXPECT_EQ(m.data, payload) << "raw data must be the whole payload";
 }
 
 TEST(RedisWireFormat, DecodesWhatItEncodes) {
   const std::string data = "line 1\nline 2\0\x1e"s;
-  const std::string wire = encode_wire(FLOWRELAY_LANE_LOG, 17, "m3k9x2-1f", data);
-  EXPECT_EQ(wire,
-            "\x1e"
-            "fr1 l 17 m3k9x2-1f\n"s +
-                data);
+  const std::string wire =
+      encode_wire(FLOWRELAY_LANE_LOG, 17, "m3k9x2-1f", {18446744073709551615u, 7, 3}, data);
+  EXPECT_EQ(wire, kPrefix + "l 17 18446744073709551615 7 3 m3k9x2-1f\n" + data);
   const WireMessage m = decode_wire(wire);
   EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_LOG));
   EXPECT_EQ(m.offset, 17u);
   EXPECT_EQ(m.epoch, "m3k9x2-1f");
+  EXPECT_EQ(m.origin.node, 18446744073709551615u);
+  EXPECT_EQ(m.origin.session, 7u);
+  EXPECT_EQ(m.origin.seq, 3u);
   EXPECT_EQ(m.data, data);
 }
 
-TEST(RedisWireFormat, MessageLaneAndEmptyData) {
-  const WireMessage m = decode_wire(
-      "\x1e"
-      "fr1 m 18446744073709551615 e\n");
+// What the append script writes (history_scripts.h builds the same line in Lua).
+TEST(RedisWireFormat, DecodesTheScriptsForm) {
+  const WireMessage m = decode_wire(kPrefix + "m 18446744073709551615 12 0 9 e\n");
   EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_MESSAGE));
   EXPECT_EQ(m.offset, 18446744073709551615u);
   EXPECT_EQ(m.epoch, "e");
+  EXPECT_EQ(m.origin.node, 12u);
+  EXPECT_EQ(m.origin.session, 0u) << "the publish API has no session";
+  EXPECT_EQ(m.origin.seq, 9u);
   EXPECT_EQ(m.data, "");
 }
 
-// A log-lane message of a broker without history: offset 0 and no epoch.
-TEST(RedisWireFormat, OffsetZeroWithoutEpoch) {
-  EXPECT_EQ(encode_wire(FLOWRELAY_LANE_LOG, 0, "", "x"),
-            "\x1e"
-            "fr1 l 0 \nx");
-  const WireMessage m = decode_wire(
-      "\x1e"
-      "fr1 l 0 \nx");
-  EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_LOG));
+// A message of a broker without history: offset 0 and no epoch, the origin still there (the
+// subscribers' echo suppression and resend drop need it).
+TEST(RedisWireFormat, OffsetZeroWithoutEpochKeepsTheOrigin) {
+  EXPECT_EQ(encode_wire(FLOWRELAY_LANE_MESSAGE, 0, "", {5, 6, 7}, "x"), kPrefix + "m 0 5 6 7 \nx");
+  const WireMessage m = decode_wire(kPrefix + "m 0 5 6 7 \nx");
   EXPECT_EQ(m.offset, 0u);
   EXPECT_EQ(m.epoch, "");
+  EXPECT_EQ(m.origin.node, 5u);
+  EXPECT_EQ(m.origin.session, 6u);
+  EXPECT_EQ(m.origin.seq, 7u);
   EXPECT_EQ(m.data, "x");
+}
+
+TEST(RedisWireFormat, ToMessageCarriesEveryField) {
+  const std::string wire = encode_wire(FLOWRELAY_LANE_LOG, 4, "ep", {1, 2, 3}, "data");
+  const flowrelay_message m = to_message(decode_wire(wire));
+  EXPECT_EQ(m.struct_size, sizeof(flowrelay_message));
+  EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_LOG));
+  EXPECT_EQ(m.offset, 4u);
+  EXPECT_EQ(std::string(m.epoch.ptr, m.epoch.len), "ep");
+  EXPECT_EQ(m.origin.node, 1u);
+  EXPECT_EQ(m.origin.session, 2u);
+  EXPECT_EQ(m.origin.seq, 3u);
+  EXPECT_EQ(std::string(m.data.ptr, m.data.len), "data");
 }
 
 TEST(RedisWireFormat, PlainTextIsRaw) {
   expect_raw("");
   expect_raw("hello");
-  expect_raw("fr1 m 1 e\nno record separator");
-  expect_raw(
-      " \x1e"
-      "fr1 m 1 e\nnot at the start");
+  expect_raw("fr2 m 1 0 0 0 e\nno record separator");
+  expect_raw(" " + kPrefix + "m 1 0 0 0 e\nnot at the start");
 }
 
 TEST(RedisWireFormat, MalformedHeadersAreRaw) {
-  for (const std::string& payload : {
-           "\x1e"
-           "fr1 m 1 e"s,  // no newline
-           "\x1e"
-           "fr1 m 1 e no newline at all"s,
-           "\x1e"
-           "fr1 x 1 e\ndata"s,  // unknown lane
-           "\x1e"
-           "fr1 mm 1 e\ndata"s,
-           "\x1e"
-           "fr1 m 1a e\ndata"s,  // non-digit offset
-           "\x1e"
-           "fr1 m -1 e\ndata"s,
-           "\x1e"
-           "fr1 m +1 e\ndata"s,
-           "\x1e"
-           "fr1 m  1 e\ndata"s,
-           "\x1e"
-           "fr1 m e\ndata"s,  // no offset
-           "\x1e"
-           "fr1 m 1\ndata"s,  // no epoch separator
-           "\x1e"
-           "fr1 m 99999999999999999999 e\ndata"s,  // offset overflows 64 bits
-           "\x1e"
-           "fr1 m 1 \ndata"s,  // offset without epoch
-           "\x1e"
-           "fr1 m 0 e\ndata"s,  // epoch without offset
-           "\x1e"
-           "fr1 m 1 E\ndata"s,  // epoch outside [0-9a-z-]
-           "\x1e"
-           "fr1 m 1 a b\ndata"s,
-           "\x1e"
-           "fr1 m 1 "s +
-               std::string(65, 'a') + "\ndata",  // epoch too long
-           "\x1e"
-           "fr2 m 1 e\ndata"s,  // another version
-           "\x1e"
-           "fr1\n"s,
+  for (const std::string& header : {
+           "m 1 0 0 0 e"s,  // no newline
+           "m 1 0 0 0 e no newline at all"s,
+           "x 1 0 0 0 e\ndata"s,  // unknown lane
+           "mm 1 0 0 0 e\ndata"s,
+           "m 1a 0 0 0 e\ndata"s,  // non-digit offset
+           "m -1 0 0 0 e\ndata"s,
+           "m +1 0 0 0 e\ndata"s,
+           "m  1 0 0 0 e\ndata"s,
+           "m 1 -2 0 0 e\ndata"s,                    // negative origin node
+           "m 1 0 +3 0 e\ndata"s,                    // signed session
+           "m 1 0 0 x e\ndata"s,                     // non-digit seq
+           "m 1 0 0 e\ndata"s,                       // an origin field missing
+           "m 1 0 0 0\ndata"s,                       // no epoch separator
+           "m e\ndata"s,                             // no offset
+           "m 99999999999999999999 0 0 0 e\ndata"s,  // offset overflows 64 bits
+           "m 1 18446744073709551616 0 0 e\ndata"s,  // node overflows 64 bits
+           "m 1 0 0 0 \ndata"s,                      // offset without epoch
+           "m 0 0 0 0 e\ndata"s,                     // epoch without offset
+           "m 1 0 0 0 E\ndata"s,                     // epoch outside [0-9a-z-]
+           "m 1 0 0 0 a b\ndata"s,
+           "m 1 0 0 0 "s + std::string(65, 'a') + "\ndata",  // epoch too long
+           "\n"s,
        })
-    expect_raw(payload);
+    expect_raw(kPrefix + header);
+  // Another version of the form (fr1 had no origin).
+  expect_raw(
+      "\x1e"
+      "fr1 m 1 e\ndata"s);
+  expect_raw(
+      "\x1e"
+      "fr3 m 1 0 0 0 e\ndata"s);
 }
 
 TEST(RedisWireFormat, OnlyMessageAndLogLanesHaveAWireName) {

@@ -1,0 +1,228 @@
+#include "publisher.h"
+
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA1Engine.h>
+
+#include <utility>
+
+#include "history_scripts.h"
+
+namespace flowrelay::redis {
+
+namespace {
+
+// SCRIPT LOAD answers with this too; knowing it up front lets EVALSHA follow in the same write.
+std::string sha1_hex(const std::string& text) {
+  Poco::SHA1Engine sha1;
+  sha1.update(text);
+  return Poco::DigestEngine::digestToHex(sha1.digest());
+}
+
+bool is_noscript(const redisReply* r) {
+  return r->type == REDIS_REPLY_ERROR && str_of(r).starts_with("NOSCRIPT");
+}
+
+}  // namespace
+
+Publisher::Publisher(RedisContext& ctx, LinkEvents& events, WakeFn wake, void* owner)
+    : _ctx(ctx),
+      _link(ctx, events, "publisher", "flowrelay-pub", true),
+      _scripts{sha1_hex(append_script()), sha1_hex(history_script())},
+      _wake(wake),
+      _owner(owner) {}
+
+// ---------------------------------------------------------------------------- any thread
+
+flowrelay_status Publisher::enqueue(PublisherRequest&& r) {
+  const uint64_t size = r.bytes();
+  if (buffered_messages() >= _ctx.live.buffer_max_messages.load() ||
+      buffered_bytes() + size > _ctx.live.buffer_max_bytes.load()) {
+    _ctx.count.add(_ctx.count.buffer_full);
+    return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
+  }
+  if (r.kind == PublisherRequest::Kind::Publish) r.origin.node = _ctx.host.node_id();
+  bool first = false;
+  {
+    std::lock_guard lock(_mutex);
+    // Numbered in outbox order, which is the order of the writes to Redis and of any resend:
+    // what makes "seq <= last seen from this node" mean a resend (history_scripts.h).
+    if (r.kind == PublisherRequest::Kind::Publish) r.origin.seq = ++_next_seq;
+    _outbox.push_back(std::move(r));
+    if (!_wake_pending) first = _wake_pending = true;
+  }
+  _buffered_messages.fetch_add(1, std::memory_order_relaxed);
+  _buffered_bytes.fetch_add(size, std::memory_order_relaxed);
+  if (first) _wake(_owner);
+  return FLOWRELAY_OK;
+}
+
+// ---------------------------------------------------------------------------- broker thread
+
+void Publisher::take_outbox() {
+  std::vector<PublisherRequest> outbox;
+  {
+    std::lock_guard lock(_mutex);
+    outbox.swap(_outbox);
+    _wake_pending = false;
+  }
+  for (auto& r : outbox) _pending.push_back(std::move(r));
+}
+
+void Publisher::set_ready(bool ready) {
+  _ready = ready;
+  send_pending();
+}
+
+void Publisher::send_pending() {
+  // Held until this node has resubscribed too: a message published before its own SUBSCRIBE
+  // is back would never reach this node's sessions (the sender's echo included). Held while
+  // the scripts are reloaded, so that what is resent keeps its place in the order.
+  if (!_link.up() || !_ready || _reloading) return;
+  const HistoryBounds bounds{_ctx.live.history_size.load(), _ctx.live.history_max_age_ms.load()};
+  // Everything queued is appended to hiredis' output buffer and leaves in one write.
+  while (!_pending.empty()) {
+    if (_pending.front().write(_link.context(), reply_cb, this, _scripts, bounds) != REDIS_OK)
+      return;  // the context is going down; the request stays pending
+    if (_inflight.empty()) _progress_ms = monotonic_ms();
+    _inflight.push_back(std::move(_pending.front()));
+    _pending.pop_front();
+  }
+}
+
+void Publisher::on_connected() {
+  // Before any EVALSHA (hiredis keeps the order): Redis may have restarted without them.
+  load_scripts();
+}
+
+void Publisher::on_down() { requeue_unanswered(); }
+
+int64_t Publisher::check(int64_t now) {
+  if (!_link.up() || _inflight.empty()) return INT64_MAX;
+  const uint32_t timeout = _ctx.live.command_timeout_ms.load();
+  if (now - _progress_ms <= timeout) return _progress_ms + timeout + 1;
+  _link.drop("no reply from Redis within command_timeout_ms", false);
+  return INT64_MAX;
+}
+
+void Publisher::load_scripts() {
+  for (const std::string& script : {append_script(), history_script()})
+    redisAsyncCommand(_link.context(), script_load_cb, this, "SCRIPT LOAD %b", script.data(),
+                      script.size());
+}
+
+void Publisher::script_load_cb(redisAsyncContext*, void* r, void* priv) {
+  auto* self = static_cast<Publisher*>(priv);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || self->_ctx.closing) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    // History cannot work, plain publishes still can: keep the link, fail what needs scripts.
+    self->_scripts_refused = true;
+    self->_ctx.report(FLOWRELAY_EINTERNAL,
+                      "redis refused to load the history scripts: " + std::string(str_of(reply)));
+    return;
+  }
+  self->_scripts_refused = false;
+  const std::string_view sha = str_of(reply);
+  if (sha != self->_scripts.append_sha && sha != self->_scripts.history_sha)
+    self->_ctx.log(FLOWRELAY_LOG_ERROR,
+                   "redis returned an unexpected SHA for a history script: " + std::string(sha));
+}
+
+void Publisher::reply_cb(redisAsyncContext*, void* r, void* priv) {
+  auto* self = static_cast<Publisher*>(priv);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || self->_inflight.empty()) return;  // link lost: requeued by on_down()
+  PublisherRequest request = std::move(self->_inflight.front());
+  self->_inflight.pop_front();
+  self->_progress_ms = monotonic_ms();
+  if (is_noscript(reply) && !self->_scripts_refused)
+    self->retry_after_reload(std::move(request));
+  else
+    self->finish(request, reply);
+  if (self->_reloading && self->_inflight.empty()) self->finish_reload();
+}
+
+void Publisher::finish(const PublisherRequest& request, const redisReply* reply) {
+  if (request.internal) {
+    request.complete(reply);  // a failure is the gap fill's to log
+    return;
+  }
+  // Released first: a completion may publish again.
+  _buffered_messages.fetch_sub(1, std::memory_order_relaxed);
+  _buffered_bytes.fetch_sub(request.bytes(), std::memory_order_relaxed);
+  const bool read = request.kind == PublisherRequest::Kind::History;
+  auto& count = _ctx.count;
+  switch (request.complete(reply)) {
+    case PublisherRequest::Outcome::Done:
+      count.add(read ? count.history_reads : count.published);
+      return;
+    case PublisherRequest::Outcome::Resent:
+      count.add(count.resends_stored_once);
+      return;
+    case PublisherRequest::Outcome::ResentLost:
+      count.add(count.resends_stored_once);
+      count.add(count.resend_offsets_lost);
+      _ctx.log(FLOWRELAY_LOG_WARNING,
+               "a publish on " + request.channel + " resent after a lost reply was stored " +
+                   "already, but its entry is no longer in history: completed with offset 0");
+      return;
+    case PublisherRequest::Outcome::Refused:
+      break;
+  }
+  count.add(count.publish_errors);
+  const std::string why =
+      reply->type == REDIS_REPLY_ERROR ? std::string(str_of(reply)) : "unexpected reply";
+  _ctx.report(FLOWRELAY_EINTERNAL, std::string("redis rejected ") +
+                                       (read ? "a history read of " : "a publish on ") +
+                                       request.channel + ": " + why);
+}
+
+// Redis lost the scripts (SCRIPT FLUSH, or a failover to a replica that never had them).
+// Everything sent before the reload is refused alike: collect it, then reload and resend it
+// in its original order, ahead of what was never sent.
+void Publisher::retry_after_reload(PublisherRequest&& request) {
+  if (!_reloading) {
+    _reloading = true;
+    _ctx.count.add(_ctx.count.script_reloads);
+    _ctx.report(FLOWRELAY_EINTERNAL,
+                "redis lost the history scripts (NOSCRIPT): reloading them and "
+                "resending what it refused");
+  }
+  _retry.push_back(std::move(request));
+}
+
+void Publisher::finish_reload() {
+  while (!_retry.empty()) {
+    _pending.push_front(std::move(_retry.back()));
+    _retry.pop_back();
+  }
+  _reloading = false;
+  load_scripts();
+  send_pending();
+}
+
+void Publisher::requeue_unanswered() {
+  // Unanswered requests go back in front, in order (those refused with NOSCRIPT are the
+  // oldest): Redis may have run some before the link broke; the append script recognises
+  // those by origin and does not store them twice. The scripts are loaded again on connect.
+  for (auto* queue : {&_inflight, &_retry}) {
+    while (!queue->empty()) {
+      _pending.push_front(std::move(queue->back()));
+      queue->pop_back();
+    }
+  }
+  _reloading = false;
+}
+
+void Publisher::abandon() {
+  std::vector<PublisherRequest> outbox;
+  {
+    std::lock_guard lock(_mutex);
+    outbox.swap(_outbox);
+  }
+  for (auto* queue : {&_retry, &_inflight, &_pending})
+    for (const auto& request : *queue) request.fail(FLOWRELAY_EUNAVAIL);
+  for (const auto& request : outbox) request.fail(FLOWRELAY_EUNAVAIL);
+}
+
+}  // namespace flowrelay::redis

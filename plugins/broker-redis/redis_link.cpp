@@ -1,0 +1,183 @@
+#include "redis_link.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+namespace flowrelay::redis {
+
+int64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+RedisLink::RedisLink(RedisContext& ctx, LinkEvents& events, const char* role,
+                     const char* client_name, bool select_db)
+    : _ctx(ctx), _events(events), _role(role), _client_name(client_name), _select_db(select_db) {}
+
+// The owner close()s the link on its thread first; whatever hiredis still holds is gone then.
+RedisLink::~RedisLink() { free_dead_adapters(); }
+
+void RedisLink::close() {
+  if (_ac) redisAsyncFree(_ac);  // runs the callbacks with no reply, then disconnect_cb
+}
+
+void RedisLink::connect() {
+  const auto& ep = _ctx.options.endpoint;
+  redisAsyncContext* ac = ep.unix_path.empty() ? redisAsyncConnect(ep.host.c_str(), ep.port)
+                                               : redisAsyncConnectUnix(ep.unix_path.c_str());
+  if (!ac || ac->err) {
+    const std::string why = ac ? ac->errstr : "out of memory";
+    if (ac) redisAsyncFree(ac);
+    _state = State::Connecting;  // so mark_down() counts and logs it
+    mark_down(why, false);
+    return;
+  }
+  ac->data = this;
+  _ac = ac;
+  _adapters.push_back(HiredisEpoll::attach(_ctx.epoll_fd, ac));
+  redisAsyncSetConnectCallback(ac, connect_cb);
+  redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+  _state = State::Connecting;
+  _since_ms = monotonic_ms();
+}
+
+void RedisLink::connect_cb(const redisAsyncContext* ac, int status) {
+  auto& link = *static_cast<RedisLink*>(ac->data);
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback, without a disconnect callback.
+    const std::string why = ac->errstr[0] ? ac->errstr : "connect failed";
+    link._ac = nullptr;
+    link.mark_down(why, false);
+    return;
+  }
+  link.on_connected();
+}
+
+void RedisLink::on_connected() {
+  const auto& ep = _ctx.options.endpoint;
+  _state = State::Authenticating;
+  _since_ms = monotonic_ms();
+  // AUTH and SELECT go first; the link is Up once Redis accepted them (or a PING when there
+  // is nothing to say), so a wrong password shows as an error, not as a silent hang.
+  if (!ep.password.empty()) {
+    if (ep.user.empty())
+      redisAsyncCommand(_ac, auth_cb, nullptr, "AUTH %b", ep.password.data(), ep.password.size());
+    else
+      redisAsyncCommand(_ac, auth_cb, nullptr, "AUTH %b %b", ep.user.data(), ep.user.size(),
+                        ep.password.data(), ep.password.size());
+  }
+  if (ep.db != 0 && _select_db) redisAsyncCommand(_ac, auth_cb, nullptr, "SELECT %d", ep.db);
+  // Named for CLIENT LIST (and for tests that cut one link). Refused when CLIENT is not
+  // allowed (ACL, managed Redis): harmless, hence no callback.
+  redisAsyncCommand(_ac, nullptr, nullptr, "CLIENT SETNAME %s", _client_name);
+  _events.link_connected(*this);
+  redisAsyncCommand(_ac, auth_cb, reinterpret_cast<void*>(1), "PING");
+}
+
+void RedisLink::auth_cb(redisAsyncContext* ac, void* r, void* last) {
+  auto& link = *static_cast<RedisLink*>(ac->data);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply) return;  // disconnected meanwhile; the disconnect callback handles it
+  if (reply->type == REDIS_REPLY_ERROR) {
+    const std::string why(str_of(reply));
+    link._ctx.report(FLOWRELAY_EUNAVAIL,
+                     std::string("redis refused the ") + link._role + " connection: " + why);
+    link.drop("redis said: " + why, true);
+    return;
+  }
+  if (last && link._state == State::Authenticating) link.on_up();
+}
+
+void RedisLink::on_up() {
+  if (_failures > 0) {
+    _ctx.count.add(_ctx.count.reconnects);
+    _ctx.log(FLOWRELAY_LOG_NOTICE, std::string("redis ") + _role + " connection restored (" +
+                                       _ctx.options.endpoint.describe() + ")");
+  } else {
+    _ctx.log(FLOWRELAY_LOG_INFO, std::string("redis ") + _role + " connected");
+  }
+  _state = State::Up;
+  _failures = 0;
+  _backoff_ms = 0;
+  _since_ms = monotonic_ms();
+  _events.link_up(*this);
+}
+
+void RedisLink::disconnect_cb(const redisAsyncContext* ac, int status) {
+  auto& link = *static_cast<RedisLink*>(ac->data);
+  link._ac = nullptr;  // hiredis frees it after this callback
+  // An error reply hiredis had no callback for (a refused SUBSCRIBE in subscribed mode): it
+  // closes the connection with Redis' words in errstr.
+  const bool refused =
+      status != REDIS_OK && ac->err == REDIS_ERR_OTHER && link._drop_reason.empty();
+  std::string why = !link._drop_reason.empty() ? link._drop_reason
+                    : status == REDIS_OK       ? "connection closed"
+                                               : (ac->errstr[0] ? ac->errstr : "connection lost");
+  link.mark_down(why, refused);
+}
+
+void RedisLink::mark_down(const std::string& reason, bool refused) {
+  const bool was_up = _state == State::Up;
+  _ac = nullptr;
+  _state = State::Down;
+  _drop_reason.clear();
+  if (_ctx.closing) return;
+  const uint32_t min = _ctx.live.reconnect_min_ms.load();
+  _backoff_ms = _backoff_ms == 0
+                    ? min
+                    : std::max(min, std::min(_backoff_ms * 2, _ctx.live.reconnect_max_ms.load()));
+  _retry_at_ms = monotonic_ms() + _backoff_ms;
+  if (was_up || _failures == 0) {
+    // Logged once per outage, not per attempt.
+    _ctx.log(FLOWRELAY_LOG_WARNING,
+             std::string("redis ") + _role + " connection " + (was_up ? "lost" : "failed") + " (" +
+                 _ctx.options.endpoint.describe() + "): " + reason + "; reconnecting");
+  }
+  ++_failures;
+  _events.link_down(*this, refused, reason);
+}
+
+void RedisLink::drop(const std::string& reason, bool in_callback) {
+  if (!_ac) return;
+  _drop_reason = reason;
+  if (in_callback) {
+    // hiredis disconnects once out of its callback (after the replies already asked for).
+    redisAsyncDisconnect(_ac);
+    return;
+  }
+  // A hung Redis would never answer what a graceful disconnect waits for: free outright.
+  // That runs the disconnect callback if the link was connected...
+  redisAsyncContext* ac = _ac;
+  redisAsyncFree(ac);
+  if (_ac == ac) mark_down(reason, false);  // ...and nothing if it was still connecting
+}
+
+int64_t RedisLink::check(int64_t now) {
+  const uint32_t connect_timeout = _ctx.live.connect_timeout_ms.load();
+  switch (_state) {
+    case State::Down:
+      if (now < _retry_at_ms) return _retry_at_ms;
+      connect();
+      return _state == State::Down ? _retry_at_ms : now + connect_timeout + 1;
+    case State::Connecting:
+    case State::Authenticating:
+      if (now - _since_ms <= connect_timeout) return _since_ms + connect_timeout + 1;
+      drop("no answer within connect_timeout_ms (" + std::to_string(connect_timeout) + " ms)",
+           false);
+      return _retry_at_ms;
+    case State::Up:
+      break;
+  }
+  return INT64_MAX;
+}
+
+void RedisLink::free_dead_adapters() {
+  auto dead = std::stable_partition(_adapters.begin(), _adapters.end(),
+                                    [](HiredisEpoll* a) { return !a->dead(); });
+  for (auto it = dead; it != _adapters.end(); ++it) delete *it;
+  _adapters.erase(dead, _adapters.end());
+}
+
+}  // namespace flowrelay::redis

@@ -1,0 +1,87 @@
+// One connection to Redis and its state machine: Down -> Connecting -> Authenticating -> Up,
+// with AUTH/SELECT/CLIENT SETNAME on connect, a connect timeout, and capped exponential backoff
+// between attempts. Each state change is logged once per outage, not per attempt. What a link
+// carries (publishes, subscriptions) is its owner's: the owner learns of every transition
+// through LinkEvents, on the broker thread.
+#pragma once
+
+#include <hiredis/async.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hiredis_epoll.h"
+#include "redis_context.h"
+
+namespace flowrelay::redis {
+
+class RedisLink;
+
+class LinkEvents {
+ public:
+  // Connected; AUTH/SELECT/SETNAME are queued: what else must precede the link being Up.
+  virtual void link_connected(RedisLink& link) = 0;
+  virtual void link_up(RedisLink& link) = 0;
+  // The link went down. `refused`: Redis answered one of its commands with an error hiredis
+  // cannot hand to a callback (in subscribed mode: a refused SUBSCRIBE); `reason` then holds
+  // Redis' words.
+  virtual void link_down(RedisLink& link, bool refused, const std::string& reason) = 0;
+
+ protected:
+  ~LinkEvents() = default;
+};
+
+class RedisLink {
+ public:
+  enum class State { Down, Connecting, Authenticating, Up };
+
+  // `role` names it in logs ("publisher"), `client_name` in CLIENT LIST; `select_db`: send
+  // SELECT (Pub/Sub ignores databases, keys do not).
+  RedisLink(RedisContext& ctx, LinkEvents& events, const char* role, const char* client_name,
+            bool select_db);
+  ~RedisLink();
+  RedisLink(const RedisLink&) = delete;
+  RedisLink& operator=(const RedisLink&) = delete;
+
+  void connect();
+  // Closes the link now (a timeout, a refusal); it reconnects after the backoff. From inside a
+  // hiredis callback of this link, `in_callback` must be true.
+  void drop(const std::string& reason, bool in_callback);
+  // Connect timeout and reconnect; returns the next time it needs a call.
+  int64_t check(int64_t now);
+  // Frees adapters hiredis is done with (outside hiredis callbacks).
+  void free_dead_adapters();
+  // [destroy] Frees the context: pending callbacks run with no reply.
+  void close();
+
+  bool up() const { return _state == State::Up; }
+  State state() const { return _state; }
+  redisAsyncContext* context() const { return _ac; }
+  const char* role() const { return _role; }
+
+ private:
+  void on_connected();
+  void on_up();
+  void mark_down(const std::string& reason, bool refused);
+
+  static void connect_cb(const redisAsyncContext* ac, int status);
+  static void disconnect_cb(const redisAsyncContext* ac, int status);
+  static void auth_cb(redisAsyncContext* ac, void* reply, void* last);
+
+  RedisContext& _ctx;
+  LinkEvents& _events;
+  const char* _role;
+  const char* _client_name;
+  bool _select_db;
+  redisAsyncContext* _ac = nullptr;
+  State _state = State::Down;
+  int64_t _since_ms = 0;     // when the current state began
+  int64_t _retry_at_ms = 0;  // next connect attempt when Down
+  uint32_t _backoff_ms = 0;
+  uint32_t _failures = 0;    // consecutive failed attempts (logged once, then on recovery)
+  std::string _drop_reason;  // why we closed it ourselves, for the log
+  std::vector<HiredisEpoll*> _adapters;
+};
+
+}  // namespace flowrelay::redis
