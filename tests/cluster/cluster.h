@@ -1,12 +1,11 @@
 // Cluster test harness: a real redis-server, N flowrelayd replicas on broker-redis and nginx
 // rendered from the shipped deploy/nginx.conf, all on free ports on 127.0.0.1.
 //
-// Reuses the integration harness (../integration/harness.h) for free ports, HTTP GETs, bounded
-// waits and the RawClient WebSocket client. Its Daemon class always writes a broker-local
-// config, so the replicas are launched here (same config shape as ./start.sh cluster).
-//
-// Every process runs in its own process group (nginx forks workers) with PR_SET_PDEATHSIG, and
-// is SIGKILLed (group) and reaped, with bounded waits, when its owner is destroyed.
+// Built on the shared test support (tests/support/): every process is a support Process (own
+// process group, PR_SET_PDEATHSIG, SIGKILLed and reaped with bounded waits when its owner is
+// destroyed), in a TempDir that nginx workers can traverse. The support's Daemon always writes
+// a broker-local config, so the replicas are launched here (same config shape as
+// ./start.sh cluster).
 #pragma once
 
 #include <signal.h>
@@ -21,65 +20,19 @@
 #include <string>
 #include <vector>
 
-#include "../integration/harness.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+#include "support/ws_client.h"
 
 namespace flowrelay::ctest {
 
-using itest::Clock;
-using itest::ExitStatus;
-using itest::Frame;
-using itest::Millis;
-using itest::RawClient;
-using namespace std::chrono_literals;
+using namespace ::flowrelay::test;
 
 // Source tree (compile definition): the test renders deploy/nginx.conf from it.
 const char* source_dir();
 const char* nginx_binary();  // /usr/sbin/nginx
 const char* redis_binary();  // redis-server (from PATH)
-
-// A directory under /tmp with mode 0755 (nginx workers run as nobody and must traverse it),
-// removed with its contents on destruction.
-class RunDir {
- public:
-  RunDir();
-  ~RunDir();
-  RunDir(const RunDir&) = delete;
-  RunDir& operator=(const RunDir&) = delete;
-  const std::string& path() const { return _path; }
-  std::string write(const std::string& name, const std::string& content) const;
-  std::string read(const std::string& name) const;
-
- private:
-  std::string _path;
-};
-
-std::string read_text_file(const std::string& path);
-// The last `n` lines of `text` (for failure reports).
-std::string tail_lines(const std::string& text, size_t n);
-
-// A child process in its own process group; stdout and stderr go to `log_path`. REDIS_URL is
-// removed from its environment (it would override the broker's url option).
-class Process {
- public:
-  Process() = default;
-  ~Process() { kill_group(); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  void start(const std::vector<std::string>& argv, const std::string& log_path);
-  pid_t pid() const { return _pid; }
-  bool started() const { return _pid > 0; }
-  // True while it has not exited (reaps it if it has).
-  bool running();
-  std::optional<ExitStatus> exit_status() const { return _exit; }
-  void signal(int sig);  // to the process only
-  // SIGKILL to the whole group (workers included), then reap (bounded). Idempotent.
-  void kill_group();
-
- private:
-  pid_t _pid = -1;
-  std::optional<ExitStatus> _exit;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Redis
@@ -91,7 +44,7 @@ std::optional<std::string> redis_command(uint16_t port, const std::vector<std::s
 
 class RedisServer {
  public:
-  explicit RedisServer(const RunDir& dir);  // picks a free port, starts, waits for PONG
+  explicit RedisServer(const TempDir& dir);  // picks a free port, starts, waits for PONG
   uint16_t port() const { return _port; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(_port); }
   pid_t pid() const { return _proc.pid(); }
@@ -106,7 +59,7 @@ class RedisServer {
   std::string log() const;
 
  private:
-  const RunDir& _dir;
+  const TempDir& _dir;
   uint16_t _port = 0;
   int _generation = 0;
   Process _proc;
@@ -130,7 +83,7 @@ struct ReplicaOptions {
 class Replica {
  public:
   // Writes <name>.yaml (broker-redis at `redis_url`) and starts flowrelayd; call wait_ready().
-  Replica(const RunDir& dir, std::string name, const std::string& redis_url,
+  Replica(const TempDir& dir, std::string name, const std::string& redis_url,
           const ReplicaOptions& options = {});
   // Waits (bounded) for GET /ready == 200; throws with the log if it exits or times out.
   void wait_ready(Millis timeout = 10s);
@@ -150,7 +103,7 @@ class Replica {
   std::string log() const;
 
  private:
-  const RunDir& _dir;
+  const TempDir& _dir;
   std::string _name;
   uint16_t _ws_port = 0;
   uint16_t _http_port = 0;
@@ -170,12 +123,12 @@ class Nginx {
  public:
   // Renders the shipped template into <dir>/nginx.conf, starts nginx in the foreground and waits
   // (bounded) until its port accepts connections.
-  Nginx(const RunDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s);
+  Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s);
   uint16_t port() const { return _port; }
   std::string error_log() const;
 
  private:
-  const RunDir& _dir;
+  const TempDir& _dir;
   uint16_t _port = 0;
   Process _proc;
 };

@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "cluster.h"
+#include "support/ports.h"
+#include "support/text.h"
 
 namespace flowrelay::ctest {
 
 class ClusterFixture : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { itest::raise_nofile_limit(); }
+  static void SetUpTestSuite() { raise_nofile_limit(); }
 
   void SetUp() override { redis = std::make_unique<RedisServer>(dir); }
 
@@ -53,7 +55,8 @@ class ClusterFixture : public ::testing::Test {
                                         replicas[2]->ws_address()});
   }
 
-  RunDir dir;
+  // The test's logs and configs; nginx workers run as nobody and must traverse it.
+  TempDir dir{"cluster", TempDir::Access::Everyone};
   std::unique_ptr<RedisServer> redis;
   std::vector<std::unique_ptr<Replica>> replicas;
   std::unique_ptr<Nginx> nginx;

@@ -10,21 +10,23 @@
 #include <mutex>
 #include <thread>
 
-#include "../integration/envelope.h"
-#include "../integration/envelope_expect.h"
 #include "cluster.h"
 #include "cluster_fixture.h"
+#include "support/envelope_client.h"
+#include "support/envelope_expect.h"
+#include "support/metrics.h"
+#include "support/poco_ws_client.h"
 
 namespace flowrelay::ctest {
 namespace {
 
-using itest::Envelope;
-using itest::EnvelopeClient;
-using itest::expect_message;
-using itest::expect_nothing_more;
-using itest::expect_resumed;
-using itest::HttpSession;
-using itest::Published;
+using test::Envelope;
+using test::EnvelopeClient;
+using test::expect_message;
+using test::expect_nothing_more;
+using test::expect_resumed;
+using test::HttpSession;
+using test::Published;
 
 const std::string kKey = "cluster-key";
 
@@ -43,7 +45,7 @@ std::vector<Published> publish_n(Replica& r, const std::string& conv, const std:
   HttpSession api(r.http_port());
   std::vector<Published> out;
   for (size_t i = 0; i < n; ++i) {
-    Published p = itest::publish_via_api(api, kKey, conv, prefix + std::to_string(i));
+    Published p = test::publish_via_api(api, kKey, conv, prefix + std::to_string(i));
     EXPECT_EQ(p.status, 200) << "publish " << i << " via " << r.name() << ": " << p.body;
     EXPECT_TRUE(p.offset.has_value()) << p.body;
     out.push_back(std::move(p));
@@ -62,15 +64,15 @@ TEST_F(ClusterHistoryTest, ReplicaKilledMidStreamViewerResumesThroughNginxWithNo
   const std::string conv = "stream";
 
   auto viewer = std::make_unique<EnvelopeClient>(nginx->port(), conv);
-  ASSERT_EQ(viewer->subprotocol(), itest::kSubprotocol) << "nginx must pass the subprotocol";
+  ASSERT_EQ(viewer->subprotocol(), test::kSubprotocol) << "nginx must pass the subprotocol";
   // Which replica nginx chose: the one with a WebSocket connection open.
   std::optional<size_t> viewed;
-  ASSERT_TRUE(itest::wait_for(
+  ASSERT_TRUE(test::wait_for(
       [&] {
         viewed.reset();
         int open = 0;
         for (size_t i = 0; i < replicas.size(); ++i) {
-          if (itest::metric_value(replicas[i]->http_port(), "flowrelay_connections") == 1) {
+          if (test::metric_value(replicas[i]->http_port(), "flowrelay_connections") == 1) {
             viewed = i;
             ++open;
           }
@@ -92,7 +94,7 @@ TEST_F(ClusterHistoryTest, ReplicaKilledMidStreamViewerResumesThroughNginxWithNo
     HttpSession api(backend.http_port());
     for (size_t i = 0; i < kMessages && !stop; ++i) {
       const std::string data = "tok-" + std::to_string(i);
-      const Published p = itest::publish_via_api(api, kKey, conv, data);
+      const Published p = test::publish_via_api(api, kKey, conv, data);
       std::lock_guard<std::mutex> lock(mu);
       if (p.status != 200 || !p.offset) {
         problems.push_back(data + ": " + std::to_string(p.status) + " " + p.body);
@@ -139,11 +141,11 @@ TEST_F(ClusterHistoryTest, ReplicaKilledMidStreamViewerResumesThroughNginxWithNo
 
   // Reconnect through nginx (it skips the dead replica) with since/epoch.
   std::unique_ptr<EnvelopeClient> again;
-  ASSERT_TRUE(itest::wait_for(
+  ASSERT_TRUE(test::wait_for(
       [&] {
         try {
           again = std::make_unique<EnvelopeClient>(nginx->port(),
-                                                   itest::resume_path(conv, last, seen_epoch));
+                                                   test::resume_path(conv, last, seen_epoch));
           return true;
         } catch (const std::exception&) {  // Poco::Exception too
           return false;
@@ -232,7 +234,7 @@ TEST_F(ClusterHistoryTest, RedisRestartWithoutPersistenceStartsANewEpochAtOffset
   redis->start();
   ASSERT_TRUE(r.wait_ready_status(200, 10s)) << "not ready after the Redis restart";
 
-  EnvelopeClient back(r.ws_port(), itest::resume_path(conv, 3, old_epoch));
+  EnvelopeClient back(r.ws_port(), test::resume_path(conv, 3, old_epoch));
   const Envelope resumed = expect_resumed(back);
   EXPECT_EQ(resumed.recovered, std::optional<bool>(false)) << resumed.describe();
   if (resumed.epoch && !resumed.epoch->empty()) {
@@ -276,7 +278,7 @@ TEST_F(ClusterHistoryTest, HistorySizeBoundsWhatCanBeRecoveredAcrossReplicas) {
   ASSERT_FALSE(HasFailure());
   {
     SCOPED_TRACE("10 missed, history_size 20");
-    EnvelopeClient c(B.ws_port(), itest::resume_path(conv, 5, epoch));
+    EnvelopeClient c(B.ws_port(), test::resume_path(conv, 5, epoch));
     for (size_t i = 0; i < 10; ++i) expect_message(c, 6 + i, "b-" + std::to_string(i), epoch);
     const Envelope resumed = expect_resumed(c);
     EXPECT_EQ(resumed.recovered, std::optional<bool>(true)) << resumed.describe();
@@ -288,7 +290,7 @@ TEST_F(ClusterHistoryTest, HistorySizeBoundsWhatCanBeRecoveredAcrossReplicas) {
   ASSERT_FALSE(HasFailure());
   {
     SCOPED_TRACE("50 missed, history_size 20");
-    EnvelopeClient c(A.ws_port(), itest::resume_path(conv, 15, epoch));
+    EnvelopeClient c(A.ws_port(), test::resume_path(conv, 15, epoch));
     const Envelope resumed = expect_resumed(c);
     EXPECT_EQ(resumed.recovered, std::optional<bool>(false)) << resumed.describe();
     EXPECT_EQ(resumed.offset, std::optional<uint64_t>(65)) << resumed.describe();
@@ -306,7 +308,7 @@ TEST_F(ClusterHistoryTest, RawRedisPublishReachesEnvelopeClientsWithoutOffsetAnd
   start_replicas(1);
   Replica& r = *replicas[0];
   EnvelopeClient env(r.ws_port(), "ext");
-  itest::WsClient raw(r.ws_port(), "ext");
+  test::WsClient raw(r.ws_port(), "ext");
   const auto reply = redis_command(redis->port(), {"PUBLISH", "chat:ext", "hello from redis"});
   ASSERT_TRUE(reply) << "no answer from redis";
   EXPECT_EQ(*reply, ":1");
@@ -335,7 +337,7 @@ TEST_F(ClusterHistoryTest, InvalidUtf8PublishedIntoRedisIsRepairedNotSentAsBroke
   start_replicas(1);
   Replica& r = *replicas[0];
   EnvelopeClient env(r.ws_port(), "bad-utf8");
-  itest::WsClient raw(r.ws_port(), "bad-utf8");
+  test::WsClient raw(r.ws_port(), "bad-utf8");
   // A lone 0xFF and a truncated 3-byte sequence: not text. RFC 6455 forbids sending them in a
   // text frame (a conforming client would fail the connection with 1007).
   const std::string published = std::string("a\xFF") + "b\xE6\x97";

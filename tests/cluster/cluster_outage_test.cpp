@@ -11,15 +11,15 @@
 #include <map>
 #include <thread>
 
-#include "../integration/envelope.h"
 #include "cluster.h"
 #include "cluster_fixture.h"
+#include "support/envelope_client.h"
 
 namespace flowrelay::ctest {
 namespace {
 
-using itest::Envelope;
-using itest::EnvelopeClient;
+using test::Envelope;
+using test::EnvelopeClient;
 
 class ClusterOutageTest : public ClusterFixture {};
 
@@ -95,7 +95,7 @@ TEST_F(ClusterOutageTest, PublishesResentAfterAHungRedisAreStoredAndDeliveredOnc
   EXPECT_EQ(check_exactly_once(own, texts("m", 0, 20), 1), "") << "sender";
 
   // Stored once: a client replaying the whole history gets the 20, then resumed.
-  EnvelopeClient replay(port, itest::resume_path("hung", 0, std::nullopt));
+  EnvelopeClient replay(port, test::resume_path("hung", 0, std::nullopt));
   const auto history = read_messages(replay, 20, 5s, 500ms);
   EXPECT_EQ(check_exactly_once(history, texts("m", 0, 20), 1), "") << "history";
 }

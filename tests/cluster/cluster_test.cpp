@@ -513,7 +513,7 @@ TEST_F(ClusterTest, RedisHangMakesReplicasUnreadyAndTheyRecoverAfterSigcont) {
   redis->pause();
   const auto t0 = Clock::now();
   std::vector<std::optional<Clock::duration>> unready(replicas.size());
-  itest::wait_for(
+  test::wait_for(
       [&] {
         bool all = true;
         for (size_t i = 0; i < replicas.size(); ++i) {

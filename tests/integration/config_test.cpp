@@ -5,7 +5,7 @@
 #include <optional>
 #include <sstream>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

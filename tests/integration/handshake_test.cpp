@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

@@ -8,8 +8,8 @@
 #include <map>
 #include <set>
 
-#include "envelope.h"
-#include "harness.h"
+#include "support/envelope_client.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

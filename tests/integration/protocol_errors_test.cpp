@@ -5,7 +5,7 @@
 #include <atomic>
 #include <memory>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <memory>
 
-#include "envelope.h"
-#include "harness.h"
+#include "support/envelope_client.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

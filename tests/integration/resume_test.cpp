@@ -11,9 +11,9 @@
 #include <mutex>
 #include <thread>
 
-#include "envelope.h"
-#include "envelope_expect.h"
-#include "harness.h"
+#include "support/envelope_client.h"
+#include "support/envelope_expect.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

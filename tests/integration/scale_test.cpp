@@ -6,7 +6,7 @@
 #include <map>
 #include <memory>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

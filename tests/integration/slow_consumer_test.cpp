@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest {
 namespace {

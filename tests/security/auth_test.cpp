@@ -12,7 +12,7 @@ namespace {
 using sec::bearer;
 using sec::Claims;
 using sec::keys;
-using sec::metric_or;
+using test::metric_or;
 
 const std::string kSecret = "correct horse battery staple 0123456789";
 const std::string kOtherSecret = "another secret of enough bytes, not the daemon's";

@@ -14,7 +14,7 @@
 namespace flowrelay::itest {
 namespace {
 
-using sec::metric_or;
+using test::metric_or;
 
 std::string next_text(WsClient& c) {
   auto m = c.receive(3s);

@@ -10,7 +10,7 @@
 namespace flowrelay::itest {
 namespace {
 
-using sec::metric_or;
+using test::metric_or;
 using sec::text_frame;
 
 long ms_since(Clock::time_point t0) {

@@ -10,7 +10,7 @@ namespace flowrelay::itest {
 namespace {
 
 using sec::bearer;
-using sec::metric_or;
+using test::metric_or;
 using sec::text_frame;
 
 std::unique_ptr<RawClient> join(uint16_t port, const std::string& path,

@@ -9,33 +9,17 @@
 #include <Poco/JWT/Signer.h>
 #include <Poco/JWT/Token.h>
 #include <Poco/Net/WebSocket.h>
-#include <Poco/Timespan.h>
 #include <Poco/Timestamp.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 
 namespace flowrelay::itest::sec {
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void run_or_throw(const std::string& command) {
   if (std::system(command.c_str()) != 0) throw std::runtime_error("command failed: " + command);
@@ -54,7 +38,7 @@ struct KeyStore {
     run_or_throw("openssl rsa -in '" + keys.rsa_private + "' -pubout -out '" + keys.rsa_public +
                  "' 2>/dev/null");
     run_or_throw("openssl genrsa -out '" + keys.other_rsa_private + "' 2048 2>/dev/null");
-    keys.rsa_public_pem = slurp(keys.rsa_public);
+    keys.rsa_public_pem = read_text_file(keys.rsa_public);
     if (keys.rsa_public_pem.find("PUBLIC KEY") == std::string::npos)
       throw std::runtime_error("openssl did not write a public key to " + keys.rsa_public);
   }
@@ -127,29 +111,6 @@ std::string none_token(const Claims& claims) {
 
 // ---------------------------------------------------------------------------------------------
 
-std::optional<double> metric(uint16_t http_port, const std::string& name) {
-  const HttpResult r = http_get(http_port, "/metrics");
-  if (r.status != 200) return std::nullopt;
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
-    const char next = line[name.size()];
-    if (next != ' ' && next != '{') continue;
-    const auto sp = line.rfind(' ');
-    try {
-      return std::stod(line.substr(sp + 1));
-    } catch (...) {
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
-
-double metric_or(uint16_t http_port, const std::string& name) {
-  return metric(http_port, name).value_or(-1);
-}
-
 size_t count_of(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t pos = text.find(needle); pos != std::string::npos;
@@ -160,7 +121,7 @@ size_t count_of(const std::string& text, const std::string& needle) {
 
 bool rewrite_config_and_reload(Daemon& d, const std::string& from, const std::string& to,
                                Millis timeout) {
-  std::string text = slurp(d.config_path());
+  std::string text = read_text_file(d.config_path());
   if (text.find(from) == std::string::npos) return false;
   for (size_t pos = text.find(from); pos != std::string::npos;
        pos = text.find(from, pos + to.size()))
@@ -183,48 +144,17 @@ bool rewrite_config_and_reload(Daemon& d, const std::string& from, const std::st
 
 SourcedHandshake::SourcedHandshake(const std::string& source_ip, uint16_t port,
                                    const std::string& path) {
-  _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (_fd < 0) {
-    _error = std::string("socket: ") + std::strerror(errno);
+  try {
+    _client.emplace(port, 0, source_ip);
+  } catch (const std::exception& e) {
+    _error = "connect from " + source_ip + ": " + e.what();
     return;
   }
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  ::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr);
-  if (::bind(_fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
-    _error = "bind " + source_ip + ": " + std::strerror(errno);
-    return;
-  }
-  sockaddr_in dst{};
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons(port);
-  ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-  if (::connect(_fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) {
-    _error = std::string("connect: ") + std::strerror(errno);
-    return;
-  }
-  const std::string req = handshake_request(path, make_ws_key());
-  if (::send(_fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    _error = std::string("send: ") + std::strerror(errno);
-    return;
-  }
-  std::string buf;
-  const auto deadline = Clock::now() + 5s;
-  while (buf.find("\r\n\r\n") == std::string::npos && Clock::now() < deadline) {
-    pollfd p{_fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    char tmp[4096];
-    const ssize_t n = ::recv(_fd, tmp, sizeof tmp, 0);
-    if (n <= 0) break;
-    buf.append(tmp, static_cast<size_t>(n));
-  }
-  // "HTTP/1.1 101 Switching Protocols"
-  if (buf.size() > 12 && buf.rfind("HTTP/1.1 ", 0) == 0) _status = std::atoi(buf.c_str() + 9);
-  if (_status == 0) _error = "no response head; got \"" + buf.substr(0, 100) + "\"";
-}
-
-SourcedHandshake::~SourcedHandshake() {
-  if (_fd >= 0) ::close(_fd);
+  const HttpHead head = _client->handshake(path);
+  _status = head.status;
+  if (_status == 0)
+    _error =
+        "no response head (connection " + std::string(_client->closed() ? "closed" : "open") + ")";
 }
 
 // ---------------------------------------------------------------------------------------------

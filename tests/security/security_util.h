@@ -1,6 +1,7 @@
-// Helpers for the security tests: JWT keys and tokens, /metrics counters, config rewriting for
-// SIGHUP, raw handshakes from another loopback address, and a well-behaved pair of clients
-// that keeps chatting (and timing its round trips) on a thread while a test attacks the daemon.
+// Helpers for the security tests, on the shared test support: JWT keys and tokens, config
+// rewriting for SIGHUP, raw handshakes from another loopback address, and a well-behaved pair
+// of clients that keeps chatting (and timing its round trips) on a thread while a test attacks
+// the daemon.
 #pragma once
 
 #include <atomic>
@@ -11,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness.h"
+#include "support/itest.h"
 
 namespace flowrelay::itest::sec {
 
@@ -47,11 +48,6 @@ std::string b64url(const std::string& raw);
 // ---------------------------------------------------------------------------------------------
 // Daemon helpers
 
-// The value of an unlabelled (or first labelled) sample of `name` in GET /metrics, or nullopt.
-std::optional<double> metric(uint16_t http_port, const std::string& name);
-// Same, but 0 would hide a missing metric: returns -1 when absent.
-double metric_or(uint16_t http_port, const std::string& name);
-
 // Replaces every `from` in the daemon's config file by `to` (in place: same path) and sends
 // SIGHUP; waits (bounded) for the reload to be logged ("reloaded" or "reload failed" after the
 // previous count). Returns false if `from` was not in the file or no reload was logged.
@@ -78,14 +74,11 @@ inline std::string bearer(const std::string& token) {
 class SourcedHandshake {
  public:
   SourcedHandshake(const std::string& source_ip, uint16_t port, const std::string& path);
-  ~SourcedHandshake();
-  SourcedHandshake(const SourcedHandshake&) = delete;
-  SourcedHandshake& operator=(const SourcedHandshake&) = delete;
   int status() const { return _status; }
   const std::string& error() const { return _error; }
 
  private:
-  int _fd = -1;
+  std::optional<RawClient> _client;
   int _status = 0;
   std::string _error;
 };

@@ -1,14 +1,15 @@
-#include "envelope.h"
+#include "support/envelope_client.h"
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <cctype>
 #include <sstream>
 #include <stdexcept>
 
-namespace flowrelay::itest {
+namespace flowrelay::test {
 
 namespace {
 
@@ -165,10 +166,8 @@ std::optional<Envelope> EnvelopeClient::next(Millis timeout) {
   std::string message;  // a fragmented text message, reassembled
   bool in_message = false;
   while (!_closed) {
-    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-    if (left < 0ms) left = 0ms;
     Frame f;
-    switch (_raw.read_frame(f, left)) {
+    switch (_raw.read_frame(f, Millis(remaining_ms(deadline)))) {
       case ReadResult::Timeout:
         return std::nullopt;
       case ReadResult::Eof:
@@ -187,13 +186,9 @@ std::optional<Envelope> EnvelopeClient::next(Millis timeout) {
         in_message = !f.fin;
         if (f.fin) return parse_envelope(message);
         break;
-      case kPing: {
-        FrameSpec pong;
-        pong.opcode = kPong;
-        pong.payload = f.payload;
-        _raw.send_frame(pong);
+      case kPing:
+        _raw.answer_ping(f);
         break;
-      }
       case kClose:
         _closed = true;
         if (f.has_close_code()) _close_code = f.close_code();
@@ -239,4 +234,4 @@ std::string resume_path(const std::string& id, uint64_t since,
   return p;
 }
 
-}  // namespace flowrelay::itest
+}  // namespace flowrelay::test

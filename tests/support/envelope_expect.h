@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 
-#include "envelope.h"
+#include "support/envelope_client.h"
 
-namespace flowrelay::itest {
+namespace flowrelay::test {
 
 // Reads the next frame; it must be a message-lane message with `offset` and `data` (and
 // `epoch` when given).
@@ -47,4 +47,4 @@ inline void expect_nothing_more(EnvelopeClient& c,
   EXPECT_FALSE(e.has_value()) << "unexpected extra frame: " << e->describe();
 }
 
-}  // namespace flowrelay::itest
+}  // namespace flowrelay::test

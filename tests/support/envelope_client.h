@@ -1,9 +1,6 @@
 // Envelope mode (subprotocol flowrelay.v1, docs/PROTOCOL.md) and the publish API, for tests:
-// parsing the server's JSON frames, building client frames and API bodies, and a client that
-// reads envelopes.
-//
-// Kept apart from harness.cpp because it needs Poco::JSON (the security tests link only the
-// harness).
+// parsing the server's JSON frames, building client frames and API bodies, and the envelope
+// client (a RawClient that reads envelopes).
 #pragma once
 
 #include <cstdint>
@@ -12,9 +9,11 @@
 #include <string_view>
 #include <vector>
 
-#include "harness.h"
+#include "support/http.h"
+#include "support/wait.h"
+#include "support/ws_client.h"
 
-namespace flowrelay::itest {
+namespace flowrelay::test {
 
 inline constexpr const char* kSubprotocol = "flowrelay.v1";
 
@@ -112,4 +111,4 @@ std::string url_encode(std::string_view value);
 std::string resume_path(const std::string& id, uint64_t since,
                         const std::optional<std::string>& epoch);
 
-}  // namespace flowrelay::itest
+}  // namespace flowrelay::test
