@@ -1,18 +1,25 @@
 // flowrelay-micro-bench: Google Benchmark microbenchmarks of the hot pure functions: the RFC 6455
-// frame codec of transport-ws (plugins/transport-ws/frame_codec.h) and the daemon's channel
-// router (daemon/router.h) with a no-op broker and no-op transports.
+// frame codec and the socket-free Session of transport-ws (plugins/transport-ws/frame_codec.h,
+// session.h) and the daemon's channel router (daemon/router.h) with a no-op broker and no-op
+// transports behind their real C tables.
 //   flowrelay-micro-bench                       full run
 //   flowrelay-micro-bench --benchmark_filter=Utf8 --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
+#include <flowrelay/plugin.hpp>
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "frame_codec.h"
+#include "http_api.h"
+#include "plugin_host.h"
 #include "router.h"
+#include "session.h"
+#include "ws_options.h"
 
 namespace {
 
@@ -143,54 +150,174 @@ void BM_Utf8Mixed(benchmark::State& state) {
 }
 BENCHMARK(BM_Utf8Mixed)->Arg(64)->Arg(4096);
 
+// ---------------------------------------------------------------------------- session
+
+// A host that does nothing: what a Session costs by itself (transport-ws/session.h).
+class NullSessionHost final : public flowrelay::ws::SessionHost {
+ public:
+  flowrelay_status join(flowrelay::ws::Session&, std::string_view) override { return FLOWRELAY_OK; }
+  void leave(flowrelay::ws::Session&) override {}
+  flowrelay_status publish(flowrelay::ws::Session&, flowrelay_lane, std::string_view) override {
+    return FLOWRELAY_OK;
+  }
+  void read_history(flowrelay::ws::Session&, uint64_t) override {}
+  void wants_write(flowrelay::ws::Session&) override {}
+  void set_timer(flowrelay::ws::Session&, flowrelay::ws::SessionTimer) override {}
+  void slow_consumer(flowrelay::ws::Session&, uint64_t) override {}
+  std::shared_ptr<const flowrelay::ws::AccessPolicy> access_policy() override { return nullptr; }
+  int64_t now_ms() override { return 0; }
+};
+
+struct OpenSessions {
+  flowrelay::ws::WsOptions options = flowrelay::ws::parse_ws_options(nullptr, 0, "");
+  flowrelay::ws::LiveLimits limits{options};
+  flowrelay::ws::LoopStats stats;
+  flowrelay::ws::SessionConfig config{limits, "/ws/", stats};
+  NullSessionHost host;
+  std::vector<std::unique_ptr<flowrelay::ws::Session>> sessions;
+
+  explicit OpenSessions(size_t n) {
+    limits.publish_rate = 0;
+    std::string upgrade =
+        "GET /ws/42 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for (size_t i = 0; i < n; ++i) {
+      sessions.push_back(std::make_unique<flowrelay::ws::Session>(host, config, i + 1));
+      std::string bytes = upgrade;
+      sessions.back()->feed(bytes.data(), bytes.size());
+      written(*sessions.back());
+    }
+  }
+  static void written(flowrelay::ws::Session& s) {
+    s.out().consume(s.out().bytes(), [](const flowrelay::ws::SharedFrame*) {});
+  }
+};
+
+// A client's text frame through an open Session: parse, unmask, UTF-8, publish.
+void BM_SessionTextFrame(benchmark::State& state) {
+  OpenSessions open(1);
+  const auto frame = client_frame(static_cast<size_t>(state.range(0)));
+  std::vector<char> buf(frame.size());
+  for (auto _ : state) {
+    std::memcpy(buf.data(), frame.data(), frame.size());  // the read buffer, unmasked in place
+    open.sessions[0]->feed(buf.data(), buf.size());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(BM_SessionTextFrame)->Arg(64)->Arg(4096);
+
+// One shared frame queued on N open sessions and written out (the fan-out's per-member work).
+void BM_SessionDeliver(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  OpenSessions open(n);
+  const std::string payload(64, 'x');
+  for (auto _ : state) {
+    auto* f = flowrelay::ws::SharedFrame::message("chat:42", Opcode::Text, payload);
+    f->ref(n);
+    for (auto& s : open.sessions) s->deliver(f);
+    f->unref();
+    for (auto& s : open.sessions) OpenSessions::written(*s);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n);
+}
+BENCHMARK(BM_SessionDeliver)->Arg(1)->Arg(100);
+
 // ---------------------------------------------------------------------------- router
+// The daemon's message path through the real C tables: Node's host API, Router,
+// BrokerInstance / TransportInstance, and no-op plugins built with flowrelay/plugin.hpp.
 
-flowrelay::BrokerPort noop_broker() {
-  flowrelay::BrokerPort b;
-  b.subscribe = [](std::string_view) { return flowrelay_status{FLOWRELAY_OK}; };
-  b.unsubscribe = [](std::string_view) { return flowrelay_status{FLOWRELAY_OK}; };
-  b.publish = [](std::string_view, const flowrelay_message&, flowrelay_published_fn, void*) {
-    return flowrelay_status{FLOWRELAY_OK};
-  };
-  return b;
-}
+uint64_t g_deliveries = 0;  // deliveries counted by CountingTransport (single-threaded benches)
 
-flowrelay::TransportPort noop_transport(uint64_t* deliveries) {
-  flowrelay::TransportPort t;
-  t.deliver = [deliveries](std::string_view, const flowrelay_message& m) {
-    *deliveries += m.data.len != 0;
-  };
-  t.subscribed = [](std::string_view, flowrelay_status) {};
-  return t;
-}
+// Accepts everything; with `loopback` a publish comes back as a delivery from inside publish(),
+// as broker-local does.
+struct NoopBroker : flowrelay::sdk::Broker {
+  static inline bool loopback = false;
+  NoopBroker(flowrelay::sdk::BrokerHost h, const flowrelay_option*, size_t) : host(h) {}
+  flowrelay_status publish(std::string_view channel, const flowrelay_message& m,
+                           flowrelay_published_fn, void*) override {
+    if (loopback) host.deliver(channel, m);
+    return FLOWRELAY_OK;
+  }
+  flowrelay_status subscribe(std::string_view) override { return FLOWRELAY_OK; }
+  void unsubscribe(std::string_view) override {}
+  flowrelay::sdk::BrokerHost host;
+};
+
+struct CountingTransport : flowrelay::sdk::Transport {
+  CountingTransport(flowrelay::sdk::TransportHost, const flowrelay_option*, size_t) {}
+  void stop(uint32_t) override {}
+  void deliver(std::string_view, const flowrelay_message& m) override {
+    g_deliveries += m.data.len != 0;
+  }
+  void subscribed(std::string_view, flowrelay_status) override {}
+};
+
+// One daemon's plugins and router, with `transports` transports.
+struct RouterRig {
+  explicit RouterRig(int64_t transports)
+      : node(1, "/", "chat:", true, state),
+        broker(flowrelay::sdk::broker_vtable<NoopBroker>(), "noop", {}, node.broker_api(), host()),
+        router(node.id(), broker) {
+    node.router = &router;
+    for (int64_t i = 0; i < transports; ++i) {
+      instances.push_back(std::make_unique<flowrelay::TransportInstance>(
+          flowrelay::sdk::transport_vtable<CountingTransport>(), "counting",
+          flowrelay::PluginOptions{}, node.transport_api(), host()));
+      router.add_transport(*instances.back());
+    }
+  }
+  flowrelay_host host() { return {&node, &Poco::Logger::get("bench")}; }
+
+  flowrelay::ServiceState state;
+  flowrelay::Node node;
+  flowrelay::BrokerInstance broker;
+  flowrelay::Router router;
+  std::vector<std::unique_ptr<flowrelay::TransportInstance>> instances;
+};
 
 // One broker message handed to every transport (the router's fan-out: one call per transport;
 // each transport then fans out to its own sessions).
 void BM_RouterDeliver(benchmark::State& state) {
-  flowrelay::Router router(noop_broker());
-  uint64_t deliveries = 0;
-  for (int64_t i = 0; i < state.range(0); ++i) router.add_transport(noop_transport(&deliveries));
-  router.subscribe("chat:room0");
+  RouterRig rig(state.range(0));
+  rig.router.subscribe("chat:room0");
   const std::string payload(64, 'x');
-  const flowrelay_message m{sizeof(flowrelay_message), FLOWRELAY_LANE_MESSAGE, 1, {"e", 1},
-                            {payload.data(), payload.size()}};
-  for (auto _ : state) router.deliver("chat:room0", m);
-  benchmark::DoNotOptimize(deliveries);
-  state.SetItemsProcessed(static_cast<int64_t>(deliveries));
+  flowrelay_message m = flowrelay::sdk::make_message(FLOWRELAY_LANE_MESSAGE, payload);
+  m.offset = 1;
+  m.epoch = {"e", 1};
+  g_deliveries = 0;
+  for (auto _ : state) rig.router.deliver("chat:room0", m);
+  benchmark::DoNotOptimize(g_deliveries);
+  state.SetItemsProcessed(static_cast<int64_t>(g_deliveries));
 }
 BENCHMARK(BM_RouterDeliver)->Arg(1)->Arg(4);
 
+// The whole path of one message on one node: a transport's host publish, the router, the
+// broker's publish delivering from inside it, the host deliver, the router's fan-out.
+void BM_HostPublishToDeliver(benchmark::State& state) {
+  RouterRig rig(state.range(0));
+  NoopBroker::loopback = true;
+  rig.router.subscribe("chat:room0");
+  flowrelay_host host = rig.host();
+  const flowrelay_transport_host_api* api = rig.node.transport_api();
+  const std::string payload(64, 'x');
+  const flowrelay_message m = flowrelay::sdk::make_message(FLOWRELAY_LANE_MESSAGE, payload, 1);
+  g_deliveries = 0;
+  for (auto _ : state) api->publish(&host, {"chat:room0", 10}, &m, nullptr, nullptr);
+  NoopBroker::loopback = false;
+  benchmark::DoNotOptimize(g_deliveries);
+  state.SetItemsProcessed(static_cast<int64_t>(g_deliveries));
+}
+BENCHMARK(BM_HostPublishToDeliver)->Arg(1)->Arg(4);
+
 // A session joining and leaving a channel that other sessions keep live (no broker call).
 void BM_RouterSubscribeExisting(benchmark::State& state) {
-  flowrelay::Router router(noop_broker());
-  uint64_t deliveries = 0;
-  router.add_transport(noop_transport(&deliveries));
+  RouterRig rig(1);
   const auto channels = static_cast<int>(state.range(0));
-  for (int c = 0; c < channels; ++c) router.subscribe("chat:room" + std::to_string(c));
+  for (int c = 0; c < channels; ++c) rig.router.subscribe("chat:room" + std::to_string(c));
   const std::string channel = "chat:room" + std::to_string(channels / 2);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(router.subscribe(channel));
-    router.unsubscribe(channel);
+    benchmark::DoNotOptimize(rig.router.subscribe(channel));
+    rig.router.unsubscribe(channel);
   }
 }
 BENCHMARK(BM_RouterSubscribeExisting)->Arg(10)->Arg(10000);
@@ -198,37 +325,33 @@ BENCHMARK(BM_RouterSubscribeExisting)->Arg(10)->Arg(10000);
 // The first session of a channel and its departure: broker subscribe/unsubscribe, map insert and
 // erase (a conversation opening and closing).
 void BM_RouterSubscribeFirst(benchmark::State& state) {
-  flowrelay::Router router(noop_broker());
-  uint64_t deliveries = 0;
-  router.add_transport(noop_transport(&deliveries));
-  for (int c = 0; c < state.range(0); ++c) router.subscribe("chat:other" + std::to_string(c));
+  RouterRig rig(1);
+  for (int c = 0; c < state.range(0); ++c) rig.router.subscribe("chat:other" + std::to_string(c));
   const std::string channel = "chat:fresh";
   for (auto _ : state) {
-    benchmark::DoNotOptimize(router.subscribe(channel));
-    router.unsubscribe(channel);
+    benchmark::DoNotOptimize(rig.router.subscribe(channel));
+    rig.router.unsubscribe(channel);
   }
 }
 BENCHMARK(BM_RouterSubscribeFirst)->Arg(10)->Arg(10000);
 
 // Sessions of different channels joining and leaving from several transport threads at once
 // (the router's mutex under contention).
-flowrelay::Router* g_shared_router = nullptr;
-uint64_t g_shared_deliveries = 0;
+RouterRig* g_shared_rig = nullptr;
 
 void BM_RouterSubscribeContended(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    g_shared_router = new flowrelay::Router(noop_broker());
-    g_shared_router->add_transport(noop_transport(&g_shared_deliveries));
-    for (int c = 0; c < 100; ++c) g_shared_router->subscribe("chat:room" + std::to_string(c));
+    g_shared_rig = new RouterRig(1);
+    for (int c = 0; c < 100; ++c) g_shared_rig->router.subscribe("chat:room" + std::to_string(c));
   }
   const std::string channel = "chat:room" + std::to_string(state.thread_index() % 100);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(g_shared_router->subscribe(channel));
-    g_shared_router->unsubscribe(channel);
+    benchmark::DoNotOptimize(g_shared_rig->router.subscribe(channel));
+    g_shared_rig->router.unsubscribe(channel);
   }
   if (state.thread_index() == 0) {
-    delete g_shared_router;
-    g_shared_router = nullptr;
+    delete g_shared_rig;
+    g_shared_rig = nullptr;
   }
 }
 BENCHMARK(BM_RouterSubscribeContended)->Threads(1)->Threads(2)->UseRealTime();

@@ -1,14 +1,13 @@
 // One I/O thread: an epoll loop that owns a share of the connections, its own view of which of
-// them sit in which channel, and an inbox through which other threads hand it deliveries.
+// them sit in which channel, and an inbox through which other threads hand it deliveries. It
+// does the I/O and the bookkeeping; what the bytes mean is each connection's Session.
 // Hand-written rather than Poco::Net::SocketReactor: the reactor allocates a notification per
 // event and cannot batch a fan-out into one writev per connection, which is the hot path here.
 #pragma once
 
 #include <flowrelay/plugin.h>
 
-#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,39 +21,13 @@
 
 namespace flowrelay::ws {
 
-// channels.echo = false: a session must not receive its own messages back. The broker does
-// not say who sent a message, so each loop remembers what its sessions published, in order
-// (brokers deliver one publisher's messages in order), and skips the sender when the next
-// delivery of the channel carries the same bytes. Entries not matched within kOwnTtlMs (the
-// message was lost or reordered) expire, so a mismatch degrades to an echo, never to a loss.
-struct OwnPublish {
-  uint64_t session;  // Connection::id
-  std::size_t hash;  // of the payload
-  int64_t at_ms;
-};
-
 struct LoopChannel {
   std::string name;
   std::vector<Connection*> members;  // Open sessions: receive deliveries
   std::vector<Connection*> waiting;  // Joining sessions: wait for the broker's confirmation
-  std::deque<OwnPublish> own;        // only used when channels.echo is false
 };
 
-// What a history read returned, copied for the loop (the broker's views die with its call).
-struct HistoryResult {
-  struct Entry {
-    uint64_t offset;
-    flowrelay_lane lane;
-    std::string data;
-  };
-  uint64_t session = 0;  // Connection::id
-  flowrelay_status status = FLOWRELAY_OK;
-  std::string epoch;
-  uint64_t top = 0;
-  std::vector<Entry> entries;
-};
-
-class EventLoop {
+class EventLoop final : private SessionHost {
  public:
   EventLoop(const TransportContext& ctx, int listen_fd);
   ~EventLoop();
@@ -63,15 +36,16 @@ class EventLoop {
 
   void start();
   // [any thread] Queue a delivery: the frame for raw and the one for envelope sessions (either
-  // may be null); takes over one reference of each. `hash` of the data when echo is off.
-  void post_deliver(SharedFrame* raw, SharedFrame* envelope, std::size_t hash);
+  // may be null); takes over one reference of each. `skip`: the session that published it, when
+  // it must not get it back (echo off), else 0.
+  void post_deliver(SharedFrame* raw, SharedFrame* envelope, uint64_t skip);
   // [any thread] A history read for a resuming session of this loop completed.
   void post_history(std::unique_ptr<HistoryResult> result);
-  // [any thread] The broker confirmed or refused `channel`.
+  // [any thread] The broker confirmed, refused or lost `channel`.
   void post_subscribed(std::string_view channel, flowrelay_status status);
   // [any thread] Say goodbye (1001) to everyone, wait at most timeout_ms, then exit the thread.
   void post_stop(uint32_t timeout_ms);
-  void join();
+  void join_thread();
   const LoopStats& stats() const { return _stats; }
 
  private:
@@ -81,7 +55,7 @@ class EventLoop {
     Kind kind;
     SharedFrame* frame = nullptr;     // raw
     SharedFrame* envelope = nullptr;  // JSON
-    std::size_t hash = 0;
+    uint64_t skip = 0;
     std::string channel;
     int32_t value = 0;  // status or timeout
     std::unique_ptr<HistoryResult> history;
@@ -90,50 +64,55 @@ class EventLoop {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  struct TimerQueue {
+    Connection* head = nullptr;
+    Connection* tail = nullptr;
+  };
+
+  // SessionHost (loop_session.cpp, resume.cpp): what the sessions ask for.
+  flowrelay_status join(Session& s, std::string_view conversation) override;
+  void leave(Session& s) override;
+  flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data) override;
+  void read_history(Session& s, uint64_t since) override;
+  void wants_write(Session& s) override;
+  void set_timer(Session& s, SessionTimer timer) override;
+  void slow_consumer(Session& s, uint64_t queued) override;
+  std::shared_ptr<const AccessPolicy> access_policy() override { return _ctx.policy(); }
+  int64_t now_ms() override;
 
   void run();
   void post(Item&& item);
   void drain_inbox();
-  void fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope, std::size_t hash);
+  void fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope, uint64_t skip);
+  void on_subscribed(std::string_view channel, flowrelay_status status);
+  void on_history(std::unique_ptr<HistoryResult> result);
   void on_accept();
   void on_readable(Connection* c);
-  void on_input(Connection* c, char* data, size_t len);
-  size_t on_handshake(Connection* c, char* data, size_t len);
-  size_t on_frames(Connection* c, char* data, size_t len);
-  void on_frame(Connection* c, const FrameHeader& h, char* payload);
-  void on_close_frame(Connection* c, const char* payload, size_t len);
-  void on_message(Connection* c, std::string_view text);  // a complete text message
-  void publish(Connection* c, std::string_view payload, flowrelay_lane lane);
-  void send_error(Connection* c, int code, std::string_view reason);  // envelope error frame
-  // Resume (resume.cpp): read history after `since`, hold live frames meanwhile, then replay.
-  void start_resume(Connection* c);
-  void finish_resume(Connection* c, const HistoryResult& result);
-  void hold(Connection* c, SharedFrame* f);  // takes the reference
-  // True if `f` repeats what the resume replay sent (drop it); passing the seam closes it.
-  bool replayed_already(Connection* c, const SharedFrame* f);
-  void open(Connection* c);                                 // send 101, join the channel's members
-  void process_held_input(Connection* c);                   // frames received while Joining
-  void begin_closing(Connection* c, SharedFrame* goodbye);  // leave channel, send, linger
+  void settle(Connection* c);  // a session that asked to be closed now is closed
+  void begin_stop(uint32_t timeout_ms);
 
-  void send(Connection* c, SharedFrame* f);  // queue (takes the reference) and mark dirty
-  void send_close(Connection* c, uint16_t code, std::string_view reason);
-  void send_http_and_close(Connection* c, const std::string& response);
   void flush(Connection* c);
   void watch_writable(Connection* c, bool on);  // EPOLLOUT interest while a write is blocked
   void flush_dirty();
   void close_now(Connection* c);  // drop the connection, no goodbye
   void reap();
 
-  void timer_add(Connection* c, TimerList list, uint32_t timeout_ms);
-  void timer_remove(Connection* c);
-  void expire_timers();
-  int next_timeout_ms() const;
-
   LoopChannel* channel_for(std::string_view name);  // created on demand
   void channel_remove(Connection* c);
-  void begin_stop(uint32_t timeout_ms);
+
+  void timer_add(Connection* c, SessionTimer timer);
+  void timer_remove(Connection* c);
+  void expire_timers();
+  int next_timeout_ms();
+  TimerQueue& queue(SessionTimer t) {
+    return t == SessionTimer::Handshake ? _handshakes
+           : t == SessionTimer::Closing ? _closings
+                                        : _idle;
+  }
 
   const TransportContext& _ctx;
+  LoopStats _stats;
+  const SessionConfig _session_config;
   int _listen_fd;
   int _epoll_fd = -1;
   int _wake_fd = -1;
@@ -144,31 +123,19 @@ class EventLoop {
   std::vector<Item> _inbox;
   bool _wake_pending = false;  // guarded by _inbox_mutex
   std::vector<Item> _work;     // loop-private swap partner of _inbox
+  bool _self_posted = false;   // this thread posted to its own inbox: do not sleep
 
   std::unordered_map<std::string, LoopChannel, Hash, std::equal_to<>> _channels;
   std::vector<Connection*> _dirty;
   std::vector<Connection*> _read_again;
   std::vector<Connection*> _dead;
-  std::vector<Connection*> _slow;  // slow consumers to take off their channel after fan-out
-  std::unordered_map<uint64_t, Connection*> _recovering;  // resuming sessions by id
-  bool _self_posted = false;  // this thread posted to its own inbox: do not sleep
-  void leave_slow_consumers();
-  struct TimerQueue {
-    Connection* head = nullptr;
-    Connection* tail = nullptr;
-  } _handshakes, _closings, _idle;
-  TimerQueue& queue(TimerList list) {
-    return list == TimerList::Handshake ? _handshakes
-           : list == TimerList::Closing ? _closings
-                                        : _idle;
-  }
-  void touch(Connection* c);       // a frame arrived: restart the idle timer
-  bool take_token(Connection* c);  // publish rate limit
-  char* _scratch;                  // read buffer shared by all connections of this loop
+  bool _fanning_out = false;                              // leave() waits until the fan-out is over
+  std::vector<Connection*> _leaving;                      // sessions that left during a fan-out
+  std::unordered_map<uint64_t, Connection*> _recovering;  // waiting for history, by session id
+  TimerQueue _handshakes, _closings, _idle;
+  char* _scratch;  // read buffer shared by all connections of this loop
 
-  LoopStats _stats;
   size_t _connections = 0;
-  uint64_t _next_session_id = 1;
   bool _stopping = false;
   int64_t _stop_deadline_ms = 0;
   int64_t _last_emfile_log_ms = 0;

@@ -1,52 +1,24 @@
-// What every event loop of one transport instance shares: the host callbacks, the options
-// fixed at start, the limits that SIGHUP may change while loops read them, and the counters.
+// What every event loop of one transport instance shares: the host, the options fixed at
+// start, the limits that SIGHUP may change while loops read them, the connection caps.
 #pragma once
 
-#include <flowrelay/plugin.h>
+#include <flowrelay/plugin.hpp>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "access_policy.h"
+#include "session_limits.h"
 #include "ws_options.h"
 
 namespace flowrelay::ws {
-
-// Read by the loops on every frame: relaxed atomics, so a reload is seen at the next frame.
-struct LiveLimits {
-  std::atomic<uint64_t> max_message_size;
-  std::atomic<uint64_t> max_outbound_bytes;
-  std::atomic<uint32_t> max_header_size;
-  std::atomic<uint32_t> handshake_timeout_ms;
-  std::atomic<uint32_t> close_timeout_ms;
-  std::atomic<uint32_t> idle_timeout_ms;
-  std::atomic<uint32_t> max_conversation_id_length;
-  std::atomic<uint64_t> max_connections;
-  std::atomic<uint64_t> max_connections_per_ip;
-  std::atomic<double> publish_rate;
-  std::atomic<double> publish_burst;
-
-  explicit LiveLimits(const WsOptions& o) { apply(o); }
-  void apply(const WsOptions& o) {
-    max_message_size = o.max_message_size;
-    max_outbound_bytes = o.max_outbound_bytes;
-    max_header_size = o.max_header_size;
-    handshake_timeout_ms = o.handshake_timeout_ms;
-    close_timeout_ms = o.close_timeout_ms;
-    idle_timeout_ms = o.idle_timeout_ms;
-    max_conversation_id_length = o.max_conversation_id_length;
-    max_connections = o.max_connections;
-    max_connections_per_ip = o.max_connections_per_ip;
-    publish_rate = o.publish_rate;
-    publish_burst = o.publish_burst;
-  }
-};
 
 // Connection caps shared by all loops: the total and the count per client address.
 class ConnectionCaps {
@@ -82,73 +54,28 @@ class ConnectionCaps {
   std::unordered_map<Address, uint32_t, Hash> _per_ip;
 };
 
-// Delivery latency buckets (seconds): from the message reaching the transport to its frame
-// being fully handed to the kernel for one client.
-inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                             0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
-inline constexpr int kLatencyBucketCount = sizeof(kLatencyBuckets) / sizeof(kLatencyBuckets[0]);
-
-// One loop's counters. Each has a single writer (its loop), so an increment is a relaxed load
-// and store, not a locked read-modify-write; /metrics sums them from another thread.
-struct LoopStats {
-  struct Counter {
-    std::atomic<uint64_t> v{0};
-    void add(uint64_t n = 1) {
-      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    uint64_t get() const { return v.load(std::memory_order_relaxed); }
-  };
-  Counter connections_total;  // accepted (open = total - closed)
-  Counter connections_closed;
-  Counter handshakes_rejected;
-  Counter messages_in;
-  Counter bytes_in;
-  Counter deliveries;  // frames queued to clients (fan-out)
-  Counter bytes_out;
-  Counter slow_consumer_closes;
-  Counter protocol_closes;      // closed by us for a protocol violation
-  Counter publish_errors;       // the broker refused a client's message (client told: 1013/1011)
-  Counter limit_rejections;     // refused at accept: max_connections / max_connections_per_ip
-  Counter access_rejections;    // refused at the handshake: 401 / 403
-  Counter idle_closes;          // no answer to our ping within idle_timeout_ms
-  Counter rate_limited;         // closed 1008 for exceeding publish_rate
-  Counter forbidden_publishes;  // closed 1008: the token does not grant publishing
-  Counter log_messages_in;      // envelope publishes on the log lane
-  Counter log_frames_shed;      // log-lane frames dropped for a client falling behind
-  Counter envelope_errors;      // bad envelope frames answered with {"type":"error"}
-  Counter resumes_recovered;    // resume: history covered the gap
-  Counter resumes_unrecovered;  // resume: recovered:false
-  Counter latency_count;
-  Counter latency_sum_ns;
-  Counter latency_buckets[kLatencyBucketCount];
-
-  void observe_latency_ns(int64_t ns) {
-    latency_count.add();
-    latency_sum_ns.add(static_cast<uint64_t>(ns));
-    const double s = ns / 1e9;
-    for (int i = 0; i < kLatencyBucketCount; ++i)
-      if (s <= kLatencyBuckets[i]) {
-        latency_buckets[i].add();
-        break;
-      }
+// Loads the key files of `settings`; a missing or bad one is an option error naming the file.
+inline std::shared_ptr<const AccessPolicy> load_access_policy(const AccessSettings& settings) {
+  try {
+    return std::make_shared<const AccessPolicy>(settings);
+  } catch (const std::runtime_error& e) {
+    throw sdk::OptionError(std::string("transport-ws: ") + e.what());
   }
-};
+}
 
 struct TransportContext {
-  const flowrelay_transport_host_api* api;
-  flowrelay_host* host;
-  WsOptions options;  // as at start; the live limits below may differ after a reload
+  sdk::TransportHost host;  // node id, channel prefix, echo, and the daemon's calls
+  WsOptions options;        // as at start; the live limits below may differ after a reload
   LiveLimits limits;
   mutable ConnectionCaps caps;  // shared, internally locked
   // Envelope-mode connections open now: while 0, deliveries skip encoding the JSON frame.
   mutable std::atomic<uint64_t> envelope_clients{0};
 
-  TransportContext(const flowrelay_transport_host_api* a, flowrelay_host* h, WsOptions o)
-      : api(a),
-        host(h),
+  TransportContext(sdk::TransportHost h, WsOptions o)
+      : host(h),
         options(std::move(o)),
         limits(options),
-        _policy(std::make_shared<const AccessPolicy>(options.access)) {}
+        _policy(load_access_policy(options.access)) {}
 
   // The access policy in force (replaced on reload: a handshake keeps the one it started with).
   std::shared_ptr<const AccessPolicy> policy() const {
@@ -159,9 +86,7 @@ struct TransportContext {
     std::lock_guard lock(_policy_mutex);
     _policy = std::move(p);
   }
-  void log(flowrelay_log_level level, const std::string& text) const {
-    api->log(host, level, {text.data(), text.size()});
-  }
+  void log(flowrelay_log_level level, std::string_view text) const { host.log(level, text); }
 
  private:
   mutable std::mutex _policy_mutex;

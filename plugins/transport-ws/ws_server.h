@@ -1,6 +1,8 @@
 // The transport instance: one listening socket served by a fixed pool of event loops.
 #pragma once
 
+#include <flowrelay/plugin.hpp>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -10,26 +12,27 @@
 
 namespace flowrelay::ws {
 
-class WsServer {
+class WsServer final : public sdk::Transport {
  public:
-  WsServer(const flowrelay_transport_host_api* api, flowrelay_host* host, WsOptions options)
-      : _ctx(api, host, std::move(options)) {}
-  ~WsServer();
+  // Parses the options (throws sdk::OptionError); no I/O yet.
+  WsServer(sdk::TransportHost host, const flowrelay_option* options, size_t n);
+  ~WsServer() override;
 
-  // Binds and starts the loops; on failure returns false with a message in err.
-  bool start(std::string& err);
-  void stop(uint32_t timeout_ms);
+  // Binds and starts the loops; throws with the reason on failure.
+  void start() override;
+  void stop(uint32_t timeout_ms) override;
   // [any thread] Encodes the frames once (raw text for message-lane messages, JSON when
   // envelope clients are connected) and hands them to every loop.
-  void deliver(std::string_view channel, const flowrelay_message& message);
-  void subscribed(std::string_view channel, flowrelay_status status);
-  // Prometheus text, summed over the loops.
-  std::string metrics() const;
-  // Applies the live limits of `fresh`; returns the names of options that need a restart.
-  std::string reconfigure(const WsOptions& fresh);
+  void deliver(std::string_view channel, const flowrelay_message& message) override;
+  void subscribed(std::string_view channel, flowrelay_status status) override;
+  // Summed over the loops (ws_metrics.cpp).
+  void metrics(sdk::PrometheusText& out) const override;
+  // Applies the live limits and access rules; returns the restart-only keys that changed.
+  std::string reconfigure(const flowrelay_option* options, size_t n) override;
 
  private:
   TransportContext _ctx;
+  const sdk::OptionValues _given;  // the options as started, for reload diffs
   int _listen_fd = -1;
   std::vector<std::unique_ptr<EventLoop>> _loops;
   std::atomic<bool> _running{false};

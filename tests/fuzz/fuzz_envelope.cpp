@@ -1,5 +1,6 @@
 // libFuzzer target: the client frame of envelope mode (parse_client_frame, docs/PROTOCOL.md
-// "Client to server") and the server frames built from what it yields.
+// "Client to server") and the server frames built from what it yields, and the same text sent
+// as one text frame to a real envelope-mode Session (plugins/transport-ws/session.h).
 //
 // Input: the text of one WebSocket text message, copied into a heap block of exactly its size
 // (a read past it is a heap-buffer-overflow). parse_client_frame must not crash on any bytes;
@@ -10,7 +11,9 @@
 // round trip (written back with append_json_string and parsed again: same lane and data); the
 // message frame built from it parses with Poco::JSON to the same data. A refusal has a reason,
 // and the error frame carrying it is valid UTF-8 (it is a text frame: the connection stays open)
-// and parses back to the same reason.
+// and parses back to the same reason. The Session publishes exactly what parse_client_frame
+// yields (lane and data) or answers exactly its error frame, and stays open; text that is not
+// UTF-8 is closed 1007 unparsed.
 #include <Poco/Exception.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -23,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "../unit/session_test_host.h"
 #include "envelope.h"
 #include "frame_codec.h"
 
@@ -94,6 +98,34 @@ void check_refusal(const std::string& error) {
   FUZZ_CHECK(field(o, "reason") == error);
 }
 
+void check_session(std::string_view text, bool ok, const ClientPublish& p,
+                   const std::string& error) {
+  using namespace flowrelay::ws::testing;
+  SessionEnv env;
+  env.limits.publish_rate = 0;
+  RecordingHost host;
+  Session s(host, env.config, 1);
+  feed(s, upgrade_request("/ws/42", kEnvelopeOffer));
+  FUZZ_CHECK(s.state() == Session::State::Open && s.envelope());
+  take_output(s, true);
+  feed(s, client_frame(Opcode::Text, text));
+  const Output out = take_output(s);
+  FUZZ_CHECK(!out.malformed && out.frames.size() <= 1);
+  if (!valid_utf8(text)) {
+    FUZZ_CHECK(host.published.empty() && out.frames.size() == 1);
+    FUZZ_CHECK(out.frames[0].close_code() == close_code::InvalidPayload);
+    return;
+  }
+  FUZZ_CHECK(s.state() == Session::State::Open);
+  if (ok) {
+    FUZZ_CHECK(out.frames.empty() && host.published.size() == 1);
+    FUZZ_CHECK(host.published[0].lane == p.lane && host.published[0].data == p.data);
+  } else {
+    FUZZ_CHECK(host.published.empty() && out.frames.size() == 1);
+    FUZZ_CHECK(out.frames[0].payload == envelope_error(400, error));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -104,6 +136,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ClientPublish p;
   std::string error;
   const bool ok = parse_client_frame(text, p, error);
+  check_session(text, ok, p, error);
   if (!valid_utf8(text)) return 0;  // never reaches the parser in the daemon
   if (ok) {
     FUZZ_CHECK(error.empty());

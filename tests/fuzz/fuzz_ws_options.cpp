@@ -1,14 +1,16 @@
-// libFuzzer target: transport-ws option parsing (WsOptions::parse), i.e. what the daemon hands
-// the plugin from its YAML section (and again on SIGHUP).
+// libFuzzer target: transport-ws option parsing (its sdk::OptionTable, parse_ws_options), i.e.
+// what the daemon hands the plugin from its YAML section (and again on SIGHUP), through the
+// same exception-to-status boundary as the plugin's create() (sdk::guard).
 //
 // Input: lines separated by '\n', each "key=value" (split at the first '='; a line without '='
 // is a key with an empty value). Keys and values may hold any other byte, NUL included. Every
 // key and value is copied into a heap block of exactly its length (no terminator), so a read
 // past a flowrelay_str is a heap-buffer-overflow.
 //
-// Invariants: parse answers the same with a large and a tiny error buffer; a refusal writes a
-// NUL-terminated message within the buffer; an accepted set of options is within the documented
-// ranges.
+// Invariants: parse answers OK or EINVAL, the same with a large and a tiny error buffer; a
+// refusal writes a NUL-terminated message within the buffer that names a key in quotes; an
+// accepted set of options is within the documented ranges, its key files are absolute, and a
+// reload with the same options needs no restart.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,14 +23,15 @@
 #include "ws_options.h"
 
 using flowrelay::ws::WsOptions;
+namespace sdk = flowrelay::sdk;
 
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "fuzz_ws_options: invariant failed at %s:%d: %s\n", __FILE__, \
-                   __LINE__, #cond);                                                      \
-      std::abort();                                                                       \
-    }                                                                                     \
+#define FUZZ_CHECK(cond)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      std::fprintf(stderr, "fuzz_ws_options: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
+                   #cond);                                                                         \
+      std::abort();                                                                                \
+    }                                                                                              \
   } while (0)
 
 namespace {
@@ -46,14 +49,20 @@ bool parse(const std::vector<flowrelay_option>& options, size_t err_cap, WsOptio
            std::string& message) {
   std::unique_ptr<char[]> err(new char[err_cap]);
   std::memset(err.get(), 'x', err_cap);
-  const bool ok = out.parse(options.data(), options.size(), err.get(), err_cap);
-  if (!ok) {
+  const flowrelay_status status = sdk::guard(
+      [&] {
+        out = flowrelay::ws::parse_ws_options(options.data(), options.size(), "/etc/flowrelay");
+        return FLOWRELAY_OK;
+      },
+      err.get(), err_cap);
+  FUZZ_CHECK(status == FLOWRELAY_OK || status == FLOWRELAY_EINVAL);  // only option errors
+  if (status != FLOWRELAY_OK) {
     const void* nul = std::memchr(err.get(), '\0', err_cap);
     FUZZ_CHECK(nul != nullptr);  // terminated within the buffer
     message.assign(err.get());
     FUZZ_CHECK(!message.empty());
   }
-  return ok;
+  return status == FLOWRELAY_OK;
 }
 
 }  // namespace
@@ -83,8 +92,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!ok) {
     FUZZ_CHECK(big_msg.size() < 512);
     FUZZ_CHECK(tiny_msg.size() <= 8 && big_msg.compare(0, tiny_msg.size(), tiny_msg) == 0);
+    FUZZ_CHECK(big_msg.rfind("transport-ws: ", 0) == 0);
+    // The daemon points at the quoted key's line; what is quoted may be cut off by the buffer
+    // (511 characters) or end the C string early (a NUL).
+    const size_t quote = big_msg.find('\'');
+    if (input.find('\0') == std::string_view::npos) {
+      FUZZ_CHECK(quote != std::string::npos);
+      FUZZ_CHECK(big_msg.find('\'', quote + 1) != std::string::npos || big_msg.size() == 511);
+    }
     return 0;
   }
+  const auto& table = flowrelay::ws::ws_option_table();
+  FUZZ_CHECK(table
+                 .restart_changes(sdk::capture(options.data(), options.size()), options.data(),
+                                  options.size())
+                 .empty());
   const WsOptions& o = big;
   FUZZ_CHECK(o.listen_port >= 1);
   FUZZ_CHECK(o.path.size() >= 2 && o.path.front() == '/' && o.path.back() == '/');
@@ -100,6 +122,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(o.access.auth == "none" || o.access.auth == "jwt");
   if (o.access.auth == "jwt")
     FUZZ_CHECK(!o.access.hs256_secret_file.empty() || !o.access.rs256_public_key_file.empty());
+  for (const std::string* f : {&o.access.hs256_secret_file, &o.access.rs256_public_key_file})
+    FUZZ_CHECK(f->empty() || f->front() == '/');
   for (const auto& origin : o.access.allowed_origins)
     FUZZ_CHECK(!origin.empty() && origin.front() != ' ' && origin.back() != ' ');
   return 0;

@@ -25,7 +25,8 @@ def write(target, name, data):
 
 # --------------------------------------------------------------------------- frame parser
 # Input: config byte (bits 0-2: number of read splits, bits 3-4: max_message_size index
-# 125/1000/65536/1MiB), the splits as little-endian uint16, then the client's byte stream.
+# 125/1000/65536/1MiB, bit 5: envelope mode, bit 6: the broker confirms after the stream), the
+# splits as little-endian uint16, then the client's byte stream (fed to a real Session).
 
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the mask of RFC 6455 5.7
 
@@ -46,9 +47,10 @@ def frame(opcode, payload, fin=True, mask=MASK, rsv=0, force_len=None):
     return head + mask + body
 
 
-def stream(data, splits=(), max_index=3):
+def stream(data, splits=(), max_index=3, envelope=False, late=False):
     assert len(splits) <= 7
-    head = bytes([len(splits) | (max_index << 3)])
+    head = bytes([len(splits) | (max_index << 3) | (0x20 if envelope else 0) |
+                  (0x40 if late else 0)])
     return head + b"".join(struct.pack("<H", s) for s in splits) + data
 
 
@@ -88,6 +90,15 @@ def frames():
     write(t, "seed-many-messages.bin",
           stream(b"".join(frame(0x1, ("m%d" % i).encode()) for i in range(8)) +
                  frame(0x8, struct.pack(">H", 1001)), (3, 17, 40, 41), 1))
+    # Envelope mode: a publish on each lane and a frame that is not JSON (error frame).
+    write(t, "seed-envelope-publish-and-error.bin",
+          stream(frame(0x1, b'{"type":"publish","data":"hi"}') +
+                 frame(0x1, b'{"type":"publish","lane":"log","data":"step"}') +
+                 frame(0x1, b"not json"), (9,), 3, envelope=True))
+    # Frames sent before the broker confirmed the channel: held, then run in order.
+    write(t, "seed-late-confirmation.bin",
+          stream(frame(0x1, b"early") + frame(0x9, b"p") + frame(0x1, b"later"), (4,), 3,
+                 late=True))
 
 
 # --------------------------------------------------------------------------- handshake
@@ -227,11 +238,12 @@ def ws_options():
         "close_timeout_ms=2000", "backlog=4096", "max_conversation_id_length=64",
         "idle_timeout_ms=0", "max_connections=100000", "max_connections_per_ip=50",
         "publish_rate=0.5", "publish_burst=10", "auth=none", "allowed_origins=",
-        "allow_missing_origin=true", "config_dir=/etc/flowrelay", "channel_prefix=chat:",
-        "echo=false"]))
+        "allow_missing_origin=true"]))
+    # What the host decides is no option any more (host API fields): refused as unknown.
+    write(t, "seed-host-decided-keys.txt", "channel_prefix=chat:\necho=false\nconfig_dir=/etc")
     write(t, "seed-ipv6-listen.txt", "listen=[::1]:8443")
     write(t, "seed-jwt-hs256.txt",
-          "auth=jwt\njwt.hs256_secret_file=secret.txt\nconfig_dir=/etc/flowrelay")
+          "auth=jwt\njwt.hs256_secret_file=secret.txt")
     write(t, "seed-jwt-rs256-absolute.txt", "auth=jwt\njwt.rs256_public_key_file=/etc/k.pem")
     write(t, "seed-jwt-without-key.txt", "auth=jwt")
     write(t, "seed-origins.txt",

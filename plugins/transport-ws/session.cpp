@@ -1,0 +1,267 @@
+// Session: the handshake, the lifecycle, the outbound queue and its policies, the resume seam.
+// The client's frames are in session_frames.cpp.
+#include "session.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "access_policy.h"
+#include "envelope.h"
+#include "handshake.h"
+
+namespace flowrelay::ws {
+
+Session::Session(SessionHost& host, const SessionConfig& config, uint64_t id)
+    : _host(host), _config(config), _id(id) {}
+
+Session::~Session() {
+  delete _in;
+  delete _message;
+  if (_accept_101) _accept_101->unref();
+  if (_seam) _seam->clear([](SharedFrame*&& f) { f->unref(); });
+}
+
+void Session::start() { _host.set_timer(*this, SessionTimer::Handshake); }
+
+void Session::reject(int status, std::string_view reason) {
+  if (_state != State::Handshake && _state != State::Joining) return;
+  send_http(http_error(status, reason));
+}
+
+// ---------------------------------------------------------------------------- handshake
+
+size_t Session::on_handshake(char* data, size_t len) {
+  const std::string_view text(data, len);
+  const size_t max_header = _config.limits.max_header_size.load(std::memory_order_relaxed);
+  const size_t end = text.find("\r\n\r\n");
+  if (end == std::string_view::npos ? len > max_header : end + 4 > max_header) {
+    send_http(http_error(431, "request headers too large"));
+    return 0;
+  }
+  if (end == std::string_view::npos) return 0;  // wait for the rest of the headers
+  const auto policy = _host.access_policy();
+  HandshakeResult hs = accept_handshake(
+      text.substr(0, end + 4), _config.path,
+      _config.limits.max_conversation_id_length.load(std::memory_order_relaxed), policy.get());
+  if (hs.status != 101) {
+    if (hs.status == 401 || hs.status == 403) _config.stats.access_rejections.add();
+    send_http(hs.response);
+    return 0;
+  }
+  _can_publish = hs.can_publish;
+  _envelope = hs.envelope;
+  if (hs.resume) {
+    _seam = std::make_unique<Seam>(SeamUnrecovered::JumpToTop);
+    _seam->begin(hs.since, hs.epoch);  // live frames are held from the first one on
+    _resume_since = hs.since;
+  }
+  _tokens = static_cast<float>(_config.limits.publish_burst.load(std::memory_order_relaxed));
+  _tokens_at_ms = static_cast<uint32_t>(_host.now_ms());
+  const flowrelay_status s = _host.join(*this, hs.conversation);
+  if (s != FLOWRELAY_OK && s != FLOWRELAY_PENDING) {
+    send_http(http_error(503, "the broker cannot take this conversation now"));
+    return 0;
+  }
+  _accept_101 = SharedFrame::raw(hs.response);
+  if (s == FLOWRELAY_OK) {
+    open();
+  } else {
+    // The 101 waits for the broker's confirmation, so that no message published after the
+    // client sees its 101 can miss it. Frames the client sends meanwhile wait in `_in`.
+    _state = State::Joining;
+  }
+  return end + 4;
+}
+
+void Session::admit() {
+  if (_state == State::Joining) open();
+}
+
+void Session::open() {
+  _state = State::Open;
+  touch();
+  send(_accept_101);
+  _accept_101 = nullptr;
+  if (_seam) _host.read_history(*this, _resume_since);
+}
+
+void Session::drain_held() {
+  if (_state != State::Open || !_in) return;
+  std::string held;
+  held.swap(*_in);
+  delete _in;
+  _in = nullptr;
+  feed(held.data(), held.size());
+}
+
+// ---------------------------------------------------------------------------- timers
+
+void Session::touch() {
+  _ping_sent = false;
+  const bool idle = _config.limits.idle_timeout_ms.load(std::memory_order_relaxed) != 0;
+  _host.set_timer(*this, idle ? SessionTimer::Idle : SessionTimer::None);
+}
+
+void Session::on_timer() {
+  switch (_state) {
+    case State::Handshake:  // headers too slow: no answer owed
+    case State::Closing:
+      _state = State::Closed;
+      return;
+    case State::Joining:
+      return send_http(http_error(503, "the broker did not confirm this conversation"));
+    case State::Open:
+      if (_ping_sent) {
+        _config.stats.idle_closes.add();
+        return send_close(close_code::GoingAway, "idle timeout");
+      }
+      // Quiet for idle_timeout_ms: ping; any frame (the pong) restarts the timer.
+      touch();
+      _ping_sent = true;
+      return send(SharedFrame::message({}, Opcode::Ping, {}));
+    case State::Closed:
+      return;
+  }
+}
+
+bool Session::take_token() {
+  const double rate = _config.limits.publish_rate.load(std::memory_order_relaxed);
+  if (rate <= 0) return true;
+  const double burst = _config.limits.publish_burst.load(std::memory_order_relaxed);
+  const auto now = static_cast<uint32_t>(_host.now_ms());
+  const double refill = (now - _tokens_at_ms) * rate / 1000.0;
+  _tokens = static_cast<float>(std::min(burst, _tokens + refill));
+  _tokens_at_ms = now;
+  if (_tokens < 1.0f) return false;
+  _tokens -= 1.0f;
+  return true;
+}
+
+// ---------------------------------------------------------------------------- output
+
+void Session::send(SharedFrame* f) {
+  if (_slow) {  // already being dropped: nothing more is queued for it
+    f->unref();
+    return;
+  }
+  const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
+  const uint64_t queued = _out.bytes() + f->size();
+  if (f->lane() == FLOWRELAY_LANE_LOG && queued > max / 2) {
+    // Falling behind: the log lane goes first, so the conversation keeps its room.
+    f->unref();
+    _config.stats.log_frames_shed.add();
+    return;
+  }
+  const bool was_empty = _out.empty();
+  _out.push(f);
+  if (queued > max && _state == State::Open) drop_slow(queued);
+  if (was_empty) _host.wants_write(*this);
+}
+
+// Slow consumer: its backlog is dropped now (memory stays bounded) and a close 1008 is queued
+// behind whatever frame was half written, so the stream stays whole frames.
+void Session::drop_slow(uint64_t queued) {
+  _out.drop_unstarted();
+  _slow = true;
+  _config.stats.slow_consumer_closes.add();
+  _host.slow_consumer(*this, queued);
+  static constexpr char kBody[] = "\x03\xf0slow consumer";  // 1008
+  static_assert(close_code::PolicyViolation == 0x03f0);
+  _out.push(SharedFrame::message({}, Opcode::Close, {kBody, sizeof kBody - 1}));
+  _state = State::Closing;
+  _host.leave(*this);
+  _host.set_timer(*this, SessionTimer::Closing);
+}
+
+void Session::send_error(int code, std::string_view reason) {
+  send(SharedFrame::message({}, Opcode::Text, envelope_error(code, reason)));
+}
+
+void Session::close(uint16_t code, std::string_view reason) {
+  if (_state == State::Joining) return reject(503, reason);
+  send_close(code, reason);
+}
+
+void Session::send_close(uint16_t code, std::string_view reason) {
+  if (_state != State::Open) return;
+  if (code == close_code::ProtocolError || code == close_code::UnsupportedData ||
+      code == close_code::InvalidPayload || code == close_code::TooBig)
+    _config.stats.protocol_closes.add();
+  char body[125];
+  body[0] = char(code >> 8);
+  body[1] = char(code & 0xff);
+  const size_t n = std::min(reason.size(), sizeof body - 2);
+  if (n) std::memcpy(body + 2, reason.data(), n);  // reason may be {} (null data)
+  begin_closing(SharedFrame::message({}, Opcode::Close, {body, n + 2}));
+}
+
+void Session::send_http(std::string_view response) {
+  _config.stats.handshakes_rejected.add();
+  begin_closing(SharedFrame::raw(response));
+}
+
+void Session::begin_closing(SharedFrame* goodbye) {
+  const bool member = _state == State::Joining || _state == State::Open;
+  _state = State::Closing;
+  if (member) _host.leave(*this);
+  send(goodbye);
+  _host.set_timer(*this, SessionTimer::Closing);
+}
+
+// ---------------------------------------------------------------------------- resume
+
+void Session::hold(SharedFrame* f) {
+  const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
+  if (_held_overflow || _seam->held_bytes() + f->size() > max) {
+    _held_overflow = true;
+    f->unref();
+    return;
+  }
+  _seam->hold(f, f->size());
+}
+
+// History first, then a "resumed" frame, then the frames held meanwhile minus those the replay
+// already carried (or, when not recovered, up to the offset the client is told). See
+// docs/PROTOCOL.md and plugins/common/seam_replay.h.
+void Session::replay(const HistoryResult& h) {
+  if (!_seam || !_seam->holding()) return;
+  if (_state != State::Open || _held_overflow) {
+    _seam->clear([](SharedFrame*&& f) { f->unref(); });
+    _seam.reset();
+    if (_state != State::Open) return;
+    // More live traffic arrived during the read than the session may queue: closed like any
+    // slow consumer; it can resume again from its last offset.
+    _config.stats.slow_consumer_closes.add();
+    return send_close(close_code::PolicyViolation, "slow consumer");
+  }
+  SeamAnswer answer;
+  answer.ok = h.status == FLOWRELAY_OK;
+  answer.epoch = h.epoch;
+  answer.top = h.top;
+  if (!h.entries.empty()) {
+    answer.first = h.entries.front().offset;
+    answer.last = h.entries.back().offset;
+  }
+  const auto verdict = _seam->settle(answer);
+  (verdict.recovered() ? _config.stats.resumes_recovered : _config.stats.resumes_unrecovered).add();
+  if (verdict.recovered()) {
+    for (const auto& e : h.entries) {
+      if (e.offset <= verdict.replay_after) continue;
+      SharedFrame* f = SharedFrame::message({}, Opcode::Text,
+                                            envelope_message(e.lane, e.offset, h.epoch, e.data));
+      f->set_position(e.lane, e.offset);
+      send(f);
+      _config.stats.deliveries.add();
+    }
+  }
+  send(SharedFrame::message({}, Opcode::Text,
+                            envelope_resumed(verdict.recovered(), _seam->seam_offset(), h.epoch)));
+  _seam->release(
+      [this](SharedFrame*&& f) {
+        send(f);
+        _config.stats.deliveries.add();
+      },
+      [](SharedFrame*&& f) { f->unref(); });
+}
+
+}  // namespace flowrelay::ws
