@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "child_process.h"
 #include "fixture_messages.h"
+#include "support/ports.h"
+#include "support/process.h"
 
 namespace flowrelay::test {
 namespace {
@@ -18,6 +19,11 @@ using namespace std::chrono_literals;
 
 constexpr int kExitConfig = 78;  // EX_CONFIG
 constexpr auto kRunTimeout = 20000ms;
+
+std::vector<std::string> daemon_argv(std::vector<std::string> args) {
+  args.insert(args.begin(), FLOWRELAYD_PATH);
+  return args;
+}
 
 std::string fixture(const std::string& kind) {
   return std::string(FIXTURE_DIR) + "/flowrelay-fixture-" + kind + ".so";
@@ -30,12 +36,12 @@ std::string config_yaml(const std::string& broker, const std::string& transport)
        << "log: { level: information }\n"
        << "transports:\n"
        << "  - plugin: " << transport << "\n"
-       << "    listen: 127.0.0.1:" << free_local_port() << "\n"
+       << "    listen: 127.0.0.1:" << free_port() << "\n"
        << "    path: /ws/\n"
        << "broker:\n"
        << "  plugin: " << broker << "\n"
        << "channels: { prefix: \"chat:\", echo: true }\n"
-       << "http: { listen: 127.0.0.1:" << free_local_port() << " }\n";
+       << "http: { listen: 127.0.0.1:" << free_port() << " }\n";
   return yaml.str();
 }
 
@@ -125,10 +131,12 @@ class DaemonPluginErrors : public ::testing::TestWithParam<BrokenCase> {
     std::string config = dir_.write("flowrelay.yaml", config_yaml(c.broker, c.transport));
     std::vector<std::string> args = {"--config", config};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    RunResult r = run_process(FLOWRELAYD_PATH, args, kRunTimeout);
-    ASSERT_TRUE(r.finished) << "flowrelayd did not exit: " << r.status << "\nstderr: " << r.err;
-    ASSERT_TRUE(r.exited_normally) << "flowrelayd crashed: " << r.status << "\nstderr: " << r.err;
-    EXPECT_EQ(r.exit_code, kExitConfig) << "stderr: " << r.err;
+    ProcessResult r = run_process(daemon_argv(args), kRunTimeout);
+    ASSERT_TRUE(r.status.finished)
+        << "flowrelayd did not exit: " << r.status.describe() << "\nstderr: " << r.err;
+    ASSERT_TRUE(r.status.exited) << "flowrelayd crashed: " << r.status.describe()
+                                 << "\nstderr: " << r.err;
+    EXPECT_EQ(r.status.code, kExitConfig) << "stderr: " << r.err;
     EXPECT_NE(r.err.find("flowrelayd: " + config + ":"), std::string::npos)
         << "no 'flowrelayd: <config>:<line>:<col>:' line in stderr: " << r.err;
     EXPECT_NE(r.err.find(c.plugin), std::string::npos)
@@ -155,9 +163,9 @@ TEST(DaemonAbi1Plugin, CheckConfigSaysWhichFileToRebuildInOneLine) {
   TempDir dir("abi1");
   const std::string plugin = fixture("abi1");
   std::string config = dir.write("flowrelay.yaml", config_yaml(plugin, "transport-ws"));
-  RunResult r = run_process(FLOWRELAYD_PATH, {"--config", config, "--check-config"}, kRunTimeout);
-  ASSERT_TRUE(r.finished && r.exited_normally) << r.status << "\nstderr: " << r.err;
-  EXPECT_EQ(r.exit_code, kExitConfig);
+  ProcessResult r = run_process(daemon_argv({"--config", config, "--check-config"}), kRunTimeout);
+  ASSERT_TRUE(r.status.finished && r.status.exited) << r.status.describe() << "\nstderr: " << r.err;
+  EXPECT_EQ(r.status.code, kExitConfig);
   // The broker section is the map on line 8 of config_yaml(), at column 3.
   EXPECT_EQ(r.err,
             "flowrelayd: " + config + ":8:3: broker: " + plugin + ": " ABI1_REFUSAL_MESSAGE "\n");
@@ -169,9 +177,10 @@ TEST(DaemonAbi1Plugin, CheckConfigSaysWhichFileToRebuildInOneLine) {
 TEST(DaemonPluginErrorsControl, CheckConfigAcceptsWorkingPlugins) {
   TempDir dir("abi-control");
   std::string config = dir.write("flowrelay.yaml", config_yaml("broker-local", "transport-ws"));
-  RunResult r = run_process(FLOWRELAYD_PATH, {"--config", config, "--check-config"}, kRunTimeout);
-  ASSERT_TRUE(r.finished) << r.status;
-  EXPECT_TRUE(r.exited_normally && r.exit_code == 0) << r.status << "\nstderr: " << r.err;
+  ProcessResult r = run_process(daemon_argv({"--config", config, "--check-config"}), kRunTimeout);
+  ASSERT_TRUE(r.status.finished) << r.status.describe();
+  EXPECT_TRUE(r.status.exited && r.status.code == 0)
+      << r.status.describe() << "\nstderr: " << r.err;
   EXPECT_NE(r.out.find(config + ": OK"), std::string::npos) << "stdout: " << r.out;
 }
 
