@@ -111,9 +111,9 @@ flowrelay cluster is up (logs in $RUN_DIR):
   replica 1 ws://127.0.0.1:8081/ws/  http://127.0.0.1:9091/ready
   replica 2 ws://127.0.0.1:8082/ws/  http://127.0.0.1:9092/ready
   replica 3 ws://127.0.0.1:8083/ws/  http://127.0.0.1:9093/ready
-  redis     redis://127.0.0.1:$redis_port   (backends: redis-cli -p $redis_port PUBLISH chat:42 hello)
+  redis     redis://127.0.0.1:$redis_port
   publish   curl http://127.0.0.1:9091/api/publish -H 'X-API-Key: dev-secret-key' -d '{"conversation":"42","data":"hello"}'
-            (any replica's API; offsets and history live in Redis)
+            (backends publish through any replica's API: offsets and history live in Redis)
 Ctrl-C stops them all.
 INFO
   wait -n "${pids[@]}" || true
