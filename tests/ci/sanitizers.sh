@@ -132,7 +132,7 @@ stage_tsan() {
   #   the ASan stage).
   local rc=0
   # One ctest run (one summary): label conformance minus sdk.* is the names conformance.*.
-  run_ctest "$dir" -R '^(Router\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
+  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
     || rc=$?
   echo "sanitizers.sh: TSan stage took $((SECONDS - t0)) s"
   unset TSAN_OPTIONS

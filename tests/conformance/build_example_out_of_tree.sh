@@ -43,7 +43,8 @@ prefix=$work_dir/prefix
 step "install component dev into $prefix"
 "$cmake" --install "$build_dir" --component dev --prefix "$prefix"
 
-for f in include/flowrelay/plugin.h include/flowrelay/plugin.hpp \
+for f in include/flowrelay/plugin.h include/flowrelay/plugin.hpp include/flowrelay/plugin_options.hpp \
+  include/flowrelay/plugin_metrics.hpp \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake" \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfigVersion.cmake" \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKTargets.cmake" \

@@ -162,6 +162,7 @@ for d in adduser libpocofoundation libyaml-cpp libhiredis libsystemd0; do
 done
 dev_listing=$(dpkg-deb -c "$deb_dev" | awk '{print $6}' | sed 's|^\.||')
 expect_lines "$dev_listing" /usr/include/flowrelay/plugin.h /usr/include/flowrelay/plugin.hpp \
+  /usr/include/flowrelay/plugin_options.hpp /usr/include/flowrelay/plugin_metrics.hpp \
   "$libdir/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake" "$libdir/pkgconfig/flowrelay-sdk.pc" \
   /usr/share/flowrelay/examples/broker-minimal/CMakeLists.txt \
   /usr/share/doc/flowrelay-dev/copyright
@@ -199,6 +200,7 @@ echo "rpm -qlp $(basename "$rpm_devel"):"
 devel_list=$(rpm -qlp "$rpm_devel")
 echo "$devel_list"
 expect_lines "$devel_list" /usr/include/flowrelay/plugin.h /usr/include/flowrelay/plugin.hpp \
+  /usr/include/flowrelay/plugin_options.hpp /usr/include/flowrelay/plugin_metrics.hpp \
   /usr/lib64/cmake/FlowRelaySDK/FlowRelaySDKConfig.cmake /usr/lib64/pkgconfig/flowrelay-sdk.pc \
   /usr/share/flowrelay/examples/broker-minimal/broker_minimal.c \
   /usr/share/licenses/flowrelay-devel/LICENSE
