@@ -6,21 +6,18 @@ namespace flowrelay {
 
 namespace {
 
-std::vector<flowrelay_option> to_options(const PluginOptions& kv) {
-  std::vector<flowrelay_option> out;
-  out.reserve(kv.size());
-  for (const auto& [k, v] : kv) out.push_back({sdk::str(k), sdk::str(v)});
-  return out;
-}
-
 // A plugin's error buffer as text (the status's name when it wrote nothing).
 std::string error_text(char (&err)[512], flowrelay_status status) {
   err[sizeof err - 1] = '\0';
   return err[0] ? std::string(err) : "failed with status " + status_name(status);
 }
 
-void append_text(void* ctx, flowrelay_str text) {
-  static_cast<std::string*>(ctx)->append(text.ptr, text.len);
+void append_text(void* ctx, flowrelay_str text) noexcept {
+  try {
+    static_cast<std::string*>(ctx)->append(text.ptr, text.len);
+  } catch (const std::bad_alloc&) {
+    // Out of memory: this scrape lacks the plugin's metrics; nothing may reach the plugin.
+  }
 }
 
 // The section's table of the given kind, or PluginError when the plugin provides none.
@@ -52,7 +49,7 @@ Instance<Vtable, Self, Api>::Instance(std::shared_ptr<LoadedPlugin> plugin, cons
       _kind(kind),
       _where(std::move(where)),
       _name(std::move(name)) {
-  const auto opts = to_options(options);
+  const auto opts = sdk::views(options);
   char err[512] = {0};
   const flowrelay_status s =
       _vt->create(api, &_host, opts.data(), opts.size(), &_self, err, sizeof err);
@@ -86,7 +83,7 @@ template <typename Vtable, typename Self, typename Api>
 std::string Instance<Vtable, Self, Api>::reconfigure(const PluginOptions& options) {
   if (!_vt->reconfigure)
     return _name + " cannot reload its options: changes take effect after a restart";
-  const auto opts = to_options(options);
+  const auto opts = sdk::views(options);
   char err[512] = {0};
   const flowrelay_status s = _vt->reconfigure(_self, opts.data(), opts.size(), err, sizeof err);
   return s == FLOWRELAY_OK ? std::string() : error_text(err, s);

@@ -1,7 +1,8 @@
 // Live plugin instances: a broker or transport created from a plugin's table. The only code
-// that calls a plugin's vtable. LoadedPlugin::load guaranteed every ABI 2.0 slot, so the calls
-// on a message's path are inline and go straight to the slot; only optional (NULL-able) slots
-// are checked.
+// that calls a plugin's vtable. LoadedPlugin::load checked every ABI 2.0 slot of a loaded
+// plugin, so the calls on a message's path go straight to the slot; only optional (NULL-able)
+// slots are checked. (The constructors from an in-memory table, for tests and benchmarks, trust
+// their caller's table.)
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -19,7 +20,7 @@
 
 namespace flowrelay {
 
-using PluginOptions = std::vector<std::pair<std::string, std::string>>;
+using PluginOptions = sdk::OptionValues;  // a section's options, as plugin.hpp keeps them
 
 namespace detail {
 

@@ -50,12 +50,19 @@ struct Slot {
   size_t index;
 };
 
-void on_published(void* ctx, flowrelay_status status, uint64_t offset, flowrelay_str epoch) {
+void on_published(void* ctx, flowrelay_status status, uint64_t offset,
+                  flowrelay_str epoch) noexcept {
   std::unique_ptr<Slot> slot(static_cast<Slot*>(ctx));
   Batch& b = *slot->batch;
   std::lock_guard lock(b.mutex);
   Result& r = b.results[slot->index];
-  r = {true, status, offset, std::string(epoch.ptr, epoch.len)};
+  try {
+    r = {true, status, offset, std::string(epoch.ptr, epoch.len)};
+  } catch (const std::bad_alloc&) {
+    // Out of memory for the epoch's text: still answer the outcome (a 5xx would make the
+    // backend publish it again).
+    r = {true, status, offset, {}};
+  }
   if (--b.outstanding == 0) b.done.notify_all();
 }
 

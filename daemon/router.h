@@ -43,6 +43,7 @@ class Router {
   flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
                            flowrelay_published_fn done = nullptr, void* done_ctx = nullptr) {
     flowrelay_message m = message;
+    m.struct_size = sizeof m;  // the copy is this daemon's size, whatever the caller's was
     m.origin.node = _node_id;
     m.origin.seq = 0;
     return _broker.publish(channel, m, done, done_ctx);

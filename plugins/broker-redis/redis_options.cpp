@@ -5,11 +5,9 @@
 
 #include <string_view>
 
-#include "parse_number.h"
-
 namespace flowrelay::redis {
 
-using plugin::parse_number;
+using sdk::parse_number;
 using sdk::Reload;
 
 namespace {

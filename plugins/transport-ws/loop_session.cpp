@@ -176,6 +176,8 @@ void EventLoop::close_now(Connection* c) {
   _stats.connections_closed.add();
   if (c->envelope()) _ctx.envelope_clients.fetch_sub(1, std::memory_order_acq_rel);
   if (c->recovering) _recovering.erase(c->id());
+  // The read list outlives this pass (reap() frees the connection at its end).
+  if (c->read_pending) std::erase(_read_again, c);
   if (c->capped) {
     c->capped = false;
     _ctx.caps.release(c->ip);

@@ -7,32 +7,36 @@ namespace flowrelay::ws {
 
 namespace {
 
+// Allocated before the read, so that the completion needs no allocation to answer the loop.
 struct HistoryCall {
   EventLoop* loop;
-  uint64_t session;
+  std::unique_ptr<HistoryResult> result;
 };
 
 // [any thread, maybe inside history()] Copies what the broker lent and hands it to the loop.
-void history_answered(void* ctx, flowrelay_status status, const flowrelay_history* h) {
+void history_answered(void* ctx, flowrelay_status status, const flowrelay_history* h) noexcept {
   std::unique_ptr<HistoryCall> call(static_cast<HistoryCall*>(ctx));
-  auto result = std::make_unique<HistoryResult>();
-  result->session = call->session;
-  result->status = status;
+  HistoryResult& result = *call->result;
+  result.status = status;
   try {
     if (status == FLOWRELAY_OK && h) {
-      result->epoch.assign(h->epoch.ptr, h->epoch.len);
-      result->top = h->top;
-      result->entries.reserve(h->count);
+      result.epoch.assign(h->epoch.ptr, h->epoch.len);
+      result.top = h->top;
+      result.entries.reserve(h->count);
       for (size_t i = 0; i < h->count; ++i) {
         const flowrelay_message& m = h->messages[i];
-        result->entries.push_back({m.offset, m.lane, std::string(m.data.ptr, m.data.len)});
+        result.entries.push_back({m.offset, m.lane, std::string(m.data.ptr, m.data.len)});
       }
     }
   } catch (const std::bad_alloc&) {
-    result->status = FLOWRELAY_ENOMEM;
-    result->entries.clear();
+    result.status = FLOWRELAY_ENOMEM;  // answered as not recovered
+    result.entries.clear();
   }
-  call->loop->post_history(std::move(result));
+  try {
+    call->loop->post_history(std::move(call->result));
+  } catch (const std::bad_alloc&) {
+    // The loop's inbox could not grow: the session waits for its handshake timer instead.
+  }
 }
 
 }  // namespace
@@ -43,14 +47,16 @@ void EventLoop::read_history(Session& s, uint64_t since) {
   auto& c = static_cast<Connection&>(s);
   c.recovering = true;
   _recovering[s.id()] = &c;
-  auto* call = new HistoryCall{this, s.id()};
-  const flowrelay_status status = _ctx.host.history(c.channel->name, since, history_answered, call);
-  if (status == FLOWRELAY_OK) return;  // history_answered owns `call` and will post the answer
-  delete call;
-  auto result = std::make_unique<HistoryResult>();
-  result->session = s.id();
-  result->status = status;
-  post_history(std::move(result));  // answered like any other: recovered:false
+  auto call = std::make_unique<HistoryCall>(HistoryCall{this, std::make_unique<HistoryResult>()});
+  call->result->session = s.id();
+  const flowrelay_status status =
+      _ctx.host.history(c.channel->name, since, history_answered, call.get());
+  if (status == FLOWRELAY_OK) {
+    call.release();  // history_answered owns it and will post the answer
+    return;
+  }
+  call->result->status = status;
+  post_history(std::move(call->result));  // answered like any other: recovered:false
 }
 
 void EventLoop::on_history(std::unique_ptr<HistoryResult> result) {

@@ -124,8 +124,9 @@ class Session {
   void drain_held();
   // Open: sends a close frame with `code` and leaves the channel.
   void close(uint16_t code, std::string_view reason);
-  // A frame of the channel; takes the reference. False if it was not queued now (held for a
-  // resume's replay, or a repeat of it).
+  // A frame of the channel; takes the reference. False if it was held for a resume's replay or
+  // dropped as a repeat of it; true once offered to the queue (which may still shed a log-lane
+  // frame or refuse a slow consumer's, as send() decides).
   bool deliver(SharedFrame* f);
   // The answer of the history read asked for by read_history().
   void replay(const HistoryResult& h);

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <thread>
 
-#include "parse_number.h"
-
 namespace flowrelay::ws {
 
 namespace {
@@ -15,7 +13,7 @@ bool parse_listen(std::string_view value, WsOptions& out) {
   const auto colon = value.rfind(':');
   uint16_t port = 0;
   if (colon == std::string_view::npos || colon == 0 ||
-      !plugin::parse_number<uint16_t>(value.substr(colon + 1), 1, 65535, port))
+      !sdk::parse_number<uint16_t>(value.substr(colon + 1), 1, 65535, port))
     return false;
   std::string_view host = value.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')

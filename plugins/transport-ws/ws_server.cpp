@@ -66,6 +66,8 @@ void WsServer::start() {
       _loops.push_back(std::make_unique<EventLoop>(_ctx, _listen_fd));
     for (auto& loop : _loops) loop->start();
   } catch (const std::exception& e) {
+    // The loops already running exit on their stop item; the others never started.
+    for (auto& loop : _loops) loop->post_stop(0);
     _loops.clear();
     close(_listen_fd);
     _listen_fd = -1;

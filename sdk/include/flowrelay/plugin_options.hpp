@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,6 +69,28 @@ inline OptionValues capture(const flowrelay_option* options, size_t n) {
   return out;
 }
 
+// The C views of kept options (valid while `values` is unchanged): what create() and
+// reconfigure() take.
+inline std::vector<flowrelay_option> views(const OptionValues& values) {
+  std::vector<flowrelay_option> out;
+  out.reserve(values.size());
+  for (const auto& [k, v] : values) out.push_back({str(k), str(v)});
+  return out;
+}
+
+// The whole of `text` as a number within [min, max]: no sign or space around it, no trailing
+// text, no overflow, no NaN (which from_chars accepts for double). For options with a syntax of
+// their own (a port inside "host:port"); OptionTable uses it for every number.
+template <class T>
+bool parse_number(std::string_view text, T min, T max, T& out) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || !(value >= min && value <= max)) return false;
+  out = value;
+  return true;
+}
+
 template <class Options>
 class OptionTable {
  public:
@@ -83,9 +106,7 @@ class OptionTable {
     return out;
   }
   Options parse(const OptionValues& values) const {
-    std::vector<flowrelay_option> v;
-    v.reserve(values.size());
-    for (const auto& [k, val] : values) v.push_back({str(k), str(val)});
+    const auto v = views(values);
     return parse(v.data(), v.size());
   }
 
@@ -128,16 +149,14 @@ class OptionTable {
                       ")");
   }
 
-  template <class T>
-  static bool number(std::string_view text, double min, double max, T& out) {
-    T value{};
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    // !(a <= b) also rejects NaN, which from_chars accepts for double.
-    if (ec != std::errc() || ptr != end || !(double(value) >= min && double(value) <= max))
-      return false;
-    out = value;
-    return true;
+  // An option's double bounds in V's own range (a bound beyond it is V's limit).
+  template <class V>
+  static V bound(double b) {
+    if constexpr (std::is_integral_v<V>) {
+      if (b <= double(std::numeric_limits<V>::lowest())) return std::numeric_limits<V>::lowest();
+      if (b >= double(std::numeric_limits<V>::max())) return std::numeric_limits<V>::max();
+    }
+    return static_cast<V>(b);
   }
 
   static std::string range_text(const Option<Options>& o, bool integral) {
@@ -166,7 +185,7 @@ class OptionTable {
           } else {
             using V = std::remove_reference_t<decltype(out.*target)>;
             if (expected.empty()) expected = range_text(o, std::is_integral_v<V>);
-            return number<V>(value, o.min, o.max, out.*target);
+            return parse_number<V>(value, bound<V>(o.min), bound<V>(o.max), out.*target);
           }
         },
         o.target);
