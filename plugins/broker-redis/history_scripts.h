@@ -7,7 +7,8 @@
 // Keys per channel (the hash tag keeps both in one slot):
 //  - flowrelay:history:{<channel>}: a stream of entries
 //      {o: offset, l: lane m|l, n: origin node, s: origin session, q: origin seq, d: data}
-//  - flowrelay:seq:{<channel>}: a hash {epoch, top, n:<node>: last seq appended from <node>}.
+//  - flowrelay:seq:{<channel>}: a hash {epoch, top, n:<node>: last seq appended from <node>,
+//    h:<node>: where the last resend from <node> was found (kAppendBody)}.
 // Both expire history_max_age_ms after the last append: an idle channel starts a new epoch.
 #pragma once
 
@@ -51,13 +52,27 @@ end
 // Why "seq <= last appended from that node" means a resend: a node numbers its publishes in
 // the order it queues them (one counter, under the lock that orders its outbox) and writes them
 // to one connection in that order; after a lost reply it resends everything unanswered, in the
-// same order, on the next connection. So whenever any copy of (node, s) runs here, every s' < s
-// of that node has already run at least once: on the same connection before it, or it was
-// answered earlier. The first copy of each seq therefore finds last < seq, and every later copy
-// (the old connection's commands that Redis still ran, or the resend) finds seq <= last.
-// The scan for the first offset walks back from the newest entry and stops at the first entry
-// of that node with a lower seq (a node's entries are in seq order), or after RESEND_SCAN
-// entries (a busy channel's stream may hold many of other nodes since).
+// same order, on the next connection. A publish refused with NOSCRIPT did not run, but a later
+// one may have (another node reloaded the scripts in between): unless an earlier copy may have
+// run, its retry takes a new seq, as does everything never written behind it (publisher.cpp),
+// so its old seq never runs. So whenever any copy of (node, s) runs here, every s' < s of that
+// node that ever runs has already run at least once: on the same connection before it, or it
+// was answered earlier. The first copy of each seq therefore finds last < seq, and every later
+// copy (the old connection's commands that Redis still ran, or the resend) finds seq <= last.
+// Left uncovered: a publish whose copy on a lost link may have run, refused with NOSCRIPT on the
+// next link while a later seq runs, keeps its seq; its retry is taken for a resend (and is lost
+// if that copy did not run).
+//
+// Finding a resend's first offset: a node's entries are in seq order along the stream (each
+// appended one has seq > last), which is trimmed at its oldest end only. So the entry of seq s,
+// if kept, lies after every entry of that node with a lower seq and before every one with a
+// higher seq: a walk stops at the first of either. h:<node> in the seq hash is where the node's
+// last resend was found ("<id> 1" if no entry of that node precedes it). Resends come in seq
+// order, so the next one walks forward from there (a step or so); one below the node's first
+// entry was trimmed. Without a hint the walk goes from both ends (recent resends lie near the
+// newest end, trimmed ones before the node's first entry near the oldest). A burst of N resends
+// so reads about N entries plus the first one's distance, not N^2/2 (3000 took Redis ~10 s);
+// past RESEND_SCAN entries read, a resend is answered as trimmed.
 inline constexpr std::string_view kAppendBody = R"lua(
 local stream, seq = KEYS[1], KEYS[2]
 local channel, lane, data = ARGV[1], ARGV[2], ARGV[3]
@@ -74,22 +89,81 @@ local function base36(n)
   until n == 0
   return s
 end
-local function first_offset(want, limit)
-  local from, scanned = '+', 0
-  while scanned < limit do
-    local entries = redis.call('XREVRANGE', stream, from, '-', 'COUNT', math.min(100, limit - scanned))
-    for i = 1, #entries do
-      local e = fields_of(entries[i][2])
-      if e.n == node then
-        local q = tonumber(e.q)
-        if q == want then return tonumber(e.o) end
-        if q < want then return 0 end
-      end
+local HINT = 'h:' .. node
+-- One walk through the stream from `from` (exclusive '(<id>', or '+'/'-'), newest first if
+-- `back`. Each step reads one batch, growing from one entry (the next resend's entry is
+-- usually the next one), and hands its entries to visit(id, fields): a result ends the walk.
+-- A step returns that result, false at the end of the stream, nil to go on.
+local scanned = 0
+local function walk(from, back)
+  local n = 1
+  return function(visit)
+    local batch = back and redis.call('XREVRANGE', stream, from, '-', 'COUNT', n)
+                        or redis.call('XRANGE', stream, from, '+', 'COUNT', n)
+    scanned = scanned + #batch
+    for i = 1, #batch do
+      local r = visit(batch[i][1], fields_of(batch[i][2]))
+      if r ~= nil then return r end
     end
-    if #entries == 0 then return 0 end
-    scanned = scanned + #entries
-    from = '(' .. entries[#entries][1]
+    if #batch < n then return false end
+    from, n = '(' .. batch[#batch][1], math.min(n * 4, 100)
   end
+end
+local function found(id, e, first)
+  redis.call('HSET', seq, HINT, id .. ' ' .. first)
+  return tonumber(e.o)
+end
+local function first_offset(want)
+  local hint = redis.call('HGET', seq, HINT)
+  local hid, hfirst = string.match(hint or '', '^(%S+) ([01])$')
+  local at = hid and redis.call('XRANGE', stream, hid, hid)[1]
+  local h = at and fields_of(at[2])
+  if h and h.n == node then
+    local q = tonumber(h.q)
+    if q == want then return tonumber(h.o) end
+    if q > want and hfirst == '1' then return 0 end
+    if q < want then
+      local step, r = walk('(' .. hid, false)
+      repeat
+        r = step(function(id, e)
+          if e.n ~= node then return nil end
+          local eq = tonumber(e.q)
+          if eq == want then return found(id, e, '0') end
+          if eq > want then return 0 end
+        end)
+      until r ~= nil or scanned >= RESEND_SCAN
+      if r ~= nil then return r or 0 end
+    end
+  end
+  -- From both ends at once, until they meet (lo, hi: the offsets each reached).
+  local back, fwd, lo, hi, first = walk('+', true), walk('-', false), 0, math.huge, '1'
+  repeat
+    local r = back(function(id, e)
+      local o = tonumber(e.o)
+      if o <= lo then return 0 end
+      hi = o
+      if e.n ~= node then return nil end
+      local eq = tonumber(e.q)
+      if eq == want then return found(id, e, '0') end
+      if eq < want then return 0 end
+    end)
+    if r == nil then
+      r = fwd(function(id, e)
+        local o = tonumber(e.o)
+        if o >= hi then return 0 end
+        lo = o
+        if e.n ~= node then return nil end
+        local eq, f = tonumber(e.q), first
+        first = '0'
+        if eq == want then return found(id, e, f) end
+        if eq > want then
+          if f == '1' then redis.call('HSET', seq, HINT, id .. ' 1') end
+          return 0
+        end
+      end)
+    end
+    if r ~= nil then return r or 0 end
+  until scanned >= RESEND_SCAN
   return 0
 end
 local epoch = redis.call('HGET', seq, 'epoch')
@@ -105,7 +179,7 @@ local last_key = 'n:' .. node
 if node ~= '0' and oseq ~= '0' then
   local last = tonumber(redis.call('HGET', seq, last_key) or '0')
   if tonumber(oseq) <= last then
-    local first = first_offset(tonumber(oseq), RESEND_SCAN)
+    local first = first_offset(tonumber(oseq))
     return {first, epoch, first > 0 and 1 or 2}
   end
 end

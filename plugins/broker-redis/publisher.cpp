@@ -3,6 +3,7 @@
 #include <Poco/DigestEngine.h>
 #include <Poco/SHA1Engine.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "history_scripts.h"
@@ -35,23 +36,25 @@ Publisher::Publisher(RedisContext& ctx, LinkEvents& events, WakeFn wake, void* o
 
 flowrelay_status Publisher::enqueue(PublisherRequest&& r) {
   const uint64_t size = r.bytes();
-  if (buffered_messages() >= _ctx.live.buffer_max_messages.load() ||
-      buffered_bytes() + size > _ctx.live.buffer_max_bytes.load()) {
-    _ctx.count.add(_ctx.count.buffer_full);
-    return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
-  }
   if (r.kind == PublisherRequest::Kind::Publish) r.origin.node = _ctx.host.node_id();
   bool first = false;
   {
     std::lock_guard lock(_mutex);
+    // Checked and counted under the lock: concurrent publishers cannot pass the bound together,
+    // and the count is up before the broker thread can take the request and complete it.
+    if (buffered_messages() >= _ctx.live.buffer_max_messages.load() ||
+        buffered_bytes() + size > _ctx.live.buffer_max_bytes.load()) {
+      _ctx.count.add(_ctx.count.buffer_full);
+      return FLOWRELAY_EAGAIN;  // the caller tells its client (close 1013): never silent loss
+    }
+    _buffered_messages.fetch_add(1, std::memory_order_relaxed);
+    _buffered_bytes.fetch_add(size, std::memory_order_relaxed);
     // Numbered in outbox order, which is the order of the writes to Redis and of any resend:
     // what makes "seq <= last seen from this node" mean a resend (history_scripts.h).
     if (r.kind == PublisherRequest::Kind::Publish) r.origin.seq = ++_next_seq;
     _outbox.push_back(std::move(r));
     if (!_wake_pending) first = _wake_pending = true;
   }
-  _buffered_messages.fetch_add(1, std::memory_order_relaxed);
-  _buffered_bytes.fetch_add(size, std::memory_order_relaxed);
   if (first) _wake(_owner);
   return FLOWRELAY_OK;
 }
@@ -178,8 +181,8 @@ void Publisher::finish(const PublisherRequest& request, const redisReply* reply)
 }
 
 // Redis lost the scripts (SCRIPT FLUSH, or a failover to a replica that never had them).
-// Everything sent before the reload is refused alike: collect it, then reload and resend it
-// in its original order, ahead of what was never sent.
+// Everything sent before the reload is refused alike (unless another client reloaded them in
+// between): collect it, then reload and resend it, ahead of what was never sent.
 void Publisher::retry_after_reload(PublisherRequest&& request) {
   if (!_reloading) {
     _reloading = true;
@@ -192,26 +195,50 @@ void Publisher::retry_after_reload(PublisherRequest&& request) {
 }
 
 void Publisher::finish_reload() {
-  while (!_retry.empty()) {
-    _pending.push_front(std::move(_retry.back()));
-    _retry.pop_back();
-  }
+  requeue_refused();
   _reloading = false;
   load_scripts();
   send_pending();
 }
 
 void Publisher::requeue_unanswered() {
-  // Unanswered requests go back in front, in order (those refused with NOSCRIPT are the
+  // Unanswered requests go back in front, in order, behind those refused with NOSCRIPT (the
   // oldest): Redis may have run some before the link broke; the append script recognises
   // those by origin and does not store them twice. The scripts are loaded again on connect.
-  for (auto* queue : {&_inflight, &_retry}) {
-    while (!queue->empty()) {
-      _pending.push_front(std::move(queue->back()));
-      queue->pop_back();
-    }
+  while (!_inflight.empty()) {
+    _inflight.back().may_have_run = true;
+    _pending.push_front(std::move(_inflight.back()));
+    _inflight.pop_back();
   }
+  requeue_refused();
   _reloading = false;
+}
+
+// What Redis refused with NOSCRIPT goes back in front, in order. A publish of it that never ran
+// cannot keep its seq: a later one may have run meanwhile (another node reloaded the scripts
+// between the two), and the append script would take the retry for a resend of an appended
+// seq and drop it. It takes a new seq instead, and so does every publish never written behind
+// it, so that seqs still reach Redis in ascending order (history_scripts.h); those that may
+// have run keep theirs and go first.
+void Publisher::requeue_refused() {
+  const bool renumber = std::any_of(_retry.begin(), _retry.end(), [](const auto& r) {
+    return r.kind == PublisherRequest::Kind::Publish && !r.may_have_run;
+  });
+  while (!_retry.empty()) {
+    _pending.push_front(std::move(_retry.back()));
+    _retry.pop_back();
+  }
+  if (!renumber) return;
+  std::lock_guard lock(_mutex);  // the outbox's publishes are never written yet either
+  for (auto& r : _outbox) _pending.push_back(std::move(r));
+  _outbox.clear();
+  _wake_pending = false;
+  const auto ran = [](const PublisherRequest& r) {
+    return r.kind == PublisherRequest::Kind::Publish && r.may_have_run;
+  };
+  std::stable_partition(_pending.begin(), _pending.end(), ran);
+  for (auto& r : _pending)
+    if (r.kind == PublisherRequest::Kind::Publish && !r.may_have_run) r.origin.seq = ++_next_seq;
 }
 
 void Publisher::abandon() {

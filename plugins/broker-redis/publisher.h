@@ -3,7 +3,8 @@
 // to `pending`, writes everything pending in one go once the node is ready, and matches Redis'
 // replies in order against `inflight`. A lost link requeues what Redis did not answer, in order,
 // ahead of what was never sent (the append script stores a resend once: history_scripts.h);
-// NOSCRIPT (Redis lost the scripts) holds new requests, reloads, and resends what was refused.
+// NOSCRIPT (Redis lost the scripts) holds new requests, reloads, and resends what was refused
+// (renumbered if it never ran: publisher.cpp's requeue_refused).
 #pragma once
 
 #include <hiredis/async.h>
@@ -59,6 +60,7 @@ class Publisher {
   void retry_after_reload(PublisherRequest&& request);
   void finish_reload();
   void requeue_unanswered();
+  void requeue_refused();
   static void reply_cb(redisAsyncContext* ac, void* reply, void* self);
   static void script_load_cb(redisAsyncContext* ac, void* reply, void* self);
 

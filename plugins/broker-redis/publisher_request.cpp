@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <array>
 #include <charconv>
 #include <string_view>
 #include <vector>
@@ -27,16 +28,24 @@ bool number_of(const redisReply* r, uint64_t& out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
-int write_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
-               std::initializer_list<std::string_view> args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (std::string_view a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+// A number's decimal digits, on the stack: no allocation per command (a node id has 20).
+class Decimal {
+ public:
+  explicit Decimal(uint64_t n) {
+    _len = std::to_chars(_digits, _digits + sizeof _digits, n).ptr - _digits;
   }
+  operator std::string_view() const { return {_digits, _len}; }
+
+ private:
+  char _digits[20];
+  size_t _len;
+};
+
+// One command from its arguments (anything a string_view can view), without allocating.
+template <typename... Args>
+int write_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const Args&... args) {
+  std::array<const char*, sizeof...(Args)> argv{std::string_view(args).data()...};
+  const std::array<size_t, sizeof...(Args)> lens{std::string_view(args).size()...};
   return redisAsyncCommandArgv(ac, fn, priv, static_cast<int>(argv.size()), argv.data(),
                                lens.data());
 }
@@ -93,24 +102,22 @@ flowrelay_history empty_history() {
 int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                             const HistoryScripts& scripts, HistoryBounds bounds) {
   scripted = kind == Kind::History || bounds.size > 0;
-  const std::string max_age = std::to_string(bounds.max_age_ms);
+  const Decimal max_age(bounds.max_age_ms), size(bounds.size);
   if (kind == Kind::History) {
-    return write_argv(
-        ac, fn, priv,
-        {"EVALSHA", scripts.history_sha, "2", history_stream_key(channel), history_seq_key(channel),
-         std::to_string(since), std::to_string(bounds.size), max_age});
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.history_sha, "2",
+                      history_stream_key(channel), history_seq_key(channel), Decimal(since), size,
+                      max_age);
   }
   const char lane_name = wire_lane(lane).value_or('m');
   if (scripted) {
-    return write_argv(
-        ac, fn, priv,
-        {"EVALSHA", scripts.append_sha, "2", history_stream_key(channel), history_seq_key(channel),
-         channel, std::string_view(&lane_name, 1), data, std::to_string(bounds.size), max_age,
-         std::to_string(origin.node), std::to_string(origin.session), std::to_string(origin.seq)});
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.append_sha, "2", history_stream_key(channel),
+                      history_seq_key(channel), channel, std::string_view(&lane_name, 1), data,
+                      size, max_age, Decimal(origin.node), Decimal(origin.session),
+                      Decimal(origin.seq));
   }
   // Without history the wire form still carries lane and origin: the subscribers' echo
   // suppression and their drop of a resend (same node and seq) need it.
-  return write_argv(ac, fn, priv, {"PUBLISH", channel, encode_wire(lane, 0, {}, origin, data)});
+  return write_argv(ac, fn, priv, "PUBLISH", channel, encode_wire(lane, 0, {}, origin, data));
 }
 
 PublisherRequest::Outcome PublisherRequest::complete(const redisReply* reply) const {

@@ -42,6 +42,9 @@ struct PublisherRequest {
   flowrelay_history_fn read = nullptr;
   void* ctx = nullptr;
   bool scripted = false;  // how write() last sent it: decides the shape of the reply
+  // A copy was written on a link lost before Redis answered it: Redis may have run it. A
+  // publish refused with NOSCRIPT without such a copy never ran (publisher.cpp renumbers it).
+  bool may_have_run = false;
   // The broker's own read (gap_fill.h): outside the publish buffer and its accounting, and not
   // reported on failure (the gap fill gives up and logs it).
   bool internal = false;
