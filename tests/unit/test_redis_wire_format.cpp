@@ -43,7 +43,8 @@ TEST(RedisWireFormat, DecodesWhatItEncodes) {
 
 // What the append script writes (history_scripts.h builds the same line in Lua).
 TEST(RedisWireFormat, DecodesTheScriptsForm) {
-  const WireMessage m = decode_wire(kPrefix + "m 18446744073709551615 12 0 9 e\n");
+  const std::string payload = kPrefix + "m 18446744073709551615 12 0 9 e\n";  // m views it
+  const WireMessage m = decode_wire(payload);
   EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(FLOWRELAY_LANE_MESSAGE));
   EXPECT_EQ(m.offset, 18446744073709551615u);
   EXPECT_EQ(m.epoch, "e");
@@ -57,7 +58,8 @@ TEST(RedisWireFormat, DecodesTheScriptsForm) {
 // subscribers' echo suppression and resend drop need it).
 TEST(RedisWireFormat, OffsetZeroWithoutEpochKeepsTheOrigin) {
   EXPECT_EQ(encode_wire(FLOWRELAY_LANE_MESSAGE, 0, "", {5, 6, 7}, "x"), kPrefix + "m 0 5 6 7 \nx");
-  const WireMessage m = decode_wire(kPrefix + "m 0 5 6 7 \nx");
+  const std::string payload = kPrefix + "m 0 5 6 7 \nx";  // m views it
+  const WireMessage m = decode_wire(payload);
   EXPECT_EQ(m.offset, 0u);
   EXPECT_EQ(m.epoch, "");
   EXPECT_EQ(m.origin.node, 5u);
