@@ -2,6 +2,7 @@
 # flowrelay's two front doors:
 #   ./start.sh single [flowrelayd options]   build if needed, run one daemon on the local broker
 #   ./start.sh cluster                       redis-server + 3 replicas (broker-redis) + nginx on :8080
+#   ./start.sh demo                          one daemon + the example agent; prints the chat page's URL
 #   ./start.sh test                          install what is missing, build, run every test
 #   ./start.sh build                         install what is missing and build only
 # Debian 12. As root, missing packages are installed with apt-get; otherwise the apt-get line
@@ -16,6 +17,12 @@ build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhire
 test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind
   lintian rpm systemd file python3)
 ci_deps=(clang libclang-rt-14-dev llvm)  # sanitizer and fuzz stages (tests/ci): clang, its runtimes, llvm-symbolizer
+# The chat loop's tests: the example agent (Debian's FastAPI), its WebSocket test client, and
+# the demo page in Debian's chromium driven by npm's playwright-core (tests/browser).
+web_deps=(python3-fastapi python3-uvicorn python3-websocket chromium)
+# Node.js >= 20 runs the JS client's and the browser tests; Debian's own (18) is installed only
+# where no node is on the machine (those tests then say why they cannot run).
+command -v node >/dev/null 2>&1 || web_deps+=(nodejs npm)
 
 need_packages() {
   local missing=()
@@ -120,6 +127,52 @@ INFO
   echo "start.sh: a cluster process exited; stopping the rest" >&2
 }
 
+# One daemon (the dev config, plus a backend section for the publish proxy) and the example
+# agent (examples/agent) behind it, on a secret made for this run; the chat page is served by
+# the daemon (http.demo). The backend is added here rather than in the dev config so that
+# ./start.sh single keeps relaying client messages without an agent running.
+run_demo() {
+  for p in 8080 9090 8000; do
+    if port_busy "$p"; then echo "start.sh: port $p is in use; stop what holds it first" >&2; exit 1; fi
+  done
+  RUN_DIR=$(mktemp -d /tmp/flowrelay-demo.XXXX)
+  pids=()
+  cleanup() {
+    trap - INT TERM EXIT
+    echo "stopping the demo..." >&2
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$RUN_DIR"
+  }
+  trap cleanup INT TERM EXIT
+  (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$RUN_DIR/backend.secret")
+  { cat "$build_dir/flowrelay.dev.yaml"
+    cat <<YAML
+backend:
+  publish_url: http://127.0.0.1:8000/flowrelay/publish
+  secret_file: $RUN_DIR/backend.secret
+  timeout_ms: 2000
+YAML
+  } >"$RUN_DIR/flowrelay.demo.yaml"
+  "$build_dir/daemon/flowrelayd" --config "$RUN_DIR/flowrelay.demo.yaml" &
+  pids+=($!)
+  # Debian's fastapi and uvicorn live in the system interpreter, whatever python3 is on PATH.
+  FLOWRELAY_API=http://127.0.0.1:9090 FLOWRELAY_API_KEY=dev-secret-key \
+    FLOWRELAY_SECRET_FILE="$RUN_DIR/backend.secret" /usr/bin/python3 "$root/examples/agent/agent.py" &
+  pids+=($!)
+  wait_ready http://127.0.0.1:9090/ready 10 || { echo "start.sh: flowrelayd did not become ready" >&2; exit 1; }
+  wait_ready http://127.0.0.1:8000/health 10 || { echo "start.sh: the example agent did not start" >&2; exit 1; }
+  cat >&2 <<INFO
+flowrelay demo is up:
+  chat page  http://127.0.0.1:9090/demo/?conversation=demo   (open it in two windows)
+  clients    ws://127.0.0.1:8080/ws/{conversation_id}
+  agent      http://127.0.0.1:8000/stats   (the publish proxy posts to /flowrelay/publish)
+Ctrl-C stops both.
+INFO
+  wait -n "${pids[@]}" || true
+  echo "start.sh: a demo process exited; stopping the other" >&2
+}
+
 case "${1:-}" in
   single)
     shift
@@ -133,12 +186,22 @@ case "${1:-}" in
     build "${daemon_targets[@]}"
     run_cluster
     ;;
+  demo)
+    need_packages "${build_deps[@]}" python3-fastapi python3-uvicorn
+    build "${daemon_targets[@]}"
+    run_demo
+    ;;
   build)
     need_packages "${build_deps[@]}" "${test_deps[@]}"
     build
     ;;
   test)
-    need_packages "${build_deps[@]}" "${test_deps[@]}" "${ci_deps[@]}"
+    need_packages "${build_deps[@]}" "${test_deps[@]}" "${ci_deps[@]}" "${web_deps[@]}"
+    # playwright-core from npm, at the version package-lock.json pins (it never downloads a
+    # browser: the tests drive /usr/bin/chromium).
+    if [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
+      (cd "$root/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
     cmake -S "$root" -B "$build_dir" -DFLOWRELAY_BUILD_TESTS=ON -DFLOWRELAY_BUILD_BENCH=ON >/dev/null
     build
     # The load tests hold thousands of sockets: take the whole open-file allowance.
@@ -193,7 +256,7 @@ case "${1:-}" in
     echo "OVERALL: PASSED (every stage that ran passed)"
     ;;
   *)
-    echo "usage: $0 single [flowrelayd options] | cluster | test | build" >&2
+    echo "usage: $0 single [flowrelayd options] | cluster | demo | test | build" >&2
     exit 2
     ;;
 esac

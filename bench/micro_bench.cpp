@@ -157,9 +157,15 @@ class NullSessionHost final : public flowrelay::ws::SessionHost {
  public:
   flowrelay_status join(flowrelay::ws::Session&, std::string_view) override { return FLOWRELAY_OK; }
   void leave(flowrelay::ws::Session&) override {}
-  flowrelay_status publish(flowrelay::ws::Session&, flowrelay_lane, std::string_view) override {
+  flowrelay_status publish(flowrelay::ws::Session&, flowrelay_lane, std::string_view,
+                           std::string_view) override {
     return FLOWRELAY_OK;
   }
+  flowrelay_status authorize(flowrelay::ws::Session&, std::string_view, std::string_view,
+                             std::string_view) override {
+    return FLOWRELAY_EUNSUPPORTED;
+  }
+  void opened(flowrelay::ws::Session&) override {}
   void read_history(flowrelay::ws::Session&, uint64_t) override {}
   void wants_write(flowrelay::ws::Session&) override {}
   void set_timer(flowrelay::ws::Session&, flowrelay::ws::SessionTimer) override {}

@@ -158,9 +158,9 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
 
   Config c;
   c.file = file;
-  r.known_keys(
-      root, "the top level",
-      {"plugin_dir", "log", "shutdown_timeout_ms", "transports", "broker", "channels", "http"});
+  r.known_keys(root, "the top level",
+               {"plugin_dir", "log", "shutdown_timeout_ms", "transports", "broker", "channels",
+                "http", "backend"});
   auto resolve_dir = [&](const std::string& p) {
     fs::path fp(p);
     return (fp.is_relative() ? fs::path(dir) / fp : fp).lexically_normal().string();
@@ -209,7 +209,8 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
   if (auto http = root["http"]) {
     r.expect_map(http, "http");
     r.known_keys(http, "http",
-                 {"listen", "api_key", "api_key_file", "max_body_bytes", "publish_timeout_ms"});
+                 {"listen", "api_key", "api_key_file", "max_body_bytes", "publish_timeout_ms",
+                  "threads", "header_timeout_ms", "idle_timeout_ms", "max_connections", "demo"});
     if (auto n = http["listen"]) {
       c.http_listen = n.IsNull() ? "" : r.scalar(n, "http.listen");
       std::string host;
@@ -241,7 +242,16 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
       c.http_max_body_bytes = r.number<uint64_t>(n, "http.max_body_bytes", 1, 1ull << 30);
     if (auto n = http["publish_timeout_ms"])
       c.publish_timeout_ms = r.number<uint32_t>(n, "http.publish_timeout_ms", 1, 600000);
+    if (auto n = http["threads"]) c.http_threads = r.number<unsigned>(n, "http.threads", 1, 64);
+    if (auto n = http["header_timeout_ms"])
+      c.http_header_timeout_ms = r.number<uint32_t>(n, "http.header_timeout_ms", 100, 3600000);
+    if (auto n = http["idle_timeout_ms"])
+      c.http_idle_timeout_ms = r.number<uint32_t>(n, "http.idle_timeout_ms", 100, 86400000);
+    if (auto n = http["max_connections"])
+      c.http_max_connections = r.number<uint32_t>(n, "http.max_connections", 1, 1000000);
+    if (auto n = http["demo"]) c.http_demo = r.boolean(n, "http.demo");
   }
+  if (auto n = root["backend"]) c.backend = parse_backend_config(n, file, dir);
   // The publish API checks conversation ids as the (first) transport does.
   // (An invalid value is left for the transport to report with its own message.)
   for (const auto& [key, value] : c.transports.front().options)

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "backend/backend_config.h"
+
 namespace flowrelay {
 
 // A configuration error with its place in the file (line/column 1-based; 0 when unknown).
@@ -52,7 +54,13 @@ struct Config {
   std::string api_key;                         // POST /api/publish; empty: the API is off
   uint64_t http_max_body_bytes = 8 * 1024 * 1024;
   uint32_t publish_timeout_ms = 5000;
+  unsigned http_threads = 1;                // event-loop threads of the HTTP listener
+  uint32_t http_header_timeout_ms = 10000;  // a request's head and body must arrive by then: 408
+  uint32_t http_idle_timeout_ms = 60000;    // keep-alive connections without a request: closed
+  uint32_t http_max_connections = 16384;    // past it new connections are closed at once
+  bool http_demo = false;                   // serve the demo page under /demo/
   size_t max_conversation_id_length = 128;
+  BackendConfig backend;  // backend: the publish/connect proxy and join/leave events
 
   // Reads and validates `path`. Throws ConfigError.
   static Config load(const std::string& path);

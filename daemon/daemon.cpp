@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "demo_page.h"
 #include "log_format.h"
 
 namespace flowrelay {
@@ -118,8 +119,13 @@ void Daemon::destroy_plugins() {
   // Transports first stop (no more router calls), then the broker goes (no more deliveries),
   // then the transports are freed.
   for (auto& t : _transports) t->stop(0);
+  // The backend's requests in flight are cut and what waits is answered 503 (the broker still
+  // takes what was already approved).
+  if (_backend) _backend->stop();
   _broker.reset();
   _transports.clear();
+  if (_node) _node->backend = nullptr;
+  _backend.reset();
   _router.reset();
   _node.reset();
 }
@@ -172,6 +178,8 @@ std::string Daemon::metrics_text() const {
     m.gauge("flowrelay_sessions", "Sessions joined to a channel", _router->session_count());
   }
   if (_publish_api) _publish_api->metrics(m);
+  if (_backend) _backend->metrics(m);
+  if (_http) _http->metrics(m);
   std::string out = m.text();
   if (_broker) _broker->metrics(out);
   for (const auto& t : _transports) t->metrics(out);
@@ -204,6 +212,18 @@ void Daemon::reload() {
     for (size_t i = 0; same_shape && i < fresh.transports.size(); ++i)
       reconfigure(*_transports[i], _config.transports[i], fresh.transports[i]);
     if (_publish_api) _publish_api->reconfigure(publish_api_options(fresh));
+    if (_presence_api) _presence_api->reconfigure(presence_api_options(fresh));
+    if (_backend) {  // the secret rotates live; the URLs need a restart
+      const std::string said = _backend->reconfigure(fresh.backend);
+      note(!said.empty(), said);
+    }
+    if (_http) _http->set_max_body_bytes(fresh.http_max_body_bytes);
+    note(fresh.http_threads != _config.http_threads ||
+             fresh.http_header_timeout_ms != _config.http_header_timeout_ms ||
+             fresh.http_idle_timeout_ms != _config.http_idle_timeout_ms ||
+             fresh.http_max_connections != _config.http_max_connections ||
+             fresh.http_demo != _config.http_demo,
+         "http (threads, timeouts, max_connections, demo)");
     _config.log_level = fresh.log_level;
     _config.log_format = fresh.log_format;
     _config.shutdown_timeout_ms = fresh.shutdown_timeout_ms;
@@ -215,10 +235,30 @@ void Daemon::reload() {
   _service.ready("serving");
 }
 
+HttpOptions Daemon::http_options(const Config& config) {
+  HttpOptions o;
+  o.listen = config.http_listen;
+  o.threads = config.http_threads;
+  o.header_timeout_ms = config.http_header_timeout_ms;
+  o.idle_timeout_ms = config.http_idle_timeout_ms;
+  o.max_connections = config.http_max_connections;
+  o.max_body_bytes = config.http_max_body_bytes;
+  return o;
+}
+
 PublishApiOptions Daemon::publish_api_options(const Config& config) {
   PublishApiOptions o;
   o.api_key = config.api_key;
   o.max_body_bytes = config.http_max_body_bytes;
+  o.timeout_ms = config.publish_timeout_ms;
+  o.channel_prefix = _config.channel_prefix;  // as started: a prefix change needs a restart
+  o.max_conversation_id_length = config.max_conversation_id_length;
+  return o;
+}
+
+PresenceApiOptions Daemon::presence_api_options(const Config& config) const {
+  PresenceApiOptions o;
+  o.api_key = config.api_key;
   o.timeout_ms = config.publish_timeout_ms;
   o.channel_prefix = _config.channel_prefix;  // as started: a prefix change needs a restart
   o.max_conversation_id_length = config.max_conversation_id_length;
@@ -250,18 +290,42 @@ int Daemon::main(const std::vector<std::string>& args) {
 
 int Daemon::serve(const Config& config) {
   try {
-    _publish_api = std::make_unique<PublishApi>(*_router, publish_api_options(config));
-    if (!config.http_listen.empty())
-      _http = std::make_unique<HttpApi>(
-          config.http_listen, _state, FLOWRELAY_VERSION, [this] { return metrics_text(); },
-          _publish_api.get());
+    // The publish deadline runs on the listener's loop (never called without a listener).
+    _publish_api = std::make_unique<PublishApi>(
+        *_router, publish_api_options(config),
+        [this](uint32_t ms, std::function<void()> fn) { _http->after(ms, std::move(fn)); });
+    _presence_api = std::make_unique<PresenceApi>(
+        *_router, presence_api_options(config),
+        [this](uint32_t ms, std::function<void()> fn) { _http->after(ms, std::move(fn)); });
+    if (!config.http_listen.empty()) {
+      _http = std::make_unique<HttpApi>(http_options(config), _state, FLOWRELAY_VERSION,
+                                        [this] { return metrics_text(); });
+      _http->route("/api/publish",
+                   [api = _publish_api.get()](const HttpRequest& req, HttpReply reply) {
+                     api->handle(req, std::move(reply));
+                   });
+      _http->route("/api/presence",
+                   [api = _presence_api.get()](const HttpRequest& req, HttpReply reply) {
+                     api->handle(req, std::move(reply));
+                   });
+      if (config.http_demo) {
+        auto demo = std::make_shared<const DemoPage>(DemoPage::from_config(config));
+        auto serve_demo = [demo](const HttpRequest& req, HttpReply reply) {
+          demo->handle(req, std::move(reply));
+        };
+        _http->route("/demo", serve_demo);
+        _http->route_prefix("/demo/", serve_demo);
+      }
+    }
+    _backend = std::make_unique<Backend>(config.backend, *_router, _node_id, config.channel_prefix);
+    _node->backend = _backend.get();
     _broker->start();
     for (auto& t : _transports) t->start();
   } catch (const std::exception& e) {
     // Poco's what() is only the class ("Net Exception"); displayText() has the reason.
     const auto* poco = dynamic_cast<const Poco::Exception*>(&e);
     std::string why = poco ? poco->displayText() : e.what();
-    if (poco && !config.http_listen.empty() && !_http)
+    if (!config.http_listen.empty() && !_http)
       why = "http.listen " + config.http_listen + ": " + why;
     _log.critical("cannot start: " + why);
     std::cerr << "flowrelayd: cannot start: " << why << "\n";

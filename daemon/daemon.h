@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "config.h"
 #include "http_api.h"
 #include "plugin_host.h"
 #include "plugin_instance.h"
+#include "presence_api.h"
 #include "publish_api.h"
 #include "router.h"
 #include "service_manager.h"
@@ -39,6 +41,8 @@ class Daemon : public Poco::Util::ServerApplication {
   void reload();
   std::string metrics_text() const;
   PublishApiOptions publish_api_options(const Config& config);
+  PresenceApiOptions presence_api_options(const Config& config) const;
+  static HttpOptions http_options(const Config& config);
 
   Poco::Logger& _log = Poco::Logger::get("flowrelayd");
   std::string _config_path = "/etc/flowrelay/flowrelay.yaml";
@@ -52,8 +56,10 @@ class Daemon : public Poco::Util::ServerApplication {
   std::unique_ptr<Node> _node;  // outlives every plugin instance: their host tables live in it
   std::unique_ptr<BrokerInstance> _broker;
   std::unique_ptr<Router> _router;
+  std::unique_ptr<Backend> _backend;  // between the transports and the router
   std::vector<std::unique_ptr<TransportInstance>> _transports;
-  std::unique_ptr<PublishApi> _publish_api;  // outlives _http, which serves it
+  std::unique_ptr<PublishApi> _publish_api;    // outlives _http, which serves it
+  std::unique_ptr<PresenceApi> _presence_api;  // likewise
   std::unique_ptr<HttpApi> _http;
 };
 

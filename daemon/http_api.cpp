@@ -1,131 +1,145 @@
 #include "http_api.h"
 
 #include <Poco/JSON/Object.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/SocketAddress.h>
-#include <Poco/ThreadPool.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
+#include <stdexcept>
 
-#include "publish_api.h"
+#include "config.h"
+#include "net/acceptor.h"
 
 namespace flowrelay {
 
 namespace {
 
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
+HttpAnswer json_object(int status, const Poco::JSON::Object& body) {
+  std::ostringstream text;
+  body.stringify(text);
+  return json_answer(status, text.str());
+}
 
-constexpr int kHttpThreads = 16;
-
-class Handler : public Poco::Net::HTTPRequestHandler {
- public:
-  Handler(const ServiceState& state, const std::string& version,
-          const std::function<std::string()>& metrics, PublishApi* publish)
-      : _state(state), _version(version), _metrics(metrics), _publish(publish) {}
-
-  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    const std::string path = req.getURI().substr(0, req.getURI().find('?'));
-    Poco::JSON::Object body;
-    if (path == "/api/publish" && _publish) return _publish->handle(req, resp);
-    if (req.getMethod() != "GET" && req.getMethod() != "HEAD") {
-      resp.set("Allow", "GET, HEAD");
-      body.set("error", "method not allowed");
-      return send_json(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, body);
-    }
-    if (path == "/health") {
-      body.set("status", "ok");
-      body.set("version", _version);
-      return send_json(resp, HTTPResponse::HTTP_OK, body);
-    }
-    if (path == "/ready") {
-      const bool ready = _state.ready();
-      body.set("ready", ready);
-      body.set("listening", _state.listening.load());
-      body.set("broker", _state.broker_ready.load() ? "ready" : "not ready");
-      if (_state.stopping) body.set("stopping", true);
-      return send_json(resp, ready ? HTTPResponse::HTTP_OK : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                       body);
-    }
-    if (path == "/metrics") {
-      const std::string text = _metrics();
-      resp.setStatus(HTTPResponse::HTTP_OK);
-      resp.setContentType("text/plain; version=0.0.4; charset=utf-8");
-      resp.setContentLength(static_cast<std::streamsize>(text.size()));
-      resp.send() << text;
-      return;
-    }
-    body.set("error", "not found");
-    send_json(resp, HTTPResponse::HTTP_NOT_FOUND, body);
-  }
-
- private:
-  const ServiceState& _state;
-  const std::string& _version;
-  const std::function<std::string()>& _metrics;
-  PublishApi* _publish;
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  Factory(const ServiceState& state, std::string version, std::function<std::string()> metrics,
-          PublishApi* publish)
-      : _state(state),
-        _version(std::move(version)),
-        _metrics(std::move(metrics)),
-        _publish(publish) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new Handler(_state, _version, _metrics, _publish);
-  }
-
- private:
-  const ServiceState& _state;
-  std::string _version;
-  std::function<std::string()> _metrics;
-  PublishApi* _publish;
-};
+// GET and HEAD only (operators' endpoints): true if the request was answered with 405.
+bool refused_method(const HttpRequest& req, HttpReply& reply) {
+  if (req.method == "GET" || req.method == "HEAD") return false;
+  HttpAnswer a = json_error(405, "method not allowed");
+  a.headers.emplace_back("Allow", "GET, HEAD");
+  reply(std::move(a));
+  return true;
+}
 
 }  // namespace
 
-void send_json(Poco::Net::HTTPServerResponse& resp, Poco::Net::HTTPResponse::HTTPStatus status,
-               const Poco::JSON::Object& body) {
-  std::ostringstream text;
-  body.stringify(text);
-  const std::string s = text.str() + "\n";
-  resp.setStatusAndReason(status);
-  resp.setContentType("application/json");
-  resp.setContentLength(static_cast<std::streamsize>(s.size()));
-  resp.send() << s;
+HttpApi::HttpApi(const HttpOptions& options, const ServiceState& state, std::string version,
+                 std::function<std::string()> metrics)
+    : _max_body_bytes(options.max_body_bytes) {
+  _loop_config.header_timeout_ms = options.header_timeout_ms;
+  _loop_config.idle_timeout_ms = options.idle_timeout_ms;
+  _loop_config.max_connections = options.max_connections;
+  _loop_config.max_head_bytes = options.max_head_bytes;
+  _loop_config.max_body_bytes = &_max_body_bytes;
+  std::string host, err;
+  uint16_t port = 0;
+  if (!split_host_port(options.listen, host, port))
+    throw std::runtime_error("http.listen must be host:port, got '" + options.listen + "'");
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  _listen_fd = net::listen_tcp(host, port, 1024, err);
+  if (_listen_fd < 0) throw std::runtime_error(err);
+  try {
+    for (unsigned i = 0; i < std::max(1u, options.threads); ++i)
+      _loops.push_back(std::make_unique<HttpLoop>(
+          _listen_fd, _loop_config, _stats,
+          [this](const HttpRequest& req, HttpReply reply) { dispatch(req, std::move(reply)); }));
+  } catch (...) {
+    _loops.clear();
+    close(_listen_fd);
+    throw;
+  }
+
+  route("/health", [version = std::move(version)](const HttpRequest& req, HttpReply reply) {
+    if (refused_method(req, reply)) return;
+    Poco::JSON::Object body;
+    body.set("status", "ok");
+    body.set("version", version);
+    reply(json_object(200, body));
+  });
+  route("/ready", [&state](const HttpRequest& req, HttpReply reply) {
+    if (refused_method(req, reply)) return;
+    const bool ready = state.ready();
+    Poco::JSON::Object body;
+    body.set("ready", ready);
+    body.set("listening", state.listening.load());
+    body.set("broker", state.broker_ready.load() ? "ready" : "not ready");
+    if (state.stopping) body.set("stopping", true);
+    reply(json_object(ready ? 200 : 503, body));
+  });
+  route("/metrics", [metrics = std::move(metrics)](const HttpRequest& req, HttpReply reply) {
+    if (refused_method(req, reply)) return;
+    HttpAnswer a;
+    a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    a.body = metrics();
+    reply(std::move(a));
+  });
 }
 
-HttpApi::HttpApi(const std::string& listen, const ServiceState& state, std::string version,
-                 std::function<std::string()> metrics, PublishApi* publish) {
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(listen), 64);
-  auto* params = new Poco::Net::HTTPServerParams;
-  // A keep-alive connection holds a worker for its life (Poco's model): backends streaming
-  // through the publish API each keep one, and /ready probes must still get through. Idle
-  // workers beyond the first exit after a minute, so an idle daemon keeps one thread here.
-  params->setMaxThreads(kHttpThreads);
-  params->setMaxQueued(256);
-  params->setKeepAlive(true);
-  params->setKeepAliveTimeout(Poco::Timespan(5, 0));
-  _pool = std::make_unique<Poco::ThreadPool>("http", 1, kHttpThreads, 60);
-  _server = std::make_unique<Poco::Net::HTTPServer>(
-      new Factory(state, std::move(version), std::move(metrics), publish), *_pool, socket, params);
+HttpApi::~HttpApi() {
+  stop();
+  _loops.clear();
+  if (_listen_fd >= 0) close(_listen_fd);
 }
 
-HttpApi::~HttpApi() { stop(); }
+void HttpApi::route(std::string path, HttpHandler handler) {
+  _exact[std::move(path)] = std::move(handler);
+}
 
-void HttpApi::start() { _server->start(); }
+void HttpApi::route_prefix(std::string prefix, HttpHandler handler) {
+  _prefixes.emplace_back(std::move(prefix), std::move(handler));
+  std::stable_sort(_prefixes.begin(), _prefixes.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+void HttpApi::start() {
+  if (_started) return;
+  _started = true;
+  for (auto& l : _loops) l->start();
+}
 
 void HttpApi::stop() {
-  if (_server) _server->stopAll(true);
+  for (auto& l : _loops) l->stop();
+  for (auto& l : _loops) l->join();  // the loops stay: after() from a handler stays safe
+}
+
+void HttpApi::after(uint32_t ms, std::function<void()> fn) {
+  if (!_loops.empty()) _loops.front()->after(ms, std::move(fn));
+}
+
+void HttpApi::dispatch(const HttpRequest& req, HttpReply reply) const {
+  if (auto it = _exact.find(req.path); it != _exact.end()) return it->second(req, std::move(reply));
+  for (const auto& [prefix, handler] : _prefixes)
+    if (req.path.compare(0, prefix.size(), prefix) == 0) return handler(req, std::move(reply));
+  reply(json_error(404, "not found"));
+}
+
+void HttpApi::metrics(sdk::PrometheusText& out) const {
+  out.gauge("flowrelay_http_connections", "Open connections to the HTTP listener",
+            uint64_t{_stats.open.load()});
+  out.counter("flowrelay_http_connections_total", "Connections accepted by the HTTP listener",
+              _stats.accepted.load());
+  out.counter("flowrelay_http_requests_total", "Requests read by the HTTP listener",
+              _stats.requests.load());
+  out.counter("flowrelay_http_refused_connections_total",
+              "Connections closed at once: http.max_connections reached",
+              _stats.refused_at_cap.load());
+  out.counter("flowrelay_http_header_timeouts_total",
+              "Connections answered 408: no complete request within http.header_timeout_ms",
+              _stats.header_timeouts.load());
+  out.counter("flowrelay_http_idle_closed_total",
+              "Keep-alive connections closed after http.idle_timeout_ms without a request",
+              _stats.idle_closed.load());
+  out.counter("flowrelay_http_bad_requests_total",
+              "Requests refused by the listener (400, 411, 413, 431, 505)",
+              _stats.bad_requests.load());
 }
 
 }  // namespace flowrelay

@@ -7,6 +7,8 @@
 #include <random>
 #include <type_traits>
 
+#include "backend/backend.h"
+#include "backend/client_relay.h"
 #include "http_api.h"
 #include "router.h"
 
@@ -111,6 +113,35 @@ flowrelay_status host_history(flowrelay_host* h, flowrelay_str channel, uint64_t
                   [&] { return h->node->router->history(view(channel), since, done, ctx); });
 }
 
+flowrelay_status host_publish_client(flowrelay_host* h, flowrelay_str channel,
+                                     const flowrelay_message* message,
+                                     const flowrelay_client_info* client,
+                                     flowrelay_client_published_fn done, void* ctx) {
+  if (!message || !client || !done) return FLOWRELAY_EINVAL;
+  return shielded(h, "publish_client", [&] {
+    Node& node = *h->node;
+    if (node.backend)
+      return node.backend->publish_client(view(channel), *message, *client, done, ctx);
+    return relay_client_message(*node.router, view(channel), *message, done, ctx);
+  });
+}
+
+flowrelay_status host_authorize(flowrelay_host* h, const flowrelay_connect_request* request,
+                                flowrelay_connect_fn done, void* ctx) {
+  if (!request || !done) return FLOWRELAY_EINVAL;
+  return shielded(h, "authorize", [&] {
+    Backend* backend = h->node->backend;
+    return backend ? backend->authorize(*request, done, ctx) : FLOWRELAY_EUNSUPPORTED;
+  });
+}
+
+void host_client_event(flowrelay_host* h, int32_t joined, const flowrelay_client_info* client) {
+  if (!client) return;
+  shielded(h, "client_event", [&] {
+    if (Backend* backend = h->node->backend) backend->client_event(joined != 0, *client);
+  });
+}
+
 }  // namespace
 
 Node::Node(uint64_t id, std::string config_dir, std::string channel_prefix, bool echo,
@@ -140,7 +171,10 @@ Node::Node(uint64_t id, std::string config_dir, std::string channel_prefix, bool
                     host_subscribe,
                     host_unsubscribe,
                     host_publish,
-                    host_history};
+                    host_history,
+                    host_publish_client,
+                    host_authorize,
+                    host_client_event};
 }
 
 uint64_t random_node_id() {

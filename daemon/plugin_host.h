@@ -1,6 +1,7 @@
 // The daemon's side of the host API: what a plugin's calls reach. Each host call goes straight
-// to the Router (messages, subscriptions) or the ServiceState (readiness, errors) through the
-// plain pointers below; no exception thrown beneath a host call reaches the plugin.
+// to the Router (messages, subscriptions), the Backend (client messages, handshakes, joins and
+// leaves) or the ServiceState (readiness, errors) through the plain pointers below; no exception
+// thrown beneath a host call reaches the plugin.
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -13,6 +14,7 @@
 
 namespace flowrelay {
 
+class Backend;
 class Router;
 struct ServiceState;
 
@@ -30,6 +32,9 @@ class Node {
   const flowrelay_transport_host_api* transport_api() const { return &_transport_api; }
 
   Router* router = nullptr;  // [main] set before any plugin starts
+  // [main] set before any plugin starts (publish_client, authorize, client_event); null: no
+  // backend (client messages are published directly, authorize is unsupported).
+  Backend* backend = nullptr;
   ServiceState& state;
   std::atomic<uint64_t> sessions_issued{0};  // new_session_id(): one sequence for all transports
 

@@ -84,10 +84,25 @@ class BrokerInstance : public detail::Instance<flowrelay_broker_vtable, flowrela
     return _vt->subscribe(_self, sdk::str(channel));
   }
   void unsubscribe(std::string_view channel) { _vt->unsubscribe(_self, sdk::str(channel)); }
+  // ABI 2.1 presence; a broker without the slots (2.0, or NULL) leaves the counting to the
+  // daemon: presence_set() does nothing and presence() answers EUNSUPPORTED.
+  void presence_set(std::string_view channel, uint64_t clients) {
+    if (_has_presence_set) _vt->presence_set(_self, sdk::str(channel), clients);
+  }
+  flowrelay_status presence(std::string_view channel, flowrelay_presence_fn done, void* done_ctx) {
+    if (!_has_presence) return FLOWRELAY_EUNSUPPORTED;
+    return _vt->presence(_self, sdk::str(channel), done, done_ctx);
+  }
 
  private:
   BrokerInstance(std::shared_ptr<LoadedPlugin> plugin, const PluginSection& section,
                  const flowrelay_broker_host_api* api, flowrelay_host host);
+
+  // Looked up once: presence_set() runs on every join and leave.
+  const bool _has_presence_set =
+      FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, presence_set) && _vt->presence_set;
+  const bool _has_presence =
+      FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, presence) && _vt->presence;
 };
 
 class TransportInstance : public detail::Instance<flowrelay_transport_vtable, flowrelay_transport,

@@ -6,12 +6,11 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/String.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <iterator>
 #include <memory>
-#include <optional>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -20,7 +19,6 @@ namespace flowrelay {
 namespace {
 
 using Poco::JSON::Object;
-using Poco::Net::HTTPResponse;
 
 struct Request {
   std::string conversation;
@@ -36,13 +34,85 @@ struct Result {
   std::string epoch;
 };
 
-// Shared between the handler and the broker's completions: a completion arriving after the
-// handler gave up (timeout) still has somewhere to write.
+std::string json_text(const Poco::JSON::Object& o) {
+  std::ostringstream out;
+  o.stringify(out);
+  return out.str();
+}
+
+Object result_json(const Request& r, const Result& res) {
+  Object o;
+  o.set("conversation", r.conversation);
+  o.set("offset", res.offset);
+  o.set("epoch", res.epoch);
+  return o;
+}
+
+// One request's messages, shared by the handler, the broker's completions and the deadline:
+// whichever of the last completion and the deadline comes first answers; what arrives after
+// (a late completion, the deadline of an answered request) finds `answered` and does nothing.
 struct Batch {
   std::mutex mutex;
-  std::condition_variable done;
+  std::vector<Request> requests;
   std::vector<Result> results;
-  size_t outstanding = 0;
+  size_t outstanding = 1;  // the handler's own hold until everything is queued
+  size_t queued = 0;
+  flowrelay_status refused = FLOWRELAY_OK;  // publish() said no to message `queued`
+  bool batch = false;
+  bool answered = false;
+  uint32_t timeout_ms = 0;
+  HttpReply reply;
+  PublishApi* api = nullptr;
+
+  // Called with `mutex` held by the last completion (timed_out false) or by the deadline.
+  // Returns the answer to send once the lock is released.
+  HttpAnswer answer_locked(bool timed_out) {
+    answered = true;
+    Poco::JSON::Array results_out;
+    flowrelay_status failed = refused;
+    for (size_t i = 0; i < queued; ++i) {  // every result up to the first failure
+      const Result& res = results[i];
+      if (!res.done) {
+        failed = FLOWRELAY_EUNAVAIL;
+        break;
+      }
+      if (res.status != FLOWRELAY_OK) {
+        failed = res.status;
+        break;
+      }
+      results_out.add(result_json(requests[i], res));
+    }
+    HttpAnswer a;
+    if (failed == FLOWRELAY_OK && !timed_out) {
+      if (!batch) {
+        a = json_answer(200, json_text(result_json(requests[0], results[0])));
+      } else {
+        Object body_out;
+        body_out.set("results", results_out);
+        a = json_answer(200, json_text(body_out));
+      }
+    } else {
+      Object err;
+      const bool unsupported = failed == FLOWRELAY_EUNSUPPORTED;
+      err.set("error", timed_out ? "the broker did not answer within http.publish_timeout_ms (" +
+                                       std::to_string(timeout_ms) + " ms)"
+                       : unsupported ? std::string("the broker does not support this lane")
+                                     : "the broker could not take the message; try again later");
+      if (batch) err.set("results", results_out);
+      a = json_answer(unsupported ? 501 : 503, json_text(err));
+    }
+    api->count_answer(a.status, results_out.size());
+    return a;
+  }
+
+  // Drops one hold (a completion, or the handler's); answers if it was the last.
+  void release_locked(std::unique_lock<std::mutex>& lock) {
+    if (--outstanding != 0 || answered) return;
+    HttpAnswer a = answer_locked(false);
+    HttpReply r = std::move(reply);
+    lock.unlock();
+    r(std::move(a));
+  }
 };
 
 struct Slot {
@@ -54,7 +124,7 @@ void on_published(void* ctx, flowrelay_status status, uint64_t offset,
                   flowrelay_str epoch) noexcept {
   std::unique_ptr<Slot> slot(static_cast<Slot*>(ctx));
   Batch& b = *slot->batch;
-  std::lock_guard lock(b.mutex);
+  std::unique_lock lock(b.mutex);
   Result& r = b.results[slot->index];
   try {
     r = {true, status, offset, std::string(epoch.ptr, epoch.len)};
@@ -63,7 +133,11 @@ void on_published(void* ctx, flowrelay_status status, uint64_t offset,
     // backend publish it again).
     r = {true, status, offset, {}};
   }
-  if (--b.outstanding == 0) b.done.notify_all();
+  try {
+    b.release_locked(lock);
+  } catch (const std::exception&) {
+    // Out of memory building the answer: the deadline answers 503 instead.
+  }
 }
 
 class BadRequest : public std::runtime_error {
@@ -128,33 +202,6 @@ std::vector<Request> parse_body(const std::string& body, const PublishApiOptions
   return out;
 }
 
-void reply_error(Poco::Net::HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
-                 const std::string& error) {
-  Object body;
-  body.set("error", error);
-  send_json(resp, status, body);
-}
-
-// Reads at most max + 1 bytes: more than max means 413 without buffering the rest.
-std::optional<std::string> read_body(std::istream& in, uint64_t max) {
-  std::string body;
-  char buf[16384];
-  while (in) {
-    in.read(buf, sizeof buf);
-    body.append(buf, static_cast<size_t>(in.gcount()));
-    if (body.size() > max) return std::nullopt;
-  }
-  return body;
-}
-
-Object result_json(const Request& r, const Result& res) {
-  Object o;
-  o.set("conversation", r.conversation);
-  o.set("offset", res.offset);
-  o.set("epoch", res.epoch);
-  return o;
-}
-
 }  // namespace
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -199,53 +246,50 @@ void PublishApi::metrics(sdk::PrometheusText& out) const {
         _errors[i].load());
 }
 
-void PublishApi::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
-  serve(req, resp);
-  const int status = resp.getStatus();
+void PublishApi::count_answer(int status, size_t published) {
+  _published.fetch_add(published, std::memory_order_relaxed);
   if (status >= 400) count_error(status);
 }
 
-void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+void PublishApi::handle(const HttpRequest& req, HttpReply reply) {
   const PublishApiOptions opt = options();
-  if (req.getMethod() != "POST") {
-    resp.set("Allow", "POST");
-    return reply_error(resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-                       "POST a JSON message to /api/publish");
-  }
+  auto refuse = [&](int status, const std::string& error, const char* allow = nullptr) {
+    count_error(status);
+    HttpAnswer a = json_error(status, error);
+    if (allow) a.headers.emplace_back("Allow", allow);
+    reply(std::move(a));
+  };
+  if (req.method != "POST") return refuse(405, "POST a JSON message to /api/publish", "POST");
   if (opt.api_key.empty())
-    return reply_error(resp, HTTPResponse::HTTP_FORBIDDEN,
-                       "the publish API is off: set http.api_key or http.api_key_file");
-  if (!constant_time_equal(req.get("X-API-Key", ""), opt.api_key))
-    return reply_error(resp, HTTPResponse::HTTP_UNAUTHORIZED,
-                       req.has("X-API-Key") ? "wrong X-API-Key" : "missing X-API-Key header");
-  if (req.hasContentLength() &&
-      static_cast<uint64_t>(req.getContentLength64()) > opt.max_body_bytes)
-    return reply_error(
-        resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
-        "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
-  const std::optional<std::string> body = read_body(req.stream(), opt.max_body_bytes);
-  if (!body)
-    return reply_error(
-        resp, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
-        "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
-  std::vector<Request> requests;
-  bool batch = false;
-  try {
-    requests = parse_body(*body, opt, batch);
-  } catch (const BadRequest& e) {
-    return reply_error(resp, HTTPResponse::HTTP_BAD_REQUEST, e.what());
+    return refuse(403, "the publish API is off: set http.api_key or http.api_key_file");
+  const std::string_view key = req.header("X-API-Key");
+  if (!constant_time_equal(key, opt.api_key)) {
+    bool present = false;
+    for (const auto& [name, value] : req.headers)
+      present = present || Poco::icompare(name, "X-API-Key") == 0;
+    return refuse(401, present ? "wrong X-API-Key" : "missing X-API-Key header");
   }
+  // The listener refuses bodies over the limit it started with; this is the one in force now.
+  if (req.body.size() > opt.max_body_bytes)
+    return refuse(
+        413, "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
+  auto b = std::make_shared<Batch>();
+  try {
+    b->requests = parse_body(req.body, opt, b->batch);
+  } catch (const BadRequest& e) {
+    return refuse(400, e.what());
+  }
+  b->results.resize(b->requests.size());
+  b->timeout_ms = opt.timeout_ms;
+  b->reply = std::move(reply);
+  b->api = this;
 
   // Queued in order (the broker keeps a channel's order), then awaited together: a batch costs
-  // one broker round trip, not one per message.
-  auto b = std::make_shared<Batch>();
-  b->results.resize(requests.size());
-  size_t queued = 0;
-  flowrelay_status refused = FLOWRELAY_OK;
-  for (; queued < requests.size(); ++queued) {
-    const Request& r = requests[queued];
+  // one broker round trip, not one per message. A broker may complete inside publish().
+  for (; b->queued < b->requests.size(); ++b->queued) {
+    const Request& r = b->requests[b->queued];
     const flowrelay_message m = sdk::make_message(r.lane, r.data);
-    auto slot = std::make_unique<Slot>(Slot{b, queued});
+    auto slot = std::make_unique<Slot>(Slot{b, b->queued});
     {
       std::lock_guard lock(b->mutex);
       ++b->outstanding;
@@ -257,47 +301,24 @@ void PublishApi::serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
     }
     std::lock_guard lock(b->mutex);
     --b->outstanding;
-    refused = s;
+    b->refused = s;
     break;
   }
   std::unique_lock lock(b->mutex);
-  const bool answered = b->done.wait_for(lock, std::chrono::milliseconds(opt.timeout_ms),
-                                         [&] { return b->outstanding == 0; });
-  // The answer: every result up to the first failure.
-  Poco::JSON::Array results;
-  flowrelay_status failed = refused;
-  for (size_t i = 0; i < queued; ++i) {
-    const Result& res = b->results[i];
-    if (!res.done) {
-      failed = FLOWRELAY_EUNAVAIL;
-      break;
-    }
-    if (res.status != FLOWRELAY_OK) {
-      failed = res.status;
-      break;
-    }
-    results.add(result_json(requests[i], res));
-  }
+  b->release_locked(lock);
+  if (!lock.owns_lock()) return;  // answered already
   lock.unlock();
-  _published.fetch_add(results.size(), std::memory_order_relaxed);
-  if (failed == FLOWRELAY_OK && answered) {
-    if (!batch)
-      return send_json(resp, HTTPResponse::HTTP_OK, result_json(requests[0], b->results[0]));
-    Object body_out;
-    body_out.set("results", results);
-    return send_json(resp, HTTPResponse::HTTP_OK, body_out);
-  }
-  Object err;
-  const bool unsupported = failed == FLOWRELAY_EUNSUPPORTED;
-  err.set("error", !answered ? "the broker did not answer within http.publish_timeout_ms (" +
-                                   std::to_string(opt.timeout_ms) + " ms)"
-                   : unsupported ? std::string("the broker does not support this lane")
-                                 : "the broker could not take the message; try again later");
-  if (batch) err.set("results", results);
-  send_json(
-      resp,
-      unsupported ? HTTPResponse::HTTP_NOT_IMPLEMENTED : HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-      err);
+  // The deadline holds the batch weakly: answered in time, it is freed at once.
+  _after(opt.timeout_ms, [weak = std::weak_ptr<Batch>(b)] {
+    const std::shared_ptr<Batch> batch = weak.lock();
+    if (!batch) return;
+    std::unique_lock lock(batch->mutex);
+    if (batch->answered) return;
+    HttpAnswer a = batch->answer_locked(true);
+    HttpReply r = std::move(batch->reply);
+    lock.unlock();
+    r(std::move(a));
+  });
 }
 
 }  // namespace flowrelay

@@ -5,16 +5,15 @@
 #include <flowrelay/plugin.h>
 #include <flowrelay/plugin.hpp>
 
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include "conversation_id.h"
+#include "http_route.h"
 
 namespace flowrelay {
 
@@ -28,14 +27,20 @@ struct PublishApiOptions {
 
 class Router;
 
+// Runs a function after some milliseconds, on a thread that may serve other requests too
+// (HttpApi::after): how a request's deadline fires without a thread waiting for it.
+using PublishScheduler = std::function<void(uint32_t ms, std::function<void()> fn)>;
+
 class PublishApi {
  public:
   // Publishes through `router` (origin: this node, session 0), which must outlive this.
-  PublishApi(Router& router, PublishApiOptions options)
-      : _router(router), _options(std::move(options)) {}
+  // `after` arms the answer's deadline (http.publish_timeout_ms).
+  PublishApi(Router& router, PublishApiOptions options, PublishScheduler after)
+      : _router(router), _after(std::move(after)), _options(std::move(options)) {}
 
-  // [HTTP worker thread] Answers the request completely.
-  void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
+  // [HTTP listener thread] Never blocks: `reply` is called once, from the broker's last
+  // completion or from the deadline, whichever comes first.
+  void handle(const HttpRequest& req, HttpReply reply);
   // [main] SIGHUP: a new key (rotation), body limit and timeout apply to the next request.
   void reconfigure(const PublishApiOptions& options);
   // Prometheus families: messages published, requests answered with an error (by status).
@@ -44,10 +49,15 @@ class PublishApi {
  private:
   PublishApiOptions options() const;
 
-  void serve(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
   void count_error(int status);
 
+ public:
+  // [any thread] An answer went out: `published` messages in it, `status` counted if >= 400.
+  void count_answer(int status, size_t published);
+
+ private:
   Router& _router;
+  PublishScheduler _after;
   std::atomic<uint64_t> _published{0};
   std::atomic<uint64_t> _errors[6] = {};  // 400 401 403 413 503 other
   mutable std::mutex _mutex;              // guards _options against reconfigure()

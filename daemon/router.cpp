@@ -1,12 +1,14 @@
 #include "router.h"
 
+#include <memory>
+
 namespace flowrelay {
 
 flowrelay_status Router::subscribe(std::string_view channel) {
   std::lock_guard lock(_mutex);
   auto it = _channels.find(channel);
   if (it != _channels.end() && it->second.state != State::Failed) {
-    ++it->second.sessions;
+    _broker.presence_set(channel, ++it->second.sessions);
     return it->second.state == State::Live ? FLOWRELAY_OK : FLOWRELAY_PENDING;
   }
   // First session on this node, or one joining after the broker failed the channel: ask the
@@ -14,7 +16,7 @@ flowrelay_status Router::subscribe(std::string_view channel) {
   const flowrelay_status status = _broker.subscribe(channel);
   if (status != FLOWRELAY_OK && status != FLOWRELAY_PENDING) return status;
   if (it == _channels.end()) it = _channels.emplace(std::string(channel), Entry{}).first;
-  ++it->second.sessions;
+  _broker.presence_set(channel, ++it->second.sessions);
   it->second.state = status == FLOWRELAY_OK ? State::Live : State::Pending;
   return status;
 }
@@ -23,7 +25,9 @@ void Router::unsubscribe(std::string_view channel) {
   std::lock_guard lock(_mutex);
   auto it = _channels.find(channel);
   if (it == _channels.end() || it->second.sessions == 0) return;
-  if (--it->second.sessions > 0) return;
+  const uint64_t left = --it->second.sessions;
+  _broker.presence_set(channel, left);
+  if (left > 0) return;
   _broker.unsubscribe(channel);
   _channels.erase(it);
 }
@@ -41,6 +45,37 @@ void Router::subscribed(std::string_view channel, flowrelay_status status) {
   }
   // Outside the lock: a transport may unsubscribe the sessions it closes from inside this call.
   for (TransportInstance* t : _transports) t->subscribed(channel, status);
+}
+
+namespace {
+
+void on_presence(void* ctx, flowrelay_status status, uint64_t clients, uint32_t nodes) noexcept {
+  std::unique_ptr<Router::PresenceFn> done(static_cast<Router::PresenceFn*>(ctx));
+  try {
+    (*done)(status, clients, nodes);
+  } catch (...) {
+    // Nothing may cross back into the broker; the caller's own timeout answers its client.
+  }
+}
+
+}  // namespace
+
+void Router::presence(std::string_view channel, PresenceFn done) {
+  auto ctx = std::make_unique<PresenceFn>(std::move(done));
+  const flowrelay_status s = _broker.presence(channel, on_presence, ctx.get());
+  if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) {
+    ctx.release();  // on_presence owns it now
+    return;
+  }
+  if (s != FLOWRELAY_EUNSUPPORTED) return (*ctx)(s, 0, 0);
+  const uint64_t here = sessions(channel);
+  (*ctx)(FLOWRELAY_OK, here, here > 0 ? 1 : 0);
+}
+
+uint64_t Router::sessions(std::string_view channel) const {
+  std::lock_guard lock(_mutex);
+  auto it = _channels.find(channel);
+  return it == _channels.end() ? 0 : it->second.sessions;
 }
 
 std::size_t Router::channel_count() const {

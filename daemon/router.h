@@ -1,6 +1,7 @@
 // The channel router: counts local sessions per channel so the broker sees only the first
-// subscribe and the last unsubscribe of a channel on this node, and hands each message from
-// the broker once to every transport (which fans it out to its own sessions).
+// subscribe and the last unsubscribe of a channel on this node (and every new count, for
+// presence), and hands each message from the broker once to every transport (which fans it out
+// to its own sessions).
 //
 // The path of one message is direct: a transport's host publish -> Router::publish ->
 // BrokerInstance::publish -> the broker's slot; the broker's host deliver -> Router::deliver ->
@@ -53,6 +54,14 @@ class Router {
     return _broker.history(channel, since, done, done_ctx);
   }
 
+  // How many clients `channel` has on every node, and on how many nodes (status OK), or why
+  // the broker could not tell.
+  using PresenceFn = std::function<void(flowrelay_status status, uint64_t clients, uint32_t nodes)>;
+  // [any thread, non-blocking] Asks the broker; `done` runs exactly once, on any thread, maybe
+  // before this returns. A broker without presence (slot NULL or EUNSUPPORTED) serves one
+  // node: then this node's own count answers.
+  void presence(std::string_view channel, PresenceFn done);
+
   // [broker thread] A message for this node: once to each transport. No channel lookup here: a
   // late delivery after the last session left is dropped by the transports, which have none.
   void deliver(std::string_view channel, const flowrelay_message& message) {
@@ -67,6 +76,8 @@ class Router {
   // Channels with at least one local session, and the total of sessions counted.
   std::size_t channel_count() const;
   std::size_t session_count() const;
+  // Sessions of `channel` on this node.
+  uint64_t sessions(std::string_view channel) const;
 
  private:
   enum class State { Live, Pending, Failed };

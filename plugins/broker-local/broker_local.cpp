@@ -136,6 +136,27 @@ class LocalBroker final : public sdk::Broker {
     if (!it->second->history) _channels.erase(it);  // else kept until it ages out (sweep)
   }
 
+  // One node: presence is this node's own count, kept here so that the daemon's presence API
+  // answers through the broker as it does in cluster mode.
+  void presence_set(std::string_view channel, uint64_t clients) override {
+    std::lock_guard lock(_presence_mutex);
+    if (clients == 0)
+      _presence.erase(std::string(channel));
+    else
+      _presence[std::string(channel)] = clients;
+  }
+
+  flowrelay_status presence(std::string_view channel, flowrelay_presence_fn done,
+                            void* ctx) override {
+    uint64_t clients = 0;
+    {
+      std::lock_guard lock(_presence_mutex);
+      if (auto it = _presence.find(channel); it != _presence.end()) clients = it->second;
+    }
+    done(ctx, FLOWRELAY_OK, clients, clients ? 1 : 0);
+    return FLOWRELAY_OK;
+  }
+
   void metrics(sdk::PrometheusText& out) const override {
     uint64_t subscribed = 0, histories = 0;
     {
@@ -229,6 +250,8 @@ class LocalBroker final : public sdk::Broker {
   std::atomic<int64_t> _next_sweep_ms{INT64_MIN};
   std::mutex _epoch_mutex;
   std::mt19937_64 _epoch_source{std::random_device{}()};
+  std::mutex _presence_mutex;  // never held across a host call
+  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> _presence;  // clients > 0
   mutable std::shared_mutex _map_mutex;  // shared: publish/history; exclusive: add/remove
   std::unordered_map<std::string, std::unique_ptr<Channel>, Hash, std::equal_to<>> _channels;
 };

@@ -16,13 +16,16 @@ namespace flowrelay::redis {
 
 namespace {
 char kWakeTag;  // epoll data of the wake eventfd (the adapters' is their own address)
+// How long destroy() waits for Redis to confirm this node's presence is withdrawn.
+constexpr int64_t kWithdrawWaitMs = 500;
 }  // namespace
 
 RedisBroker::RedisBroker(sdk::BrokerHost host, const flowrelay_option* options, size_t n)
     // The original service read REDIS_URL; it still wins over the config file.
     : _ctx(host, parse_options(options, n, std::getenv("REDIS_URL"))),
       _publisher(_ctx, *this, wake, this),
-      _subscriber(_ctx, *this, _publisher, wake, this, [this] { update_ready(); }) {}
+      _subscriber(_ctx, *this, _publisher, wake, this, [this] { update_ready(); }),
+      _presence(_ctx, _publisher.link(), wake, this) {}
 
 RedisBroker::~RedisBroker() {
   if (_thread.joinable()) {
@@ -31,6 +34,7 @@ RedisBroker::~RedisBroker() {
     _thread.join();
   }
   _publisher.abandon();
+  _presence.abandon();
   if (_ctx.epoll_fd >= 0) close(_ctx.epoll_fd);
   if (_wake_fd >= 0) close(_wake_fd);
 }
@@ -82,6 +86,15 @@ flowrelay_status RedisBroker::subscribe(std::string_view channel) {
 }
 
 void RedisBroker::unsubscribe(std::string_view channel) { _subscriber.unsubscribe(channel); }
+
+void RedisBroker::presence_set(std::string_view channel, uint64_t clients) {
+  _presence.set(channel, clients);
+}
+
+flowrelay_status RedisBroker::presence(std::string_view channel, flowrelay_presence_fn done,
+                                       void* ctx) {
+  return _presence.read(channel, done, ctx);
+}
 
 void RedisBroker::wake(void* self) {
   const uint64_t one = 1;
@@ -153,6 +166,7 @@ void RedisBroker::run() {
   _publisher.link().connect();
   _subscriber.link().connect();
   int wait_ms = 0;
+  int64_t stop_at = 0;
   epoll_event events[16];
   for (;;) {
     const int n = epoll_wait(_ctx.epoll_fd, events, 16, wait_ms);
@@ -165,13 +179,24 @@ void RedisBroker::run() {
         static_cast<HiredisEpoll*>(events[i].data.ptr)->handle(events[i].events);
       }
     }
-    if (_stop) break;
+    if (_stop) {
+      // A clean shutdown takes this node's presence out of Redis, waiting briefly for Redis
+      // to confirm (best effort: otherwise the entries expire).
+      if (stop_at == 0) {
+        stop_at = monotonic_ms() + kWithdrawWaitMs;
+        if (!_presence.withdraw()) break;
+      }
+      if (!_presence.awaiting_replies() || monotonic_ms() >= stop_at) break;
+      wait_ms = 10;
+      continue;
+    }
     _subscriber.take_ops();
     _publisher.take_outbox();
     _publisher.send_pending();
     const int64_t now = monotonic_ms();
-    const int64_t next = std::min({_publisher.link().check(now), _subscriber.link().check(now),
-                                   _publisher.check(now), _subscriber.check(now)});
+    const int64_t next =
+        std::min({_publisher.link().check(now), _subscriber.link().check(now),
+                  _publisher.check(now), _subscriber.check(now), _presence.check(now)});
     _publisher.link().free_dead_adapters();
     _subscriber.link().free_dead_adapters();
     wait_ms = static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
@@ -193,12 +218,15 @@ void RedisBroker::update_ready() {
 }
 
 void RedisBroker::link_connected(RedisLink& link) {
-  if (&link == &_publisher.link()) _publisher.on_connected();
+  if (&link != &_publisher.link()) return;
+  _publisher.on_connected();
+  _presence.on_connected();
 }
 
 void RedisBroker::link_up(RedisLink& link) {
   if (&link == &_publisher.link()) {
     _ctx.count.pub_up = 1;
+    _presence.on_up();
   } else {
     _ctx.count.sub_up = 1;
     _subscriber.on_up();

@@ -1,8 +1,9 @@
 // broker-redis: Redis Pub/Sub through hiredis, on one thread of its own with two links: the
 // subscriber (subscriber.h: one SUBSCRIBE per channel per node, deliveries, gap fill) and the
 // publisher (publisher.h: pipelined publishes and history reads through the Lua scripts of
-// history_scripts.h, idempotent across resends). This class is the thread, its loop, and the
-// plugin's face (plugin.h's broker slots): readiness is both links up and every channel back.
+// history_scripts.h, idempotent across resends), which also carries presence (presence.h).
+// This class is the thread, its loop, and the plugin's face (plugin.h's broker slots):
+// readiness is both links up and every channel back.
 #pragma once
 
 #include <flowrelay/plugin.hpp>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <thread>
 
+#include "presence.h"
 #include "publisher.h"
 #include "redis_context.h"
 #include "redis_link.h"
@@ -39,6 +41,12 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   flowrelay_status subscribe(std::string_view channel) override;
   void unsubscribe(std::string_view channel) override;
   void metrics(sdk::PrometheusText& out) const override;
+  // Noted now, written to Redis by the broker thread within Presence::kFlushDelayMs.
+  void presence_set(std::string_view channel, uint64_t clients) override;
+  // The sum over every node whose entry has not expired; EUNAVAIL (through `done`) while Redis
+  // is unreachable.
+  flowrelay_status presence(std::string_view channel, flowrelay_presence_fn done,
+                            void* ctx) override;
   // Applies timeouts, buffer and history bounds live; returns what needs a restart (the URL).
   std::string reconfigure(const flowrelay_option* options, size_t n) override;
 
@@ -54,6 +62,7 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   RedisContext _ctx;
   Publisher _publisher;
   Subscriber _subscriber;
+  Presence _presence;
   std::thread _thread;
   int _wake_fd = -1;
   std::atomic<bool> _stop{false};

@@ -85,12 +85,13 @@ AccessDecision AccessPolicy::check(std::string_view conversation,
   AccessDecision d;
   const std::string origin = req.get("Origin", "");
   if (origin.empty()) {
-    if (!_settings.allow_missing_origin) return {403, "an Origin header is required", false, {}};
+    if (!_settings.allow_missing_origin)
+      return {403, "an Origin header is required", false, {}, {}};
   } else if (!_settings.allowed_origins.empty()) {
     bool ok = false;
     for (const auto& allowed : _settings.allowed_origins)
       if (Poco::icompare(allowed, origin) == 0) ok = true;
-    if (!ok) return {403, "origin not allowed: " + origin, false, {}};
+    if (!ok) return {403, "origin not allowed: " + origin, false, {}, {}};
   }
   if (!_signer) return d;
 
@@ -102,11 +103,11 @@ AccessDecision AccessPolicy::check(std::string_view conversation,
       for (const auto& [k, v] : Poco::URI(req.getURI()).getQueryParameters())
         if (k == "token") token = v;
     } catch (const Poco::Exception&) {
-      return {400, "malformed query string", false, {}};
+      return {400, "malformed query string", false, {}, {}};
     }
   }
   if (token.empty())
-    return {401, "a token is required (?token= or Authorization: Bearer)", false, {}};
+    return {401, "a token is required (?token= or Authorization: Bearer)", false, {}, {}};
   return check_token(conversation, token);
 }
 
@@ -114,22 +115,26 @@ AccessDecision AccessPolicy::check_token(std::string_view conversation,
                                          const std::string& jwt) const {
   Poco::JWT::Token token;
   try {
-    if (!_signer->tryVerify(jwt, token)) return {401, "invalid token signature", false, {}};
+    if (!_signer->tryVerify(jwt, token)) return {401, "invalid token signature", false, {}, {}};
   } catch (const Poco::Exception& e) {
-    return {401, "malformed token: " + e.message(), false, {}};
+    return {401, "malformed token: " + e.message(), false, {}, {}};
   }
   const auto& payload = token.payload();
   const Poco::Timestamp now;
   if (!payload.has(Poco::JWT::Token::CLAIM_EXPIRATION))
-    return {401, "the token has no exp claim", false, {}};
-  if (token.getExpiration() <= now) return {401, "token expired", false, {}};
+    return {401, "the token has no exp claim", false, {}, {}};
+  if (token.getExpiration() <= now) return {401, "token expired", false, {}, {}};
   if (payload.has(Poco::JWT::Token::CLAIM_NOT_BEFORE) && token.getNotBefore() > now)
-    return {401, "token not valid yet (nbf)", false, {}};
+    return {401, "token not valid yet (nbf)", false, {}, {}};
   AccessDecision d;
   d.subject = token.getSubject();
   if (!any_matches(token, "read", conversation))
-    return {403, "the token does not grant this conversation", false, d.subject};
+    return {403, "the token does not grant this conversation", false, d.subject, {}};
   d.can_publish = any_matches(token, "publish", conversation);
+  // The backend learns who publishes (publish proxy, join/leave events) from these claims.
+  std::ostringstream claims;
+  payload.stringify(claims);
+  d.claims = claims.str();
   return d;
 }
 

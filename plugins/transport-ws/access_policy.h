@@ -28,6 +28,7 @@ struct AccessDecision {
   std::string reason;
   bool can_publish = true;
   std::string subject;  // the token's `sub`, for logs
+  std::string claims;   // the verified token's payload as a JSON object ("" without a token)
 };
 
 class AccessPolicy {

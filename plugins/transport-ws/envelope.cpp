@@ -79,12 +79,45 @@ std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view e
   return out;
 }
 
-std::string envelope_error(int code, std::string_view reason) {
-  std::string out = "{\"type\":\"error\",\"code\":" + std::to_string(code) + ",\"reason\":\"";
+std::string envelope_error(int code, std::string_view reason, std::string_view id) {
+  std::string out = "{\"type\":\"error\"";
+  if (!id.empty()) {
+    out += ",\"id\":\"";
+    append_json_string(out, id);
+    out += '"';
+  }
+  out += ",\"code\":" + std::to_string(code) + ",\"reason\":\"";
   append_json_string(out, reason);
   out += "\"}";
   return out;
 }
+
+std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch,
+                         bool relayed) {
+  std::string out = "{\"type\":\"ack\",\"id\":\"";
+  append_json_string(out, id);
+  out += '"';
+  if (offset) out += ",\"offset\":" + std::to_string(offset);
+  if (!epoch.empty()) {
+    out += ",\"epoch\":\"";
+    append_json_string(out, epoch);
+    out += '"';
+  }
+  if (!relayed) out += ",\"relayed\":false";
+  out += '}';
+  return out;
+}
+
+namespace {
+
+bool valid_publish_id(const std::string& id) {
+  if (id.empty() || id.size() > kMaxPublishIdLength) return false;
+  for (char c : id)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+
+}  // namespace
 
 bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& error) {
   Poco::JSON::Object::Ptr obj;
@@ -102,6 +135,17 @@ bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& 
     for (char& ch : error)
       if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
     return false;
+  }
+  // The id first: an error about the rest of the frame can then name it.
+  if (obj->has("id") && !obj->isNull("id")) {
+    const Poco::Dynamic::Var id = obj->get("id");
+    std::string value = id.isString() ? id.extract<std::string>() : std::string();
+    if (!valid_publish_id(value)) {
+      error = "id must be a string of 1 to " + std::to_string(kMaxPublishIdLength) +
+              " printable ASCII characters";
+      return false;
+    }
+    out.id = std::move(value);
   }
   const Poco::Dynamic::Var type = obj->get("type");
   if (!type.isString() || type.extract<std::string>() != "publish") {

@@ -15,15 +15,24 @@ std::string envelope_message(flowrelay_lane lane, uint64_t offset, std::string_v
                              std::string_view data);
 // {"type":"resumed","recovered":B,"offset":N,"epoch":"E"} (offset/epoch left out if unknown).
 std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view epoch);
-// {"type":"error","code":N,"reason":"..."}
-std::string envelope_error(int code, std::string_view reason);
+// {"type":"error","id":"c1","code":N,"reason":"..."} (id left out when empty)
+std::string envelope_error(int code, std::string_view reason, std::string_view id = {});
+// {"type":"ack","id":"c1","offset":N,"epoch":"E"}: offset left out when 0, epoch when empty
+// (as in message frames); "relayed":false added when the backend took it without relaying it.
+std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch,
+                         bool relayed);
 
-// A client frame: {"type":"publish","lane":"message"|"log","data":"..."}.
+// The longest publish id a client may give (printable ASCII, so it is safe to echo anywhere).
+inline constexpr size_t kMaxPublishIdLength = 64;
+
+// A client frame: {"type":"publish","id":"c1","lane":"message"|"log","data":"..."}.
 struct ClientPublish {
   flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
   std::string data;
+  std::string id;  // empty: none given (no ack wanted)
 };
-// Parses `text` (valid UTF-8); on failure returns false with the reason for the error frame.
+// Parses `text` (valid UTF-8); on failure returns false with the reason for the error frame,
+// and `out.id` set if the frame carried a valid id (the error frame then names it).
 bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& error);
 
 // Appends `s` as the inside of a JSON string: escapes '"', '\\' and control characters only,

@@ -2,11 +2,8 @@
 // channels, flushing and timers are in loop_session.cpp.
 #include "event_loop.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,15 +27,14 @@ EventLoop::EventLoop(const TransportContext& ctx, int listen_fd)
     : _ctx(ctx),
       _session_config{ctx.limits, ctx.options.path, _stats},
       _listen_fd(listen_fd),
+      _acceptor(listen_fd),
       _scratch(new char[kScratchSize]) {
   _epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  _wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  _spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (_epoll_fd < 0 || _wake_fd < 0) throw std::runtime_error(std::strerror(errno));
+  if (_epoll_fd < 0) throw std::runtime_error(std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &kWakeTag;
-  epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
+  epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _inbox.fd(), &ev);
   // Every loop waits on the one listening socket; EPOLLEXCLUSIVE wakes only one per connection.
   ev.events = EPOLLIN | EPOLLEXCLUSIVE;
   ev.data.ptr = &kListenTag;
@@ -48,13 +44,11 @@ EventLoop::EventLoop(const TransportContext& ctx, int listen_fd)
 
 EventLoop::~EventLoop() {
   join_thread();
-  for (auto& item : _inbox) {
+  for (auto& item : _inbox.close()) {
     if (item.frame) item.frame->unref();
     if (item.envelope) item.envelope->unref();
   }
   if (_epoll_fd >= 0) close(_epoll_fd);
-  if (_wake_fd >= 0) close(_wake_fd);
-  if (_spare_fd >= 0) close(_spare_fd);
   delete[] _scratch;
 }
 
@@ -69,20 +63,8 @@ void EventLoop::join_thread() {
 // ---------------------------------------------------------------------------- inbox
 
 void EventLoop::post(Item&& item) {
-  bool wake = false;
-  {
-    std::lock_guard lock(_inbox_mutex);
-    _inbox.push_back(std::move(item));
-    if (tls_current == this)
-      _self_posted = true;  // only this thread touches the flag
-    else if (!_wake_pending)
-      wake = _wake_pending = true;
-  }
-  if (wake) {
-    const uint64_t one = 1;
-    ssize_t r = write(_wake_fd, &one, sizeof one);
-    (void)r;  // EAGAIN only if the counter is saturated: the loop is awake anyway
-  }
+  // Refused only once closed, in the destructor: no thread posts then.
+  _inbox.post(std::move(item), tls_current == this);
 }
 
 void EventLoop::post_deliver(SharedFrame* raw, SharedFrame* envelope, uint64_t skip) {
@@ -113,12 +95,7 @@ void EventLoop::post_stop(uint32_t timeout_ms) {
 }
 
 void EventLoop::drain_inbox() {
-  {
-    std::lock_guard lock(_inbox_mutex);
-    _work.swap(_inbox);
-    _wake_pending = false;
-  }
-  _self_posted = false;
+  _inbox.take(_work);
   for (auto& item : _work) {
     switch (item.kind) {
       case Item::Deliver: {
@@ -131,6 +108,12 @@ void EventLoop::drain_inbox() {
       }
       case Item::History:
         on_history(std::move(item.history));
+        break;
+      case Item::Published:
+        on_published(std::move(item.published));
+        break;
+      case Item::Authorized:
+        on_authorized(std::move(item.connect));
         break;
       case Item::Subscribed:
         on_subscribed(item.channel, item.value);
@@ -217,14 +200,12 @@ void EventLoop::run() {
   epoll_event events[256];
   for (;;) {
     const int timeout =
-        _read_again.empty() && _dirty.empty() && !_self_posted ? next_timeout_ms() : 0;
+        _read_again.empty() && _dirty.empty() && !_inbox.self_posted() ? next_timeout_ms() : 0;
     const int n = epoll_wait(_epoll_fd, events, 256, timeout);
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
       if (tag == &kWakeTag) {
-        uint64_t v;
-        ssize_t r = read(_wake_fd, &v, sizeof v);
-        (void)r;
+        _inbox.consume_wakeup();
       } else if (tag == &kListenTag) {
         if (!_stopping) on_accept();
       } else {
@@ -279,19 +260,10 @@ void EventLoop::begin_stop(uint32_t timeout_ms) {
 void EventLoop::on_accept() {
   for (int i = 0; i < kAcceptBudget; ++i) {
     sockaddr_storage peer{};
-    socklen_t peer_len = sizeof peer;
-    const int fd = accept4(_listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    bool out_of_fds = false;
+    const int fd = _acceptor.accept(peer, out_of_fds);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: accept with the spare one and close at once, so the client is
-        // refused instead of the listen queue spinning this loop.
-        if (_spare_fd >= 0) {
-          close(_spare_fd);
-          const int victim = accept4(_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-          if (victim >= 0) close(victim);
-          _spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        }
+      if (out_of_fds) {
         const int64_t now = now_ms();
         if (now - _last_emfile_log_ms > 10000) {
           _last_emfile_log_ms = now;
@@ -301,8 +273,6 @@ void EventLoop::on_accept() {
       }
       return;  // EAGAIN (another loop took it) or an error for this one connection only
     }
-    const int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto* c = new Connection(*this, _session_config, _ctx.host.new_session_id());
     c->fd = fd;
     epoll_event ev{};
@@ -319,9 +289,11 @@ void EventLoop::on_accept() {
     _stats.connections_total.add();
     if (peer.ss_family == AF_INET6) {
       std::memcpy(c->ip.data(), &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, 16);
+      c->port = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
     } else if (peer.ss_family == AF_INET) {
       c->ip[10] = c->ip[11] = 0xff;
       std::memcpy(c->ip.data() + 12, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, 4);
+      c->port = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
     }
     const int refused = _ctx.caps.admit(c->ip, _ctx.limits.max_connections.load(),
                                         _ctx.limits.max_connections_per_ip.load());

@@ -17,6 +17,10 @@
 #include <vector>
 
 #include "connection.h"
+#include "net/acceptor.h"
+#include "net/deadline_list.h"
+#include "net/wake_inbox.h"
+#include "publish_link.h"
 #include "transport_context.h"
 
 namespace flowrelay::ws {
@@ -41,6 +45,10 @@ class EventLoop final : private SessionHost {
   void post_deliver(SharedFrame* raw, SharedFrame* envelope, uint64_t skip);
   // [any thread] A history read for a resuming session of this loop completed.
   void post_history(std::unique_ptr<HistoryResult> result);
+  // [any thread] A client publish or a connect proxy's verdict for a session of this loop
+  // (loop_proxy.cpp).
+  void post_published(std::unique_ptr<PublishAnswer> answer);
+  void post_authorized(std::unique_ptr<ConnectAnswer> answer);
   // [any thread] The broker confirmed, refused or lost `channel`.
   void post_subscribed(std::string_view channel, flowrelay_status status);
   // [any thread] Say goodbye (1001) to everyone, wait at most timeout_ms, then exit the thread.
@@ -50,7 +58,7 @@ class EventLoop final : private SessionHost {
 
  private:
   struct Item {
-    enum Kind : uint8_t { Deliver, Subscribed, Stop, History };
+    enum Kind : uint8_t { Deliver, Subscribed, Stop, History, Published, Authorized };
     explicit Item(Kind k) : kind(k) {}
     Kind kind;
     SharedFrame* frame = nullptr;     // raw
@@ -59,20 +67,23 @@ class EventLoop final : private SessionHost {
     std::string channel;
     int32_t value = 0;  // status or timeout
     std::unique_ptr<HistoryResult> history;
+    std::unique_ptr<PublishAnswer> published;
+    std::unique_ptr<ConnectAnswer> connect;
   };
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  struct TimerQueue {
-    Connection* head = nullptr;
-    Connection* tail = nullptr;
-  };
+  using TimerQueue = net::DeadlineList<Connection>;
 
-  // SessionHost (loop_session.cpp, resume.cpp): what the sessions ask for.
+  // SessionHost (loop_session.cpp, resume.cpp, loop_proxy.cpp): what the sessions ask for.
   flowrelay_status join(Session& s, std::string_view conversation) override;
   void leave(Session& s) override;
-  flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data) override;
+  flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data,
+                           std::string_view id) override;
+  flowrelay_status authorize(Session& s, std::string_view conversation, std::string_view cookie,
+                             std::string_view authorization) override;
+  void opened(Session& s) override;
   void read_history(Session& s, uint64_t since) override;
   void wants_write(Session& s) override;
   void set_timer(Session& s, SessionTimer timer) override;
@@ -86,6 +97,9 @@ class EventLoop final : private SessionHost {
   void fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope, uint64_t skip);
   void on_subscribed(std::string_view channel, flowrelay_status status);
   void on_history(std::unique_ptr<HistoryResult> result);
+  void on_published(std::unique_ptr<PublishAnswer> answer);
+  void on_authorized(std::unique_ptr<ConnectAnswer> answer);
+  void client_event(Connection* c, bool joined);  // join/leave for the backend's events
   void on_accept();
   void on_readable(Connection* c);
   void settle(Connection* c);  // a session that asked to be closed now is closed
@@ -115,15 +129,11 @@ class EventLoop final : private SessionHost {
   const SessionConfig _session_config;
   int _listen_fd;
   int _epoll_fd = -1;
-  int _wake_fd = -1;
-  int _spare_fd = -1;  // released to accept-and-close when out of file descriptors
+  net::Acceptor _acceptor;  // accept-and-close when out of file descriptors
   std::thread _thread;
 
-  std::mutex _inbox_mutex;
-  std::vector<Item> _inbox;
-  bool _wake_pending = false;  // guarded by _inbox_mutex
-  std::vector<Item> _work;     // loop-private swap partner of _inbox
-  bool _self_posted = false;   // this thread posted to its own inbox: do not sleep
+  net::WakeInbox<Item> _inbox;
+  std::vector<Item> _work;  // loop-private swap partner of _inbox
 
   std::unordered_map<std::string, LoopChannel, Hash, std::equal_to<>> _channels;
   std::vector<Connection*> _dirty;
@@ -132,6 +142,7 @@ class EventLoop final : private SessionHost {
   bool _fanning_out = false;                              // leave() waits until the fan-out is over
   std::vector<Connection*> _leaving;                      // sessions that left during a fan-out
   std::unordered_map<uint64_t, Connection*> _recovering;  // waiting for history, by session id
+  std::unordered_map<uint64_t, Connection*> _authorizing;  // waiting for the connect proxy
   TimerQueue _handshakes, _closings, _idle;
   char* _scratch;  // read buffer shared by all connections of this loop
 

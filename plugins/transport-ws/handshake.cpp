@@ -1,6 +1,7 @@
 #include "handshake.h"
 
 #include "access_policy.h"
+#include "net/http_head.h"
 
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
@@ -8,7 +9,6 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/SHA1Engine.h>
 #include <Poco/String.h>
-#include <Poco/StringTokenizer.h>
 #include <Poco/URI.h>
 
 #include <charconv>
@@ -18,38 +18,7 @@ namespace flowrelay::ws {
 
 namespace {
 
-const char* status_text(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 426:
-      return "Upgrade Required";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
-
-bool has_token(const std::string& header, const char* token) {
-  Poco::StringTokenizer tokens(
-      header, ",", Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
-  for (const auto& t : tokens)
-    if (Poco::icompare(t, token) == 0) return true;
-  return false;
-}
+using net::has_token;
 
 // ?since=N&epoch=E of a resume (docs/PROTOCOL.md): "" if fine, else why it is refused.
 std::string parse_resume(const std::string& uri, HandshakeResult& r) {
@@ -101,18 +70,6 @@ bool valid_key(const std::string& key) {
 }
 
 }  // namespace
-
-std::string http_error(int status, std::string_view reason, std::string_view extra_headers) {
-  std::string body(reason);
-  body += "\n";
-  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
-                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n";
-  r.append(extra_headers);
-  r += "\r\n";
-  r += body;
-  return r;
-}
 
 std::string websocket_accept(std::string_view key) {
   Poco::SHA1Engine sha1;
@@ -174,7 +131,10 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
       return refuse(d.status, d.reason,
                     d.status == 401 ? "WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n" : "");
     r.can_publish = d.can_publish;
+    r.user = std::move(d.claims);
   }
+  r.cookie = req.get("Cookie", "");
+  r.authorization = req.get("Authorization", "");
 
   r.status = 101;
   r.conversation.assign(id);

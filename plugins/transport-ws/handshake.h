@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "conversation_id.h"
+#include "net/http_response.h"
 
 namespace flowrelay::ws {
 
@@ -20,6 +21,11 @@ struct HandshakeResult {
   bool resume = false;       // ?since=N given: replay history after N first
   uint64_t since = 0;
   std::string epoch;  // ?epoch=E (may be empty)
+  // For the backend (connect proxy, publish proxy): the verified token's claims (a JSON
+  // object, "" without a token) and the request's Cookie and Authorization headers.
+  std::string user;
+  std::string cookie;
+  std::string authorization;
 };
 
 // The subprotocol of envelope mode (docs/PROTOCOL.md).
@@ -31,8 +37,8 @@ inline constexpr std::string_view kEnvelopeSubprotocol = "flowrelay.v1";
 HandshakeResult accept_handshake(std::string_view request, std::string_view path_prefix,
                                  size_t max_id_length = 128, const AccessPolicy* policy = nullptr);
 
-// A complete error response with a short plain-text body; `extra_headers` end in CRLF.
-std::string http_error(int status, std::string_view reason, std::string_view extra_headers = {});
+// A complete error response with a short plain-text body (plugins/common/net).
+using flowrelay::net::http_error;
 
 // Sec-WebSocket-Accept for a client key.
 std::string websocket_accept(std::string_view key);

@@ -51,13 +51,6 @@ void EventLoop::leave(Session& s) {
     channel_remove(&conn(s));
 }
 
-flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string_view data) {
-  const Connection& c = conn(s);
-  if (!c.channel) return FLOWRELAY_EINTERNAL;  // not a member: cannot happen while Open
-  // origin.session names the publisher (echo suppression); the daemon adds origin.node.
-  return _ctx.host.publish(c.channel->name, sdk::make_message(lane, data, s.id()));
-}
-
 void EventLoop::wants_write(Session& s) {
   Connection& c = conn(s);
   if (c.dirty) return;
@@ -94,6 +87,7 @@ LoopChannel* EventLoop::channel_for(std::string_view name) {
 void EventLoop::channel_remove(Connection* c) {
   LoopChannel* ch = c->channel;
   if (!ch) return;
+  if (c->joined_event) client_event(c, false);  // while it still knows its conversation
   for (auto* list : {&ch->members, &ch->waiting}) {
     if (c->member_index < list->size() && (*list)[c->member_index] == c) {
       (*list)[c->member_index] = list->back();
@@ -176,6 +170,12 @@ void EventLoop::close_now(Connection* c) {
   _stats.connections_closed.add();
   if (c->envelope()) _ctx.envelope_clients.fetch_sub(1, std::memory_order_acq_rel);
   if (c->recovering) _recovering.erase(c->id());
+  if (c->authorizing) _authorizing.erase(c->id());
+  if (c->link) {  // publishes still in flight find it gone
+    c->link->conn = nullptr;
+    c->link->unref();
+    c->link = nullptr;
+  }
   // The read list outlives this pass (reap() frees the connection at its end).
   if (c->read_pending) std::erase(_read_again, c);
   if (c->capped) {

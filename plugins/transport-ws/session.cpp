@@ -6,8 +6,10 @@
 #include <cstring>
 
 #include "access_policy.h"
+#include "ack_window.h"
 #include "envelope.h"
 #include "handshake.h"
+#include "utf8_repair.h"
 
 namespace flowrelay::ws {
 
@@ -24,7 +26,8 @@ Session::~Session() {
 void Session::start() { _host.set_timer(*this, SessionTimer::Handshake); }
 
 void Session::reject(int status, std::string_view reason) {
-  if (_state != State::Handshake && _state != State::Joining) return;
+  if (_state != State::Handshake && _state != State::Authorizing && _state != State::Joining)
+    return;
   send_http(http_error(status, reason));
 }
 
@@ -50,6 +53,7 @@ size_t Session::on_handshake(char* data, size_t len) {
   }
   _can_publish = hs.can_publish;
   _envelope = hs.envelope;
+  if (!hs.user.empty()) _user = std::make_unique<std::string>(std::move(hs.user));
   if (hs.resume) {
     _seam = std::make_unique<Seam>(SeamUnrecovered::JumpToTop);
     _seam->begin(hs.since, hs.epoch);  // live frames are held from the first one on
@@ -57,20 +61,45 @@ size_t Session::on_handshake(char* data, size_t len) {
   }
   _tokens = static_cast<float>(_config.limits.publish_burst.load(std::memory_order_relaxed));
   _tokens_at_ms = static_cast<uint32_t>(_host.now_ms());
-  const flowrelay_status s = _host.join(*this, hs.conversation);
-  if (s != FLOWRELAY_OK && s != FLOWRELAY_PENDING) {
-    send_http(http_error(503, "the broker cannot take this conversation now"));
-    return 0;
-  }
   _accept_101 = SharedFrame::raw(hs.response);
-  if (s == FLOWRELAY_OK) {
-    open();
+  // The backend's connect proxy has the last word, after the local checks. Meanwhile the
+  // connection is parked: what the client sends waits in `_in` (bounded as while Joining) and
+  // the handshake timer bounds the wait.
+  const flowrelay_status a = _host.authorize(*this, hs.conversation, hs.cookie, hs.authorization);
+  if (a == FLOWRELAY_OK) {
+    _state = State::Authorizing;
+  } else if (a == FLOWRELAY_EUNSUPPORTED) {
+    join(hs.conversation);
   } else {
-    // The 101 waits for the broker's confirmation, so that no message published after the
-    // client sees its 101 can miss it. Frames the client sends meanwhile wait in `_in`.
-    _state = State::Joining;
+    send_http(http_error(503, "the backend cannot admit clients now"));
   }
   return end + 4;
+}
+
+void Session::join(std::string_view conversation) {
+  const flowrelay_status s = _host.join(*this, conversation);
+  if (s != FLOWRELAY_OK && s != FLOWRELAY_PENDING)
+    return send_http(http_error(503, "the broker cannot take this conversation now"));
+  if (s == FLOWRELAY_OK) return open();
+  // The 101 waits for the broker's confirmation, so that no message published after the
+  // client sees its 101 can miss it. Frames the client sends meanwhile wait in `_in`.
+  _state = State::Joining;
+}
+
+void Session::authorized(const ConnectAnswer& a) {
+  if (_state != State::Authorizing) return;  // timed out or closed meanwhile
+  if (a.code == 200) {
+    _can_publish = _can_publish && a.can_publish;  // both the token and the backend must grant it
+    if (!a.user.empty()) _user = std::make_unique<std::string>(a.user);
+    join(a.conversation);
+    return drain_held();
+  }
+  if (a.code == 401 || a.code == 403) {
+    _config.stats.access_rejections.add();
+    const std::string_view reason = a.reason.empty() ? std::string_view("not admitted") : a.reason;
+    return send_http(http_error(static_cast<int>(a.code), utf8_prefix(reason, 256)));
+  }
+  send_http(http_error(503, "the backend cannot admit clients now"));
 }
 
 void Session::admit() {
@@ -79,6 +108,7 @@ void Session::admit() {
 
 void Session::open() {
   _state = State::Open;
+  _host.opened(*this);
   touch();
   send(_accept_101);
   _accept_101 = nullptr;
@@ -108,6 +138,8 @@ void Session::on_timer() {
     case State::Closing:
       _state = State::Closed;
       return;
+    case State::Authorizing:
+      return send_http(http_error(503, "the backend did not answer in time"));
     case State::Joining:
       return send_http(http_error(503, "the broker did not confirm this conversation"));
     case State::Open:
@@ -173,12 +205,12 @@ void Session::drop_slow(uint64_t queued) {
   _host.set_timer(*this, SessionTimer::Closing);
 }
 
-void Session::send_error(int code, std::string_view reason) {
-  send(SharedFrame::message({}, Opcode::Text, envelope_error(code, reason)));
+void Session::send_error(int code, std::string_view reason, std::string_view id) {
+  send(SharedFrame::message({}, Opcode::Text, envelope_error(code, reason, id)));
 }
 
 void Session::close(uint16_t code, std::string_view reason) {
-  if (_state == State::Joining) return reject(503, reason);
+  if (_state == State::Joining || _state == State::Authorizing) return reject(503, reason);
   send_close(code, reason);
 }
 
@@ -190,8 +222,8 @@ void Session::send_close(uint16_t code, std::string_view reason) {
   char body[125];
   body[0] = char(code >> 8);
   body[1] = char(code & 0xff);
-  const size_t n = std::min(reason.size(), sizeof body - 2);
-  if (n) std::memcpy(body + 2, reason.data(), n);  // reason may be {} (null data)
+  const size_t n = utf8_prefix(reason, sizeof body - 2).size();  // whole characters only
+  if (n) std::memcpy(body + 2, reason.data(), n);                // reason may be {} (null data)
   begin_closing(SharedFrame::message({}, Opcode::Close, {body, n + 2}));
 }
 

@@ -25,6 +25,7 @@
 namespace flowrelay::ws {
 
 class AccessPolicy;
+class AckWindow;
 class Session;
 
 // The one timer a session has at a time; which one depends on its state.
@@ -46,8 +47,16 @@ class SessionHost {
   // The session takes no more deliveries (it is closing): take it off its channel. May be done
   // later, e.g. after the fan-out that is iterating the channel.
   virtual void leave(Session& s) = 0;
-  // A client message that passed every check; returns the broker's word.
-  virtual flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data) = 0;
+  // A client message that passed every check, with the client's publish id ("" if none).
+  // FLOWRELAY_OK: Session::published() follows with the outcome (on a later loop pass); an
+  // error: it was not published and no answer follows.
+  virtual flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data,
+                                   std::string_view id) = 0;
+  // The upgrade passed every local check: ask the backend's connect proxy. FLOWRELAY_OK:
+  // Session::authorized() follows; FLOWRELAY_EUNSUPPORTED: no connect proxy, go on; another
+  // error: answer 503. The views are borrowed for the call only.
+  virtual flowrelay_status authorize(Session& s, std::string_view conversation,
+                                     std::string_view cookie, std::string_view authorization) = 0;
   // A resuming session opened: read its channel's history after `since`; answer with replay().
   virtual void read_history(Session& s, uint64_t since) = 0;
   // The outbound queue was empty and is not any more: write it out (by the end of the pass).
@@ -58,6 +67,8 @@ class SessionHost {
   virtual void slow_consumer(Session& s, uint64_t queued) = 0;
   // The access policy for a handshake starting now (null: anyone may connect).
   virtual std::shared_ptr<const AccessPolicy> access_policy() = 0;
+  // The session is open in its conversation (its 101 is queued): the backend may hear of it.
+  virtual void opened(Session& s) = 0;
   // A monotonic clock in milliseconds (the publish rate's token bucket).
   virtual int64_t now_ms() = 0;
 
@@ -87,6 +98,28 @@ struct HistoryResult {
   std::vector<Entry> entries;  // ascending offsets
 };
 
+// The outcome of a client publish (publish_client() or publish()), copied for the session's
+// thread. `id` is the client's publish id ("" if none).
+struct PublishOutcome {
+  std::string id;
+  bool ok = false;      // published, or accepted without being relayed
+  bool relayed = true;  // ok: published on the channel (offset and epoch as the broker gave)
+  uint32_t code = 0;    // !ok: 4xx the backend refused it, 503 unavailable, 501 lane, 500
+  uint64_t offset = 0;
+  std::string epoch;
+  std::string reason;  // !ok: valid UTF-8, for the client
+};
+
+// The connect proxy's verdict on a parked handshake, copied for the session's thread.
+struct ConnectAnswer {
+  uint64_t session = 0;      // Session::id()
+  std::string conversation;  // what the handshake asked for (the session joins it on 200)
+  uint32_t code = 503;       // 200 admit; 401/403 refuse with it; anything else: 503
+  bool can_publish = false;
+  std::string user;  // the backend's user (JSON object), "" if none
+  std::string reason;
+};
+
 // echo == false: the id of the session that must not get `m` back (its own publish), else 0.
 inline uint64_t echo_skip(const flowrelay_message& m, uint64_t node_id, bool echo) {
   return !echo && m.origin.node == node_id ? m.origin.session : 0;
@@ -95,11 +128,12 @@ inline uint64_t echo_skip(const flowrelay_message& m, uint64_t node_id, bool ech
 class Session {
  public:
   enum class State : uint8_t {
-    Handshake,  // reading the HTTP upgrade request
-    Joining,    // request accepted, waiting for the broker to confirm the channel
-    Open,       // WebSocket frames flow
-    Closing,    // our close frame (or HTTP error) is queued: write it, then wait for the peer
-    Closed,     // close the socket now, without a goodbye
+    Handshake,    // reading the HTTP upgrade request
+    Authorizing,  // request accepted locally, waiting for the backend's connect proxy
+    Joining,      // request accepted, waiting for the broker to confirm the channel
+    Open,         // WebSocket frames flow
+    Closing,      // our close frame (or HTTP error) is queued: write it, then wait for the peer
+    Closed,       // close the socket now, without a goodbye
   };
 
   Session(SessionHost& host, const SessionConfig& config, uint64_t id);
@@ -110,7 +144,10 @@ class Session {
   uint64_t id() const { return _id; }  // origin.session of what it publishes
   State state() const { return _state; }
   bool envelope() const { return _envelope; }  // subprotocol flowrelay.v1: JSON frames
-  OutQueue& out() { return _out; }             // the host writes from the head and consumes
+  // Who the client is, for the backend: the token's claims or the connect proxy's user (a JSON
+  // object), "" when anonymous.
+  std::string_view user() const { return _user ? std::string_view(*_user) : std::string_view(); }
+  OutQueue& out() { return _out; }  // the host writes from the head and consumes
 
   // A new connection: the handshake timer starts.
   void start();
@@ -130,6 +167,11 @@ class Session {
   bool deliver(SharedFrame* f);
   // The answer of the history read asked for by read_history().
   void replay(const HistoryResult& h);
+  // The outcome of a publish the host accepted (SessionHost::publish returned OK): the ack or
+  // error frame (envelope), the close (raw refusals), or nothing (session_publish.cpp).
+  void published(const PublishOutcome& o);
+  // The connect proxy's verdict (SessionHost::authorize returned OK).
+  void authorized(const ConnectAnswer& a);
   // The timer set by set_timer() expired.
   void on_timer();
 
@@ -145,12 +187,16 @@ class Session {
   void on_frame(const FrameHeader& h, char* payload);
   void on_close_frame(const char* payload, size_t len);
   void on_message(std::string_view text);
-  void publish(std::string_view data, flowrelay_lane lane);
+  bool may_publish();
+  bool submit(std::string_view data, flowrelay_lane lane, std::string_view id);
+  void refuse(uint32_t code, std::string_view reason, std::string_view id, uint32_t answers);
+  void send_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed);
+  void join(std::string_view conversation);
   bool take_token();
   void touch();
 
   void send(SharedFrame* f);  // takes the reference
-  void send_error(int code, std::string_view reason);
+  void send_error(int code, std::string_view reason, std::string_view id = {});
   void send_close(uint16_t code, std::string_view reason);
   void send_http(std::string_view response);
   void begin_closing(SharedFrame* goodbye);
@@ -178,6 +224,9 @@ class Session {
   // history read, then drops those that repeat the replay.
   std::unique_ptr<Seam> _seam;
   uint64_t _resume_since = 0;
+  std::unique_ptr<std::string> _user;  // see user(); null when anonymous
+  // The publish ids of envelope mode: made on the first publish that carries one.
+  std::unique_ptr<AckWindow> _acks;
 };
 
 inline bool Session::deliver(SharedFrame* f) {

@@ -1,7 +1,6 @@
 // Session: what the client sends. The upgrade request, then RFC 6455 frames: parsing straight
 // from the bytes read (carried over only when a frame is incomplete), fragmentation, UTF-8,
-// control frames, the close handshake, and the messages that come out of them.
-#include "envelope.h"
+// control frames, the close handshake. What the messages mean is session_publish.cpp.
 #include "session.h"
 
 namespace flowrelay::ws {
@@ -27,7 +26,7 @@ void Session::feed(char* data, size_t len) {
     if (n == 0 || used == len || (_state != State::Open && _state != State::Handshake)) break;
   }
   const size_t rest = len - used;
-  if (_state == State::Joining &&
+  if ((_state == State::Joining || _state == State::Authorizing) &&
       rest > _config.limits.max_message_size.load(std::memory_order_relaxed) +
                  _config.limits.max_header_size.load(std::memory_order_relaxed)) {
     _state = State::Closed;  // floods before it was even let in
@@ -124,40 +123,6 @@ void Session::on_close_frame(const char* payload, size_t len) {
   if (!v.feed(reinterpret_cast<const uint8_t*>(payload + 2), len - 2) || !v.complete())
     return send_close(close_code::InvalidPayload, "invalid UTF-8 in close reason");
   send_close(code, {});  // echo the peer's code (RFC 6455 5.5.1)
-}
-
-void Session::on_message(std::string_view text) {
-  if (!_envelope) return publish(text, FLOWRELAY_LANE_MESSAGE);
-  ClientPublish p;
-  std::string error;
-  if (!parse_client_frame(text, p, error)) {
-    _config.stats.envelope_errors.add();
-    return send_error(400, error);
-  }
-  publish(p.data, p.lane);
-}
-
-void Session::publish(std::string_view data, flowrelay_lane lane) {
-  if (!_can_publish) {
-    _config.stats.forbidden_publishes.add();
-    return send_close(close_code::PolicyViolation, "not allowed to publish here");
-  }
-  if (!take_token()) {
-    _config.stats.rate_limited.add();
-    return send_close(close_code::PolicyViolation, "publish rate exceeded");
-  }
-  (lane == FLOWRELAY_LANE_LOG ? _config.stats.log_messages_in : _config.stats.messages_in).add();
-  _config.stats.bytes_in.add(data.size());
-  const flowrelay_status s = _host.publish(*this, lane, data);
-  if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) return;
-  _config.stats.publish_errors.add();
-  if (s == FLOWRELAY_EUNSUPPORTED && _envelope)  // a lane this broker cannot carry
-    return send_error(501, "the broker does not support this lane");
-  // The client must learn that its message was not taken (never silent loss).
-  if (s == FLOWRELAY_EAGAIN || s == FLOWRELAY_EUNAVAIL)
-    send_close(close_code::TryAgainLater, "broker unavailable, message not published");
-  else
-    send_close(close_code::InternalError, "message not published");
 }
 
 }  // namespace flowrelay::ws

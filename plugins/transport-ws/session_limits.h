@@ -75,6 +75,12 @@ struct LoopStats {
   Counter envelope_errors;      // bad envelope frames answered with {"type":"error"}
   Counter resumes_recovered;    // resume: history covered the gap
   Counter resumes_unrecovered;  // resume: recovered:false
+  Counter acks_sent;            // envelope {"type":"ack"} frames (re-acks of resends included)
+  Counter publish_resends;      // publishes whose id was in flight or acked: not published again
+  Counter refused_4xx;          // client messages not published, by the code the client got
+  Counter refused_500;
+  Counter refused_501;
+  Counter refused_503;
   Counter latency_count;
   Counter latency_sum_ns;
   Counter latency_buckets[kLatencyBucketCount];

@@ -15,4 +15,8 @@ bool is_valid_utf8(std::string_view s);
 // prefix, as decoders commonly do), valid sequences kept byte for byte.
 std::string repair_utf8(std::string_view s);
 
+// The longest prefix of valid UTF-8 `s` that fits in `max_bytes` and ends on a character
+// boundary (close reasons: 123 bytes).
+std::string_view utf8_prefix(std::string_view s, size_t max_bytes);
+
 }  // namespace flowrelay::ws

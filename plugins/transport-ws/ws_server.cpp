@@ -11,41 +11,10 @@
 #include <stdexcept>
 
 #include "envelope.h"
+#include "net/acceptor.h"
 #include "utf8_repair.h"
 
 namespace flowrelay::ws {
-
-namespace {
-
-int bind_listener(const std::string& host, uint16_t port, int backlog, std::string& err) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  const int rc = getaddrinfo(host.empty() || host == "*" ? nullptr : host.c_str(), service.c_str(),
-                             &hints, &res);
-  if (rc != 0) {
-    err = "cannot resolve listen address '" + host + "': " + gai_strerror(rc);
-    return -1;
-  }
-  int fd = -1;
-  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
-    err = "cannot listen on " + host + ":" + service + ": " + std::strerror(errno);
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  return fd;
-}
-
-}  // namespace
 
 WsServer::WsServer(sdk::TransportHost host, const flowrelay_option* options, size_t n)
     : _ctx(host, parse_ws_options(options, n, host.config_dir())),
@@ -58,8 +27,8 @@ WsServer::~WsServer() {
 
 void WsServer::start() {
   std::string err;
-  _listen_fd =
-      bind_listener(_ctx.options.listen_host, _ctx.options.listen_port, _ctx.options.backlog, err);
+  _listen_fd = net::listen_tcp(_ctx.options.listen_host, _ctx.options.listen_port,
+                               _ctx.options.backlog, err);
   if (_listen_fd < 0) throw std::runtime_error(err);
   try {
     for (unsigned i = 0; i < _ctx.options.io_threads; ++i)

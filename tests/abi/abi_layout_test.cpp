@@ -81,6 +81,10 @@ CHECK_SLOT(flowrelay_broker_vtable, subscribe, int32_t (*)(broker, str))
 CHECK_SLOT(flowrelay_broker_vtable, unsubscribe, void (*)(broker, str))
 CHECK_SLOT(flowrelay_broker_vtable, metrics, void (*)(broker, flowrelay_write_fn, void*))
 CHECK_SLOT(flowrelay_broker_vtable, reconfigure, int32_t (*)(broker, opts, size_t, char*, size_t))
+CHECK_SLOT(flowrelay_broker_vtable, presence_set, void (*)(broker, str, uint64_t))
+CHECK_SLOT(flowrelay_broker_vtable, presence,
+           int32_t (*)(broker, str, flowrelay_presence_fn, void*))
+static_assert(std::is_same_v<flowrelay_presence_fn, void (*)(void*, int32_t, uint64_t, uint32_t)>);
 
 CHECK_SLOT(flowrelay_transport_host_api, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_transport_host_api, abi_minor, uint32_t)
@@ -96,6 +100,42 @@ CHECK_SLOT(flowrelay_transport_host_api, publish,
            int32_t (*)(host, str, msg, flowrelay_published_fn, void*))
 CHECK_SLOT(flowrelay_transport_host_api, history,
            int32_t (*)(host, str, uint64_t, flowrelay_history_fn, void*))
+CHECK_SLOT(flowrelay_transport_host_api, publish_client,
+           int32_t (*)(host, str, msg, const flowrelay_client_info*, flowrelay_client_published_fn,
+                       void*))
+CHECK_SLOT(flowrelay_transport_host_api, authorize,
+           int32_t (*)(host, const flowrelay_connect_request*, flowrelay_connect_fn, void*))
+CHECK_SLOT(flowrelay_transport_host_api, client_event,
+           void (*)(host, int32_t, const flowrelay_client_info*))
+static_assert(std::is_same_v<flowrelay_client_published_fn,
+                             void (*)(void*, const flowrelay_client_published*)>);
+static_assert(
+    std::is_same_v<flowrelay_connect_fn, void (*)(void*, const flowrelay_connect_result*)>);
+
+CHECK_SLOT(flowrelay_client_info, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_client_info, session, uint64_t)
+CHECK_SLOT(flowrelay_client_info, conversation, str)
+CHECK_SLOT(flowrelay_client_info, user, str)
+CHECK_SLOT(flowrelay_client_info, remote_addr, str)
+CHECK_SLOT(flowrelay_client_info, transport, str)
+CHECK_SLOT(flowrelay_client_published, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_client_published, status, int32_t)
+CHECK_SLOT(flowrelay_client_published, relayed, int32_t)
+CHECK_SLOT(flowrelay_client_published, code, uint32_t)
+CHECK_SLOT(flowrelay_client_published, offset, uint64_t)
+CHECK_SLOT(flowrelay_client_published, epoch, str)
+CHECK_SLOT(flowrelay_client_published, reason, str)
+CHECK_SLOT(flowrelay_connect_request, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_connect_request, conversation, str)
+CHECK_SLOT(flowrelay_connect_request, cookie, str)
+CHECK_SLOT(flowrelay_connect_request, authorization, str)
+CHECK_SLOT(flowrelay_connect_request, remote_addr, str)
+CHECK_SLOT(flowrelay_connect_request, transport, str)
+CHECK_SLOT(flowrelay_connect_result, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_connect_result, code, uint32_t)
+CHECK_SLOT(flowrelay_connect_result, can_publish, int32_t)
+CHECK_SLOT(flowrelay_connect_result, user, str)
+CHECK_SLOT(flowrelay_connect_result, reason, str)
 
 CHECK_SLOT(flowrelay_transport_vtable, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_transport_vtable, abi_major, uint32_t)
@@ -135,7 +175,7 @@ namespace {
 TEST(AbiLayout, EntrySymbolNameIsVersioned) {
   EXPECT_STREQ(FLOWRELAY_ENTRY_SYMBOL, "flowrelay_plugin_entry_v2");
   EXPECT_EQ(FLOWRELAY_ABI_MAJOR, 2);
-  EXPECT_EQ(FLOWRELAY_ABI_MINOR, 0);
+  EXPECT_EQ(FLOWRELAY_ABI_MINOR, 1);
 }
 
 TEST(AbiLayout, HasSlotCoversExactlyTheFieldsInsideStructSize) {

@@ -125,14 +125,16 @@ stage_tsan() {
   # threads hand messages to each other: MessagingTest and CloseHandshake (one daemon, one loop
   # per core, clients spread over the loops), the envelope/resume/publish-API tests (history
   # answers cross from broker or HTTP threads into the loops), Scale.ThousandClients...
-  # (fan-out to 1000 clients over every loop) and Shutdown.* (SIGTERM while loops deliver).
+  # (fan-out to 1000 clients over every loop) and Shutdown.* (SIGTERM while loops deliver);
+  # the backend proxy (worker pool -> router -> loops), acks (completions posted to the loops),
+  # presence in the router, and the event-driven HTTP listener (replies from broker threads).
   #   Not run: sdk.example.* (label conformance too): the example broker is built out of tree
   #   by the system compiler without TSan, and the same suite already runs on the in-tree
   #   brokers; the rest of the integration suite (single-threaded protocol checks, covered by
   #   the ASan stage).
   local rc=0
   # One ctest run (one summary): label conformance minus sdk.* is the names conformance.*.
-  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
+  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|PublishProxy\.|PublishProxyLoad\.|ConnectProxy\.|WsAckTest\.|WsProxy\.|RouterPresence\.|HttpListener\.|HttpListenerLoad\.|HttpListenerPublish\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
     || rc=$?
   echo "sanitizers.sh: TSan stage took $((SECONDS - t0)) s"
   unset TSAN_OPTIONS

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "broker_fixture.h"
+#include "broker_presence.h"
 
 namespace flowrelay::test {
 namespace {
@@ -58,9 +59,30 @@ History probe_history(const flowrelay_broker_vtable* vt) {
   return found;
 }
 
+// Whether a started instance answers presence() itself (ABI 2.1), rather than leaving the
+// count to the daemon (slot missing or NULL, or FLOWRELAY_EUNSUPPORTED).
+std::string probe_presence(const flowrelay_broker_vtable* vt) {
+  if (!has_presence(vt))
+    return "presence() or presence_set() is missing (an ABI 2.0 table) or NULL";
+  BrokerTestHost host;
+  OptionList options = BrokerFixture::configured_options();
+  char err[512] = "";
+  flowrelay_broker* b = nullptr;
+  if (vt->create(host.api(), host.handle(), options.data(), options.size(), &b, err, sizeof err) !=
+      FLOWRELAY_OK)
+    return "";  // the suite's tests fail loudly in SetUp
+  std::string missing;
+  if (vt->start(b, err, sizeof err) == FLOWRELAY_OK && host.wait_ready(1, kReadyTimeout) &&
+      read_presence(vt, b, "conformance.probe", kDeliveryTimeout).status == FLOWRELAY_EUNSUPPORTED)
+    missing = "presence() answers FLOWRELAY_EUNSUPPORTED (the daemon counts)";
+  vt->destroy(b);
+  return missing;
+}
+
 std::vector<Gate> gates(const flowrelay_broker_vtable* vt) {
   std::vector<Gate> out = {{"BrokerReconfigure", vt->reconfigure ? "" : "reconfigure() is NULL"},
-                           {"BrokerMetrics", vt->metrics ? "" : "metrics() is NULL"}};
+                           {"BrokerMetrics", vt->metrics ? "" : "metrics() is NULL"},
+                           {"BrokerPresence", probe_presence(vt)}};
   const History probed = probe_history(vt);
   if (probed == History::Unknown) return out;
   const std::string none = "the broker keeps no history (history() NULL or FLOWRELAY_EUNSUPPORTED)";

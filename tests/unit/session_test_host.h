@@ -32,14 +32,18 @@ class RecordingHost final : public SessionHost {
   struct Published {
     flowrelay_lane lane;
     std::string data;
+    std::string id;
   };
   flowrelay_status join_status = FLOWRELAY_OK;
   flowrelay_status publish_status = FLOWRELAY_OK;
+  flowrelay_status authorize_status = FLOWRELAY_EUNSUPPORTED;  // no connect proxy
   std::shared_ptr<const AccessPolicy> policy;
   int64_t clock_ms = 1000;
 
   std::vector<std::string> joined;
   int leaves = 0;
+  int opens = 0;
+  std::vector<std::string> authorizations;  // "conversation|cookie|authorization"
   std::vector<Published> published;
   std::vector<uint64_t> history_reads;
   int write_requests = 0;
@@ -51,10 +55,18 @@ class RecordingHost final : public SessionHost {
     return join_status;
   }
   void leave(Session&) override { ++leaves; }
-  flowrelay_status publish(Session&, flowrelay_lane lane, std::string_view data) override {
-    published.push_back({lane, std::string(data)});
+  flowrelay_status publish(Session&, flowrelay_lane lane, std::string_view data,
+                           std::string_view id) override {
+    published.push_back({lane, std::string(data), std::string(id)});
     return publish_status;
   }
+  flowrelay_status authorize(Session&, std::string_view conversation, std::string_view cookie,
+                             std::string_view authorization) override {
+    authorizations.push_back(std::string(conversation) + "|" + std::string(cookie) + "|" +
+                             std::string(authorization));
+    return authorize_status;
+  }
+  void opened(Session&) override { ++opens; }
   void read_history(Session&, uint64_t since) override { history_reads.push_back(since); }
   void wants_write(Session&) override { ++write_requests; }
   void set_timer(Session&, SessionTimer t) override { timer = t; }

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define FLOWRELAY_ABI_MAJOR 2
-#define FLOWRELAY_ABI_MINOR 0
+#define FLOWRELAY_ABI_MINOR 1
 #define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v2"
 
 #if defined(__GNUC__)
@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 /* True if a table of the given struct_size contains `field` (for slots added after 2.0). */
-#define FLOWRELAY_HAS_SLOT(table, type, field)                                                 \
+#define FLOWRELAY_HAS_SLOT(table, type, field) \
   ((table)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* A borrowed byte string: valid for the duration of the call only. */
@@ -136,6 +136,57 @@ typedef struct flowrelay_history {
 } flowrelay_history;
 typedef void (*flowrelay_history_fn)(void *ctx, flowrelay_status status,
                                      const flowrelay_history *history);
+
+/* ABI 2.1. How many clients a channel has on all nodes (presence). */
+typedef void (*flowrelay_presence_fn)(void *ctx, flowrelay_status status, uint64_t clients,
+                                      uint32_t nodes);
+
+/* ABI 2.1. Who a client is, for the backend (publish proxy, join/leave events). Borrowed. */
+typedef struct flowrelay_client_info {
+  uint32_t struct_size;
+  uint64_t session;           /* the session's id (new_session_id()) */
+  flowrelay_str conversation; /* the conversation id (channel without the prefix) */
+  flowrelay_str user;         /* a JSON object: the token's claims or the connect proxy's user;
+                               * empty = anonymous (null) */
+  flowrelay_str remote_addr;  /* the peer, "ip:port" */
+  flowrelay_str transport;    /* the plugin's short name: "ws", "sse" */
+} flowrelay_client_info;
+
+/* ABI 2.1. The outcome of publish_client(). Borrowed for the call of the completion. */
+typedef struct flowrelay_client_published {
+  uint32_t struct_size;
+  flowrelay_status status; /* FLOWRELAY_OK: published (relayed = 1) or accepted without being
+                            * relayed (relayed = 0); else it was not published */
+  int32_t relayed;         /* 1: published on the channel, with offset and epoch as in
+                            * flowrelay_published_fn */
+  uint32_t code;           /* when status is not OK, what to tell the client: 4xx the backend
+                            * refused it (reason: the backend's words), 503 the backend or the
+                            * broker is unavailable (try again later), 501 unsupported lane */
+  uint64_t offset;
+  flowrelay_str epoch;
+  flowrelay_str reason; /* human-readable, for the client's error; empty when OK */
+} flowrelay_client_published;
+typedef void (*flowrelay_client_published_fn)(void *ctx, const flowrelay_client_published *result);
+
+/* ABI 2.1. A client's handshake, for the backend's connect proxy. Borrowed. */
+typedef struct flowrelay_connect_request {
+  uint32_t struct_size;
+  flowrelay_str conversation;
+  flowrelay_str cookie;        /* the request's Cookie header, empty if none */
+  flowrelay_str authorization; /* the request's Authorization header, empty if none */
+  flowrelay_str remote_addr;
+  flowrelay_str transport;
+} flowrelay_connect_request;
+
+/* ABI 2.1. The connect proxy's verdict. Borrowed for the call of the completion. */
+typedef struct flowrelay_connect_result {
+  uint32_t struct_size;
+  uint32_t code;       /* 200 admit; 401 or 403: refuse with it; 503: the backend failed */
+  int32_t can_publish; /* when admitted: 1 the client may publish */
+  flowrelay_str user;  /* when admitted: the backend's user (JSON object), or empty */
+  flowrelay_str reason;
+} flowrelay_connect_result;
+typedef void (*flowrelay_connect_fn)(void *ctx, const flowrelay_connect_result *result);
 
 /* Opaque handles. flowrelay_host is the daemon's per-plugin-instance context; the others are
  * the plugin's own instance types. */
@@ -261,6 +312,23 @@ typedef struct flowrelay_broker_vtable {
    * why, as in create(); nothing is applied). */
   flowrelay_status (*reconfigure)(flowrelay_broker *self, const flowrelay_option *options,
                                   size_t n_options, char *err, size_t err_cap);
+
+  /* ABI 2.1 (check with FLOWRELAY_HAS_SLOT; may be NULL). */
+
+  /* [any thread, non-blocking] This node now has `clients` sessions in `channel` (0: none
+   * left). Called after every change, under the daemon's channel lock (never call back into
+   * the host from it). A broker shared by nodes keeps each node's count where the others can
+   * read it and lets it expire when the node stops refreshing it, so that a crashed node's
+   * clients are gone within seconds; it may batch the writes. */
+  void (*presence_set)(flowrelay_broker *self, flowrelay_str channel, uint64_t clients);
+
+  /* [any thread, non-blocking] Counts the clients of `channel` on every node (the latest
+   * counts given to presence_set, minus expired nodes). Returns FLOWRELAY_OK and calls `done`
+   * exactly once (maybe before returning), or an error and `done` is not called. NULL or
+   * FLOWRELAY_EUNSUPPORTED: the daemon answers with its own count (right for a broker that
+   * serves one node). */
+  flowrelay_status (*presence)(flowrelay_broker *self, flowrelay_str channel,
+                               flowrelay_presence_fn done, void *done_ctx);
 } flowrelay_broker_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -302,6 +370,32 @@ typedef struct flowrelay_transport_host_api {
    * the broker keeps no history. */
   flowrelay_status (*history)(flowrelay_host *host, flowrelay_str channel, uint64_t since,
                               flowrelay_history_fn done, void *done_ctx);
+
+  /* ABI 2.1 (check with FLOWRELAY_HAS_SLOT). */
+
+  /* [any thread, non-blocking] A client's message: what a transport calls instead of
+   * publish() for what its clients send. When the daemon has a publish proxy
+   * (backend.publish_url), the backend sees the message with `client` first and decides
+   * (publish it, publish other data, accept it privately, refuse it); then it is published as
+   * by publish(). Returns FLOWRELAY_OK and calls `done` exactly once, from any thread, maybe
+   * before returning; EAGAIN when too many are waiting for the backend (tell the client 503);
+   * other errors as publish(). Messages of one session keep their order (the daemon waits for
+   * the backend's answer to one before sending the next). `client` is borrowed. */
+  flowrelay_status (*publish_client)(flowrelay_host *host, flowrelay_str channel,
+                                     const flowrelay_message *message,
+                                     const flowrelay_client_info *client,
+                                     flowrelay_client_published_fn done, void *done_ctx);
+
+  /* [any thread, non-blocking] Asks the backend's connect proxy (backend.connect_url) whether
+   * to admit a client: FLOWRELAY_OK and `done` exactly once (any thread, maybe before
+   * returning); FLOWRELAY_EUNSUPPORTED when no connect proxy is configured (the transport's
+   * own policy decides, and `done` is not called). */
+  flowrelay_status (*authorize)(flowrelay_host *host, const flowrelay_connect_request *request,
+                                flowrelay_connect_fn done, void *done_ctx);
+
+  /* [any thread, non-blocking] A client was admitted to its conversation (joined = 1) or left
+   * it (0): join/leave events for the backend (backend.events_url), batched, best effort. */
+  void (*client_event)(flowrelay_host *host, int32_t joined, const flowrelay_client_info *client);
 } flowrelay_transport_host_api;
 
 /* Transport: accepts clients and turns their traffic into host calls. */
@@ -347,11 +441,11 @@ typedef struct flowrelay_transport_vtable {
 /* What a plugin provides. Static storage in the plugin; valid while the plugin is loaded. */
 typedef struct flowrelay_plugin_info {
   uint32_t struct_size;
-  uint32_t abi_major;  /* FLOWRELAY_ABI_MAJOR: the daemon refuses another major */
-  uint32_t abi_minor;  /* FLOWRELAY_ABI_MINOR the plugin was built with */
-  const char *name;    /* e.g. "broker-local"; NUL-terminated, static */
-  const char *version; /* the plugin's own version; NUL-terminated, static */
-  const flowrelay_broker_vtable *broker;       /* NULL if not a broker */
+  uint32_t abi_major;                    /* FLOWRELAY_ABI_MAJOR: the daemon refuses another major */
+  uint32_t abi_minor;                    /* FLOWRELAY_ABI_MINOR the plugin was built with */
+  const char *name;                      /* e.g. "broker-local"; NUL-terminated, static */
+  const char *version;                   /* the plugin's own version; NUL-terminated, static */
+  const flowrelay_broker_vtable *broker; /* NULL if not a broker */
   const flowrelay_transport_vtable *transport; /* NULL if not a transport */
 } flowrelay_plugin_info;
 

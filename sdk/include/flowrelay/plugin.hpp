@@ -98,6 +98,26 @@ class TransportHost : public HostBase<flowrelay_transport_host_api> {
                            void* ctx) const {
     return _api->history(_host, str(channel), since, done, ctx);
   }
+  // ABI 2.1 slots; on a 2.0 daemon they do what that daemon can: publish_client() is false
+  // there (call publish()), authorize() answers EUNSUPPORTED, client_event() does nothing.
+  bool has_publish_client() const {
+    return FLOWRELAY_HAS_SLOT(_api, flowrelay_transport_host_api, publish_client);
+  }
+  flowrelay_status publish_client(std::string_view channel, const flowrelay_message& m,
+                                  const flowrelay_client_info& client,
+                                  flowrelay_client_published_fn done, void* ctx) const {
+    return _api->publish_client(_host, str(channel), &m, &client, done, ctx);
+  }
+  flowrelay_status authorize(const flowrelay_connect_request& request, flowrelay_connect_fn done,
+                             void* ctx) const {
+    if (!FLOWRELAY_HAS_SLOT(_api, flowrelay_transport_host_api, authorize))
+      return FLOWRELAY_EUNSUPPORTED;
+    return _api->authorize(_host, &request, done, ctx);
+  }
+  void client_event(bool joined, const flowrelay_client_info& client) const {
+    if (FLOWRELAY_HAS_SLOT(_api, flowrelay_transport_host_api, client_event))
+      _api->client_event(_host, joined ? 1 : 0, &client);
+  }
 };
 
 // A message to publish: the host and the broker fill in the rest.
@@ -123,6 +143,11 @@ class Broker {
   // Applies what may change live; returns the restart-only keys that changed ("" if none).
   // Throws OptionError (nothing applied).
   virtual std::string reconfigure(const flowrelay_option*, size_t) { return "any option"; }
+  // ABI 2.1. The defaults suit a broker that serves one node: the daemon counts.
+  virtual void presence_set(std::string_view /*channel*/, uint64_t /*clients*/) {}
+  virtual flowrelay_status presence(std::string_view, flowrelay_presence_fn, void*) {
+    return FLOWRELAY_EUNSUPPORTED;
+  }
 };
 
 // Base of a C++ transport; as Broker.
@@ -219,6 +244,14 @@ const flowrelay_broker_vtable* broker_vtable() {
       },
       detail::metrics<Broker, H>,
       detail::reconfigure<Broker, H>,
+      [](H* self, flowrelay_str channel, uint64_t clients) {
+        guard(
+            [&] { return impl<Broker>(self)->presence_set(view(channel), clients), FLOWRELAY_OK; });
+      },
+      [](H* self, flowrelay_str channel, flowrelay_presence_fn done, void* ctx) {
+        if (!done) return FLOWRELAY_EINVAL;
+        return guard([&] { return impl<Broker>(self)->presence(view(channel), done, ctx); });
+      },
   };
   return &vt;
 }

@@ -1,0 +1,246 @@
+// EventLoop: what the backend hears of its sessions, through the host's ABI 2.1 calls. Client
+// publishes (publish_client(), or publish() on a 2.0 daemon) and their outcome's way back to the
+// session on this loop's thread (publish_link.h), the connect proxy's verdict on a parked
+// handshake, join/leave events. See docs/PROTOCOL.md.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <new>
+
+#include "event_loop.h"
+#include "utf8_repair.h"
+
+namespace flowrelay::ws {
+
+namespace {
+
+constexpr std::string_view kTransport = "ws";
+
+Connection& conn(Session& s) { return static_cast<Connection&>(s); }
+
+// "ip:port" ("[ip]:port" for IPv6) of the peer, in `buf`. Only the address bytes are kept per
+// connection (the per-IP cap needs them), so it is formatted here, when the backend asks.
+std::string_view remote_addr(const Connection& c, char (&buf)[64]) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  const bool v4 = std::all_of(c.ip.begin(), c.ip.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+                  c.ip[10] == 0xff && c.ip[11] == 0xff;
+  if (v4)
+    inet_ntop(AF_INET, c.ip.data() + 12, ip, sizeof ip);
+  else
+    inet_ntop(AF_INET6, c.ip.data(), ip, sizeof ip);
+  const int n = std::snprintf(buf, sizeof buf, v4 ? "%s:%u" : "[%s]:%u", ip, unsigned(c.port));
+  return {buf, n > 0 ? std::min(size_t(n), sizeof buf - 1) : 0};
+}
+
+// Who the client is. Borrows from `c` and `addr`; the connection must be in its channel.
+flowrelay_client_info client_info(const Connection& c, size_t prefix_len, char (&addr)[64]) {
+  const std::string_view channel = c.channel->name;
+  return {sizeof(flowrelay_client_info),
+          c.id(),
+          sdk::str(channel.substr(std::min(prefix_len, channel.size()))),
+          sdk::str(c.user()),
+          sdk::str(remote_addr(c, addr)),
+          sdk::str(kTransport)};
+}
+
+// What reaches a client must be valid UTF-8 (a close reason, a JSON string).
+std::string client_text(flowrelay_str s) {
+  const std::string_view v = sdk::view(s);
+  return is_valid_utf8(v) ? std::string(v) : repair_utf8(v);
+}
+
+uint32_t code_of(flowrelay_status status) {
+  if (status == FLOWRELAY_EAGAIN || status == FLOWRELAY_EUNAVAIL) return 503;
+  if (status == FLOWRELAY_EUNSUPPORTED) return 501;
+  return 500;
+}
+
+// A publish with an id; one without passes its link as the context (no allocation).
+struct PublishCall {
+  PublishLink* link;  // one reference
+  std::string id;
+};
+
+struct Result {
+  bool ok;
+  bool relayed;
+  uint32_t code;
+  uint64_t offset;
+  flowrelay_str epoch;
+  flowrelay_str reason;
+};
+
+// [any thread, maybe inside the publish call] Takes over one reference of `link`. A success
+// nobody asked to hear of ends here; the rest is copied and posted to the connection's loop.
+void hand_back(PublishLink* link, std::string&& id, const Result& r) noexcept {
+  if (r.ok && id.empty()) return link->unref();
+  PublishAnswer* raw = new (std::nothrow) PublishAnswer(link);
+  if (!raw) return link->unref();  // out of memory: this one answer is lost, not the session
+  std::unique_ptr<PublishAnswer> answer(raw);
+  try {
+    PublishOutcome& o = answer->outcome;
+    o.id = std::move(id);
+    o.ok = r.ok;
+    o.relayed = r.relayed;
+    o.code = r.code;
+    o.offset = r.offset;
+    o.epoch.assign(r.epoch.ptr, r.epoch.len);
+    if (!r.ok) o.reason = client_text(r.reason);
+    link->loop->post_published(std::move(answer));
+  } catch (const std::bad_alloc&) {
+  }
+}
+
+template <bool kWithId>
+PublishLink* take_context(void* ctx, std::string& id) {
+  if constexpr (kWithId) {
+    std::unique_ptr<PublishCall> call(static_cast<PublishCall*>(ctx));
+    id = std::move(call->id);
+    return call->link;
+  } else {
+    return static_cast<PublishLink*>(ctx);
+  }
+}
+
+template <bool kWithId>
+void client_published(void* ctx, const flowrelay_client_published* r) noexcept {
+  std::string id;
+  PublishLink* link = take_context<kWithId>(ctx, id);
+  if (!r) return hand_back(link, std::move(id), {false, false, 500, 0, {}, {}});
+  const bool ok = r->status == FLOWRELAY_OK;
+  hand_back(link, std::move(id),
+            {ok, r->relayed != 0, ok ? 0 : (r->code ? r->code : code_of(r->status)), r->offset,
+             r->epoch, r->reason});
+}
+
+// publish() of a 2.0 daemon: what it publishes is relayed.
+template <bool kWithId>
+void broker_published(void* ctx, flowrelay_status status, uint64_t offset,
+                      flowrelay_str epoch) noexcept {
+  std::string id;
+  PublishLink* link = take_context<kWithId>(ctx, id);
+  const bool ok = status == FLOWRELAY_OK;
+  hand_back(link, std::move(id), {ok, true, ok ? 0 : code_of(status), offset, epoch, {}});
+}
+
+struct ConnectCall {
+  EventLoop* loop;
+  std::unique_ptr<ConnectAnswer> answer;
+};
+
+// [any thread, maybe inside authorize()] Copies the verdict for the loop.
+void connect_answered(void* ctx, const flowrelay_connect_result* r) noexcept {
+  std::unique_ptr<ConnectCall> call(static_cast<ConnectCall*>(ctx));
+  try {
+    ConnectAnswer& a = *call->answer;
+    if (r) {
+      a.code = r->code;
+      a.can_publish = r->can_publish != 0;
+      a.user.assign(r->user.ptr, r->user.len);
+      a.reason = client_text(r->reason);
+    }
+    call->loop->post_authorized(std::move(call->answer));
+  } catch (const std::bad_alloc&) {
+    // The loop's inbox could not grow: the handshake timer answers 503 instead.
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- publish
+
+flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string_view data,
+                                    std::string_view id) {
+  Connection& c = conn(s);
+  if (!c.channel) return FLOWRELAY_EINTERNAL;  // not a member: cannot happen while Open
+  if (!c.link) c.link = new PublishLink(this, &c);
+  // origin.session names the publisher (echo suppression); the daemon adds origin.node.
+  const flowrelay_message m = sdk::make_message(lane, data, s.id());
+  std::unique_ptr<PublishCall> call;
+  void* ctx = c.link;
+  if (!id.empty()) {
+    call.reset(new PublishCall{c.link, std::string(id)});
+    ctx = call.get();
+  }
+  c.link->ref();  // the completion's
+  flowrelay_status status;
+  if (_ctx.host.has_publish_client()) {
+    char addr[64];
+    const flowrelay_client_info info = client_info(c, _ctx.host.channel_prefix().size(), addr);
+    status = _ctx.host.publish_client(c.channel->name, m, info,
+                                      call ? client_published<true> : client_published<false>, ctx);
+  } else {
+    status = _ctx.host.publish(c.channel->name, m,
+                               call ? broker_published<true> : broker_published<false>, ctx);
+  }
+  if (status == FLOWRELAY_OK || status == FLOWRELAY_PENDING) {
+    call.release();  // the completion owns it (and may have run already)
+    return FLOWRELAY_OK;
+  }
+  c.link->unref();  // no completion follows
+  return status;
+}
+
+void EventLoop::post_published(std::unique_ptr<PublishAnswer> answer) {
+  Item item{Item::Published};
+  item.published = std::move(answer);
+  post(std::move(item));
+}
+
+void EventLoop::on_published(std::unique_ptr<PublishAnswer> answer) {
+  Connection* c = answer->link->conn;
+  if (!c) return;  // closed meanwhile: nobody to tell
+  c->published(answer->outcome);
+  settle(c);
+}
+
+// ---------------------------------------------------------------------------- connect proxy
+
+flowrelay_status EventLoop::authorize(Session& s, std::string_view conversation,
+                                      std::string_view cookie, std::string_view authorization) {
+  Connection& c = conn(s);
+  char addr[64];
+  const flowrelay_connect_request request{
+      sizeof(flowrelay_connect_request), sdk::str(conversation),         sdk::str(cookie),
+      sdk::str(authorization),           sdk::str(remote_addr(c, addr)), sdk::str(kTransport)};
+  auto call = std::make_unique<ConnectCall>(ConnectCall{this, std::make_unique<ConnectAnswer>()});
+  call->answer->session = s.id();
+  call->answer->conversation.assign(conversation);
+  const flowrelay_status status = _ctx.host.authorize(request, connect_answered, call.get());
+  if (status != FLOWRELAY_OK) return status;
+  call.release();  // connect_answered owns it; its answer is handled on a later pass
+  c.authorizing = true;
+  _authorizing[s.id()] = &c;
+  return status;
+}
+
+void EventLoop::post_authorized(std::unique_ptr<ConnectAnswer> answer) {
+  Item item{Item::Authorized};
+  item.connect = std::move(answer);
+  post(std::move(item));
+}
+
+void EventLoop::on_authorized(std::unique_ptr<ConnectAnswer> answer) {
+  auto it = _authorizing.find(answer->session);
+  if (it == _authorizing.end()) return;  // the client left meanwhile
+  Connection* c = it->second;
+  _authorizing.erase(it);
+  c->authorizing = false;
+  c->authorized(*answer);
+  settle(c);
+}
+
+// ---------------------------------------------------------------------------- join/leave
+
+void EventLoop::opened(Session& s) { client_event(&conn(s), true); }
+
+void EventLoop::client_event(Connection* c, bool joined) {
+  if (!c->channel) return;
+  c->joined_event = joined;
+  char addr[64];
+  _ctx.host.client_event(joined, client_info(*c, _ctx.host.channel_prefix().size(), addr));
+}
+
+}  // namespace flowrelay::ws
