@@ -76,7 +76,8 @@ FakeBackend::FakeBackend(std::string secret) : _secret(std::move(secret)) {
   params->setMaxThreads(128);
   params->setMaxQueued(1024);
   params->setKeepAlive(true);
-  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket, params);
+  _pool = std::make_unique<Poco::ThreadPool>("fake-backend", 2, 128);
+  _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), *_pool, socket, params);
   _server->start();
   answer([](const BackendRequest&) { return BackendReply{}; });
 }
@@ -84,6 +85,8 @@ FakeBackend::FakeBackend(std::string secret) : _secret(std::move(secret)) {
 FakeBackend::~FakeBackend() {
   release();
   _server->stopAll(true);
+  _server.reset();
+  _pool->joinAll();
 }
 
 void FakeBackend::answer(Policy policy) {

@@ -5,6 +5,7 @@
 
 #include <Poco/JSON/Object.h>
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -59,6 +60,9 @@ class FakeBackend {
  private:
   const std::string _secret;
   uint16_t _port = 0;
+  // The server's own pool, joined in the destructor: Poco's stopAll() does not wait for the
+  // handler threads, which would otherwise outlive the test (and Poco's static buffer pools).
+  std::unique_ptr<Poco::ThreadPool> _pool;
   std::unique_ptr<Poco::Net::HTTPServer> _server;
   mutable std::mutex _mutex;
   mutable std::condition_variable _changed;
