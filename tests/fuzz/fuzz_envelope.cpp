@@ -122,7 +122,9 @@ void check_session(std::string_view text, bool ok, const ClientPublish& p,
     FUZZ_CHECK(host.published[0].lane == p.lane && host.published[0].data == p.data);
   } else {
     FUZZ_CHECK(host.published.empty() && out.frames.size() == 1);
-    FUZZ_CHECK(out.frames[0].payload == envelope_error(400, error));
+    // A refused frame that carried a valid id is answered with that id (the client's ack
+    // waits on it).
+    FUZZ_CHECK(out.frames[0].payload == envelope_error(400, error, p.id));
   }
 }
 
