@@ -30,18 +30,8 @@ HttpLoop::HttpLoop(int listen_fd, const HttpLoopConfig& config, HttpListenerStat
       _stats(stats),
       _dispatch(std::move(dispatch)),
       _acceptor(listen_fd),
-      _epoll_fd(epoll_create1(EPOLL_CLOEXEC)),
       _inbox(std::make_shared<Inbox>()) {
-  if (_epoll_fd < 0) throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &kWakeTag;
-  epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _inbox->fd(), &ev);
-  // Every loop waits on the one listening socket; EPOLLEXCLUSIVE wakes only one per connection.
-  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-  ev.data.ptr = &kListenTag;
-  if (epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) != 0)
-    throw std::runtime_error(std::string("epoll_ctl(listen): ") + std::strerror(errno));
+  _epoll_fd = net::open_loop_epoll(_inbox->fd(), &kWakeTag, listen_fd, &kListenTag);
 }
 
 HttpLoop::~HttpLoop() {

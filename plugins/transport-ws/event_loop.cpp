@@ -29,17 +29,7 @@ EventLoop::EventLoop(const TransportContext& ctx, int listen_fd)
       _listen_fd(listen_fd),
       _acceptor(listen_fd),
       _scratch(new char[kScratchSize]) {
-  _epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (_epoll_fd < 0) throw std::runtime_error(std::strerror(errno));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &kWakeTag;
-  epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _inbox.fd(), &ev);
-  // Every loop waits on the one listening socket; EPOLLEXCLUSIVE wakes only one per connection.
-  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-  ev.data.ptr = &kListenTag;
-  if (epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _listen_fd, &ev) != 0)
-    throw std::runtime_error(std::string("epoll_ctl(listen): ") + std::strerror(errno));
+  _epoll_fd = net::open_loop_epoll(_inbox.fd(), &kWakeTag, _listen_fd, &kListenTag);
 }
 
 EventLoop::~EventLoop() {

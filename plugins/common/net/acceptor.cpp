@@ -5,10 +5,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace flowrelay::net {
 
@@ -85,6 +87,23 @@ int listen_tcp(const std::string& host, uint16_t port, int backlog, std::string&
   }
   freeaddrinfo(res);
   return fd;
+}
+
+int open_loop_epoll(int wake_fd, void* wake_tag, int listen_fd, void* listen_tag) {
+  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = wake_tag;
+  epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.ptr = listen_tag;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(epoll_fd);
+    throw std::runtime_error("epoll_ctl(listen): " + why);
+  }
+  return epoll_fd;
 }
 
 }  // namespace flowrelay::net

@@ -37,4 +37,9 @@ std::string peer_address(const sockaddr_storage& peer);
 // address), or -1 with `err` naming the address and the reason.
 int listen_tcp(const std::string& host, uint16_t port, int backlog, std::string& err);
 
+// The epoll set of one event loop: its inbox's wake-up fd and the listening socket that every
+// loop shares (EPOLLEXCLUSIVE wakes only one loop per connection), each with its tag as
+// data.ptr. Throws std::runtime_error when epoll refuses.
+int open_loop_epoll(int wake_fd, void* wake_tag, int listen_fd, void* listen_tag);
+
 }  // namespace flowrelay::net
