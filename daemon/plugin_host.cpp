@@ -142,6 +142,16 @@ void host_client_event(flowrelay_host* h, int32_t joined, const flowrelay_client
   });
 }
 
+flowrelay_status host_publish_reply(flowrelay_host* h, flowrelay_str channel,
+                                    const flowrelay_message* message,
+                                    const flowrelay_client_info* /*client*/,
+                                    flowrelay_reply_published_fn done, void* ctx) {
+  if (!message || !flowrelay_reply_of(message)) return FLOWRELAY_EINVAL;
+  return shielded(h, "publish_reply", [&] {
+    return h->node->router->publish_reply(view(channel), *message, done, ctx);
+  });
+}
+
 }  // namespace
 
 Node::Node(uint64_t id, std::string config_dir, std::string channel_prefix, bool echo,
@@ -174,7 +184,8 @@ Node::Node(uint64_t id, std::string config_dir, std::string channel_prefix, bool
                     host_history,
                     host_publish_client,
                     host_authorize,
-                    host_client_event};
+                    host_client_event,
+                    host_publish_reply};
 }
 
 uint64_t random_node_id() {

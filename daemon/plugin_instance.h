@@ -93,6 +93,12 @@ class BrokerInstance : public detail::Instance<flowrelay_broker_vtable, flowrela
     if (!_has_presence) return FLOWRELAY_EUNSUPPORTED;
     return _vt->presence(_self, sdk::str(channel), done, done_ctx);
   }
+  // ABI 2.2 reply streams; EUNSUPPORTED from a broker without them.
+  flowrelay_status publish_reply(std::string_view channel, const flowrelay_message& message,
+                                 flowrelay_reply_published_fn done, void* done_ctx) {
+    if (!_has_publish_reply) return FLOWRELAY_EUNSUPPORTED;
+    return _vt->publish_reply(_self, sdk::str(channel), &message, done, done_ctx);
+  }
 
  private:
   BrokerInstance(std::shared_ptr<LoadedPlugin> plugin, const PluginSection& section,
@@ -103,6 +109,8 @@ class BrokerInstance : public detail::Instance<flowrelay_broker_vtable, flowrela
       FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, presence_set) && _vt->presence_set;
   const bool _has_presence =
       FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, presence) && _vt->presence;
+  const bool _has_publish_reply =
+      FLOWRELAY_HAS_SLOT(_vt, flowrelay_broker_vtable, publish_reply) && _vt->publish_reply;
 };
 
 class TransportInstance : public detail::Instance<flowrelay_transport_vtable, flowrelay_transport,

@@ -10,7 +10,9 @@
 
 #include <flowrelay/plugin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -43,11 +45,14 @@ class Router {
   // and history reads need no channel state here: the broker keeps both.
   flowrelay_status publish(std::string_view channel, const flowrelay_message& message,
                            flowrelay_published_fn done = nullptr, void* done_ctx = nullptr) {
-    flowrelay_message m = message;
-    m.struct_size = sizeof m;  // the copy is this daemon's size, whatever the caller's was
-    m.origin.node = _node_id;
-    m.origin.seq = 0;
+    flowrelay_message m = own_copy(message);
     return _broker.publish(channel, m, done, done_ctx);
+  }
+  // [any thread, non-blocking] A reply step (OPEN, DELTA, END) as given, from this node.
+  flowrelay_status publish_reply(std::string_view channel, const flowrelay_message& message,
+                                 flowrelay_reply_published_fn done, void* done_ctx) {
+    flowrelay_message m = own_copy(message);
+    return _broker.publish_reply(channel, m, done, done_ctx);
   }
   flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
                            void* done_ctx) {
@@ -80,6 +85,17 @@ class Router {
   uint64_t sessions(std::string_view channel) const;
 
  private:
+  // The caller's message at this daemon's struct size (a 2.0/2.1 plugin's is shorter: the
+  // fields it lacks read as empty), from this node: origin.node set, seq the broker's.
+  flowrelay_message own_copy(const flowrelay_message& message) const {
+    flowrelay_message m{};
+    std::memcpy(&m, &message, std::min<size_t>(sizeof m, message.struct_size));
+    m.struct_size = sizeof m;
+    m.origin.node = _node_id;
+    m.origin.seq = 0;
+    return m;
+  }
+
   enum class State { Live, Pending, Failed };
   struct Entry {
     uint64_t sessions = 0;

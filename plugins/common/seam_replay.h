@@ -47,6 +47,11 @@ struct SeamAnswer {
   uint64_t top = 0;        // newest offset of the epoch
   uint64_t first = 0;      // oldest offset in the answer, 0 if it holds none
   uint64_t last = 0;       // newest offset in the answer, 0 if it holds none
+  // ABI 2.2 brokers (flowrelay_history.trimmed): every offset above `trimmed` is in the answer
+  // or covered by one of its reply entries (a reply's deltas have no entries of their own, so
+  // offsets have holes and `first` proves nothing).
+  bool trimmed_known = false;
+  uint64_t trimmed = 0;
 };
 
 enum class SeamResult : uint8_t {
@@ -107,8 +112,11 @@ class SeamReplay {
     _seam_open = true;
     if (v.recovered()) {
       v.replay_after = _since;
+      // An exact answer covers everything up to its top (a reply's deltas are in its
+      // snapshot, whose offset is its newest delta's); otherwise its newest message.
+      const uint64_t covered = a.trimmed_known ? a.top : a.last;
       seam_at(a.epoch.empty() ? std::string_view(_epoch) : a.epoch,
-              a.last > _since ? a.last : _since);
+              covered > _since ? covered : _since);
       return v;
     }
     switch (v.result) {
@@ -177,6 +185,7 @@ class SeamReplay {
       return _epoch.empty() && _since == 0 ? SeamResult::Recovered : SeamResult::Gone;
     if (!_epoch.empty() && a.epoch != _epoch) return SeamResult::Reset;
     if (_since > a.top) return SeamResult::Ahead;
+    if (a.trimmed_known) return _since >= a.trimmed ? SeamResult::Recovered : SeamResult::Trimmed;
     const uint64_t first = a.first ? a.first : a.top + 1;
     return first > _since + 1 ? SeamResult::Trimmed : SeamResult::Recovered;
   }

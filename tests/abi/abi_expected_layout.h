@@ -1,5 +1,5 @@
 /*
- * The frozen LP64 layout of ABI 2.1 (x86-64 and aarch64 Linux), written out as numbers: a field
+ * The frozen LP64 layout of ABI 2.2 (x86-64 and aarch64 Linux), written out as numbers: a field
  * moved, removed, inserted before the end or resized changes one of them and the C and C++
  * translation units that static_assert them stop compiling. Tables may only grow at their
  * end: a new slot appends a FIELD line and changes the SIZE line, nothing else.
@@ -24,11 +24,13 @@
   X(flowrelay_message, epoch, 16)                      \
   X(flowrelay_message, origin, 32)                     \
   X(flowrelay_message, data, 56)                       \
+  X(flowrelay_message, reply, 72)                      \
   X(flowrelay_history, struct_size, 0)                 \
   X(flowrelay_history, epoch, 8)                       \
   X(flowrelay_history, top, 24)                        \
   X(flowrelay_history, messages, 32)                   \
   X(flowrelay_history, count, 40)                      \
+  X(flowrelay_history, trimmed, 48)                    \
   X(flowrelay_broker_host_api, struct_size, 0)         \
   X(flowrelay_broker_host_api, abi_minor, 4)           \
   X(flowrelay_broker_host_api, node_id, 8)             \
@@ -52,6 +54,7 @@
   X(flowrelay_broker_vtable, reconfigure, 72)          \
   X(flowrelay_broker_vtable, presence_set, 80)         \
   X(flowrelay_broker_vtable, presence, 88)             \
+  X(flowrelay_broker_vtable, publish_reply, 96)        \
   X(flowrelay_transport_host_api, struct_size, 0)      \
   X(flowrelay_transport_host_api, abi_minor, 4)        \
   X(flowrelay_transport_host_api, node_id, 8)          \
@@ -67,6 +70,23 @@
   X(flowrelay_transport_host_api, publish_client, 104) \
   X(flowrelay_transport_host_api, authorize, 112)      \
   X(flowrelay_transport_host_api, client_event, 120)   \
+  X(flowrelay_transport_host_api, publish_reply, 128)  \
+  X(flowrelay_reply, struct_size, 0)                   \
+  X(flowrelay_reply, kind, 4)                          \
+  X(flowrelay_reply, id, 8)                            \
+  X(flowrelay_reply, seq, 24)                          \
+  X(flowrelay_reply, reason, 32)                       \
+  X(flowrelay_reply, error, 48)                        \
+  X(flowrelay_reply, ttft_ms, 64)                      \
+  X(flowrelay_reply, duration_ms, 72)                  \
+  X(flowrelay_reply, bytes, 80)                        \
+  X(flowrelay_reply_published, struct_size, 0)         \
+  X(flowrelay_reply_published, status, 4)              \
+  X(flowrelay_reply_published, duplicate, 8)           \
+  X(flowrelay_reply_published, offset, 16)             \
+  X(flowrelay_reply_published, epoch, 24)              \
+  X(flowrelay_reply_published, expected_seq, 40)       \
+  X(flowrelay_reply_published, ended, 48)              \
   X(flowrelay_client_info, struct_size, 0)             \
   X(flowrelay_client_info, session, 8)                 \
   X(flowrelay_client_info, conversation, 16)           \
@@ -114,11 +134,13 @@
   X(flowrelay_str, 16, 8)                 \
   X(flowrelay_option, 32, 8)              \
   X(flowrelay_origin, 24, 8)              \
-  X(flowrelay_message, 72, 8)             \
-  X(flowrelay_history, 48, 8)             \
+  X(flowrelay_message, 80, 8)             \
+  X(flowrelay_history, 56, 8)             \
   X(flowrelay_broker_host_api, 80, 8)     \
-  X(flowrelay_broker_vtable, 96, 8)       \
-  X(flowrelay_transport_host_api, 128, 8) \
+  X(flowrelay_broker_vtable, 104, 8)      \
+  X(flowrelay_transport_host_api, 136, 8) \
+  X(flowrelay_reply, 88, 8)               \
+  X(flowrelay_reply_published, 64, 8)     \
   X(flowrelay_client_info, 80, 8)         \
   X(flowrelay_client_published, 56, 8)    \
   X(flowrelay_connect_request, 88, 8)     \
@@ -126,6 +148,7 @@
   X(flowrelay_transport_vtable, 72, 8)    \
   X(flowrelay_plugin_info, 48, 8)         \
   X(flowrelay_lane, 4, 4)                 \
+  X(flowrelay_kind, 4, 4)                 \
   X(flowrelay_status, 4, 4)               \
   X(flowrelay_log_level, 4, 4)
 

@@ -19,7 +19,7 @@ FLOWRELAY_ABI_FIELDS(CHECK_FIELD)
 FLOWRELAY_ABI_SIZES(CHECK_SIZE)
 
 _Static_assert(
-    FLOWRELAY_ABI_MAJOR == 2 && FLOWRELAY_ABI_MINOR == 1,
+    FLOWRELAY_ABI_MAJOR == 2 && FLOWRELAY_ABI_MINOR == 2,
     "ABI version changed: a new major renames the entry symbol, a new minor only appends");
 _Static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL == 2 &&
                    FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&

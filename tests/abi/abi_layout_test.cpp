@@ -45,11 +45,29 @@ CHECK_SLOT(flowrelay_message, offset, uint64_t)
 CHECK_SLOT(flowrelay_message, epoch, str)
 CHECK_SLOT(flowrelay_message, origin, flowrelay_origin)
 CHECK_SLOT(flowrelay_message, data, str)
+CHECK_SLOT(flowrelay_message, reply, const flowrelay_reply*)
+CHECK_SLOT(flowrelay_reply, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_reply, kind, uint32_t)
+CHECK_SLOT(flowrelay_reply, id, str)
+CHECK_SLOT(flowrelay_reply, seq, uint64_t)
+CHECK_SLOT(flowrelay_reply, reason, str)
+CHECK_SLOT(flowrelay_reply, error, str)
+CHECK_SLOT(flowrelay_reply, ttft_ms, int64_t)
+CHECK_SLOT(flowrelay_reply, duration_ms, int64_t)
+CHECK_SLOT(flowrelay_reply, bytes, uint64_t)
+CHECK_SLOT(flowrelay_reply_published, struct_size, uint32_t)
+CHECK_SLOT(flowrelay_reply_published, status, int32_t)
+CHECK_SLOT(flowrelay_reply_published, duplicate, int32_t)
+CHECK_SLOT(flowrelay_reply_published, offset, uint64_t)
+CHECK_SLOT(flowrelay_reply_published, epoch, str)
+CHECK_SLOT(flowrelay_reply_published, expected_seq, uint64_t)
+CHECK_SLOT(flowrelay_reply_published, ended, str)
 CHECK_SLOT(flowrelay_history, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_history, epoch, str)
 CHECK_SLOT(flowrelay_history, top, uint64_t)
 CHECK_SLOT(flowrelay_history, messages, msg)
 CHECK_SLOT(flowrelay_history, count, size_t)
+CHECK_SLOT(flowrelay_history, trimmed, uint64_t)
 static_assert(std::is_same_v<flowrelay_write_fn, void (*)(void*, str)>);
 static_assert(std::is_same_v<flowrelay_published_fn, void (*)(void*, int32_t, uint64_t, str)>);
 static_assert(
@@ -85,6 +103,10 @@ CHECK_SLOT(flowrelay_broker_vtable, presence_set, void (*)(broker, str, uint64_t
 CHECK_SLOT(flowrelay_broker_vtable, presence,
            int32_t (*)(broker, str, flowrelay_presence_fn, void*))
 static_assert(std::is_same_v<flowrelay_presence_fn, void (*)(void*, int32_t, uint64_t, uint32_t)>);
+CHECK_SLOT(flowrelay_broker_vtable, publish_reply,
+           int32_t (*)(broker, str, msg, flowrelay_reply_published_fn, void*))
+static_assert(std::is_same_v<flowrelay_reply_published_fn,
+                             void (*)(void*, const flowrelay_reply_published*)>);
 
 CHECK_SLOT(flowrelay_transport_host_api, struct_size, uint32_t)
 CHECK_SLOT(flowrelay_transport_host_api, abi_minor, uint32_t)
@@ -107,6 +129,9 @@ CHECK_SLOT(flowrelay_transport_host_api, authorize,
            int32_t (*)(host, const flowrelay_connect_request*, flowrelay_connect_fn, void*))
 CHECK_SLOT(flowrelay_transport_host_api, client_event,
            void (*)(host, int32_t, const flowrelay_client_info*))
+CHECK_SLOT(flowrelay_transport_host_api, publish_reply,
+           int32_t (*)(host, str, msg, const flowrelay_client_info*, flowrelay_reply_published_fn,
+                       void*))
 static_assert(std::is_same_v<flowrelay_client_published_fn,
                              void (*)(void*, const flowrelay_client_published*)>);
 static_assert(
@@ -163,9 +188,14 @@ static_assert(
 
 static_assert(FLOWRELAY_OK == 0 && FLOWRELAY_PENDING == 1 && FLOWRELAY_EINVAL == 2 &&
                   FLOWRELAY_EAGAIN == 3 && FLOWRELAY_EUNAVAIL == 4 && FLOWRELAY_ENOMEM == 5 &&
-                  FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7,
+                  FLOWRELAY_EUNSUPPORTED == 6 && FLOWRELAY_EINTERNAL == 7 &&
+                  FLOWRELAY_ECONFLICT == 8 && FLOWRELAY_ETOOBIG == 9,
               "status codes are never renumbered");
 static_assert(FLOWRELAY_LANE_MESSAGE == 0 && FLOWRELAY_LANE_LOG == 1, "lanes are never renumbered");
+static_assert(FLOWRELAY_KIND_MESSAGE == 0 && FLOWRELAY_KIND_OPEN == 1 && FLOWRELAY_KIND_DELTA == 2 &&
+                  FLOWRELAY_KIND_END == 3 && FLOWRELAY_KIND_SNAPSHOT == 4 &&
+                  FLOWRELAY_KIND_REPLY == 5 && FLOWRELAY_KIND_STALLED == 6,
+              "reply kinds are never renumbered");
 static_assert(FLOWRELAY_LOG_ERROR == 3 && FLOWRELAY_LOG_WARNING == 4 && FLOWRELAY_LOG_NOTICE == 5 &&
                   FLOWRELAY_LOG_INFO == 6 && FLOWRELAY_LOG_DEBUG == 7,
               "log levels are syslog's");
@@ -175,7 +205,7 @@ namespace {
 TEST(AbiLayout, EntrySymbolNameIsVersioned) {
   EXPECT_STREQ(FLOWRELAY_ENTRY_SYMBOL, "flowrelay_plugin_entry_v2");
   EXPECT_EQ(FLOWRELAY_ABI_MAJOR, 2);
-  EXPECT_EQ(FLOWRELAY_ABI_MINOR, 1);
+  EXPECT_EQ(FLOWRELAY_ABI_MINOR, 2);
 }
 
 TEST(AbiLayout, HasSlotCoversExactlyTheFieldsInsideStructSize) {

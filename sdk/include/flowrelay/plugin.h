@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define FLOWRELAY_ABI_MAJOR 2
-#define FLOWRELAY_ABI_MINOR 1
+#define FLOWRELAY_ABI_MINOR 2
 #define FLOWRELAY_ENTRY_SYMBOL "flowrelay_plugin_entry_v2"
 
 #if defined(__GNUC__)
@@ -63,6 +63,8 @@ typedef int32_t flowrelay_status;
 #define FLOWRELAY_ENOMEM 5       /* out of memory */
 #define FLOWRELAY_EUNSUPPORTED 6 /* the operation is not supported by this plugin */
 #define FLOWRELAY_EINTERNAL 7    /* any other failure; details go to log/report_error */
+#define FLOWRELAY_ECONFLICT 8    /* ABI 2.2: refused, it contradicts the state (a reply's seq) */
+#define FLOWRELAY_ETOOBIG 9      /* ABI 2.2: refused, it would exceed a size bound */
 
 /* Log levels (syslog numbering). */
 typedef int32_t flowrelay_log_level;
@@ -83,6 +85,8 @@ typedef struct flowrelay_option {
 /* Where a plugin writes text the daemon collects (metrics): called any number of times with
  * consecutive pieces, each borrowed for the call. */
 typedef void (*flowrelay_write_fn)(void *ctx, flowrelay_str text);
+
+#include <flowrelay/plugin_reply.h> /* ABI 2.2: reply streams */
 
 /* Lanes of a conversation. Never renumbered. */
 typedef uint32_t flowrelay_lane;
@@ -114,7 +118,15 @@ typedef struct flowrelay_message {
                         * empty when offset is 0; ignored on publish */
   flowrelay_origin origin;
   flowrelay_str data;
+  /* ABI 2.2 (read it with flowrelay_reply_of()): the reply this message belongs to, NULL for a
+   * plain message. */
+  const flowrelay_reply *reply;
 } flowrelay_message;
+
+/* ABI 2.2. A message's reply info, NULL when it has none or comes from an older plugin. */
+static inline const flowrelay_reply *flowrelay_reply_of(const flowrelay_message *m) {
+  return FLOWRELAY_HAS_SLOT(m, flowrelay_message, reply) ? m->reply : NULL;
+}
 
 /* Completion of a publish: FLOWRELAY_OK with the offset and epoch assigned (offset 0 and an
  * empty epoch if the broker keeps no history; offset 0 with the epoch in the rare case of a
@@ -131,8 +143,15 @@ typedef struct flowrelay_history {
   flowrelay_str epoch; /* empty if the channel has no history (never published, or expired) */
   uint64_t top;        /* offset of the newest message ever published in this epoch (0: none) */
   const flowrelay_message *messages; /* offsets > since, ascending, contiguous; may start
-                                      * after since + 1 when older ones were trimmed */
+                                      * after since + 1 when older ones were trimmed. ABI 2.2:
+                                      * with replies not contiguous (plugin_reply.h: a reply's
+                                      * deltas are covered by its SNAPSHOT or REPLY entry) */
   size_t count;
+  /* ABI 2.2 (check with FLOWRELAY_HAS_SLOT): every message with an offset above this one is
+   * in `messages` or covered by one of its reply entries; older ones may have been trimmed.
+   * A reader at `since` >= trimmed has everything. A broker that cannot tell leaves out the
+   * field (older struct_size): readers then judge by the first offset, as in 2.1. */
+  uint64_t trimmed;
 } flowrelay_history;
 typedef void (*flowrelay_history_fn)(void *ctx, flowrelay_status status,
                                      const flowrelay_history *history);
@@ -329,6 +348,28 @@ typedef struct flowrelay_broker_vtable {
    * serves one node). */
   flowrelay_status (*presence)(flowrelay_broker *self, flowrelay_str channel,
                                flowrelay_presence_fn done, void *done_ctx);
+
+  /* ABI 2.2 (check with FLOWRELAY_HAS_SLOT; may be NULL: then the daemon refuses replies with
+   * 501). */
+
+  /* [any thread, non-blocking] A producer's step of a reply (plugin_reply.h): message->reply
+   * is set with kind OPEN, DELTA (data: the delta) or END (reason, error). The broker, for
+   * every node at once (atomically with the append, e.g. in one Redis script):
+   *  - OPEN of a new reply opens it; of an open or ended one: a duplicate;
+   *  - DELTA with seq = the reply's last + 1 appends it (a new reply needs seq 1); seq <= last
+   *    is a duplicate; a higher seq is ECONFLICT with expected_seq; any delta of an ended
+   *    reply is ECONFLICT with `ended`; a text growing past history_max_bytes is ETOOBIG;
+   *  - END seals an open reply (history: its entry becomes the compacted REPLY entry) and
+   *    delivers an END with the stats; END of an ended reply: a duplicate when the reason is
+   *    the same, else ECONFLICT with `ended` (a cancel that lost the race to done, ...).
+   * Stored steps take the next offset and are delivered like publish()'s messages (kind,
+   * reply id, seq, stats in message->reply); duplicates and refusals deliver nothing. Returns
+   * FLOWRELAY_OK and calls `done` exactly once (any thread, maybe before returning), or an
+   * error as publish() (then `done` is not called). A broker forgets an ended reply when its
+   * entry leaves history; a delta for it is then a delta of an unknown reply. */
+  flowrelay_status (*publish_reply)(flowrelay_broker *self, flowrelay_str channel,
+                                    const flowrelay_message *message,
+                                    flowrelay_reply_published_fn done, void *done_ctx);
 } flowrelay_broker_vtable;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -396,6 +437,18 @@ typedef struct flowrelay_transport_host_api {
   /* [any thread, non-blocking] A client was admitted to its conversation (joined = 1) or left
    * it (0): join/leave events for the backend (backend.events_url), batched, best effort. */
   void (*client_event)(flowrelay_host *host, int32_t joined, const flowrelay_client_info *client);
+
+  /* ABI 2.2 (check with FLOWRELAY_HAS_SLOT). */
+
+  /* [any thread, non-blocking] A producer's step of a reply, as the broker's publish_reply
+   * (message->reply: OPEN, DELTA or END). `client` (borrowed, may be NULL) is the session that
+   * sent it: an END with reason "cancelled" from a client is a stop, and the daemon tells the
+   * backend's publish proxy (a `cancel` event) once the reply is sealed. Reply steps do not go
+   * through the publish proxy otherwise. FLOWRELAY_EUNSUPPORTED: the broker has no replies. */
+  flowrelay_status (*publish_reply)(flowrelay_host *host, flowrelay_str channel,
+                                    const flowrelay_message *message,
+                                    const flowrelay_client_info *client,
+                                    flowrelay_reply_published_fn done, void *done_ctx);
 } flowrelay_transport_host_api;
 
 /* Transport: accepts clients and turns their traffic into host calls. */
@@ -421,7 +474,9 @@ typedef struct flowrelay_transport_vtable {
   /* [any thread, non-blocking] A message for `channel`: send it to every local session of it
    * (minus the sender when echo is 0). Called once per message per node, in order per
    * channel, possibly from inside one of this transport's own publish calls on the same
-   * thread; copies what it keeps. */
+   * thread; copies what it keeps. ABI 2.2: messages may carry a reply (flowrelay_reply_of());
+   * a transport built against an older minor gets plain messages and deltas only (a delta as
+   * a plain message with its text), and history entries' text. */
   void (*deliver)(flowrelay_transport *self, flowrelay_str channel,
                   const flowrelay_message *message);
 

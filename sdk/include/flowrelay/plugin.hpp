@@ -118,12 +118,35 @@ class TransportHost : public HostBase<flowrelay_transport_host_api> {
     if (FLOWRELAY_HAS_SLOT(_api, flowrelay_transport_host_api, client_event))
       _api->client_event(_host, joined ? 1 : 0, &client);
   }
+  // ABI 2.2: EUNSUPPORTED on an older daemon (tell the client 501). `client` may be nullptr.
+  flowrelay_status publish_reply(std::string_view channel, const flowrelay_message& m,
+                                 const flowrelay_client_info* client,
+                                 flowrelay_reply_published_fn done, void* ctx) const {
+    if (!FLOWRELAY_HAS_SLOT(_api, flowrelay_transport_host_api, publish_reply))
+      return FLOWRELAY_EUNSUPPORTED;
+    return _api->publish_reply(_host, str(channel), &m, client, done, ctx);
+  }
 };
+
+// ABI 2.2: a message's reply info, nullptr for a plain message (or one from an older plugin).
+inline const flowrelay_reply* reply_of(const flowrelay_message& m) {
+  return flowrelay_reply_of(&m);
+}
+inline flowrelay_kind kind_of(const flowrelay_message& m) {
+  const flowrelay_reply* r = reply_of(m);
+  return r ? r->kind : FLOWRELAY_KIND_MESSAGE;
+}
+// ABI 2.2: true and `trimmed` set when the history answer carries it (older brokers: false).
+inline bool history_trimmed(const flowrelay_history& h, uint64_t& trimmed) {
+  if (!FLOWRELAY_HAS_SLOT(&h, flowrelay_history, trimmed)) return false;
+  trimmed = h.trimmed;
+  return true;
+}
 
 // A message to publish: the host and the broker fill in the rest.
 inline flowrelay_message make_message(flowrelay_lane lane, std::string_view data,
                                       uint64_t session = 0) {
-  return {sizeof(flowrelay_message), lane, 0, {nullptr, 0}, {0, session, 0}, str(data)};
+  return {sizeof(flowrelay_message), lane, 0, {nullptr, 0}, {0, session, 0}, str(data), nullptr};
 }
 
 // Base of a C++ broker. The constructor takes (BrokerHost, const flowrelay_option*, size_t)
@@ -146,6 +169,11 @@ class Broker {
   // ABI 2.1. The defaults suit a broker that serves one node: the daemon counts.
   virtual void presence_set(std::string_view /*channel*/, uint64_t /*clients*/) {}
   virtual flowrelay_status presence(std::string_view, flowrelay_presence_fn, void*) {
+    return FLOWRELAY_EUNSUPPORTED;
+  }
+  // ABI 2.2. The default: no reply streams (the daemon answers 501).
+  virtual flowrelay_status publish_reply(std::string_view, const flowrelay_message&,
+                                         flowrelay_reply_published_fn, void*) {
     return FLOWRELAY_EUNSUPPORTED;
   }
 };
@@ -251,6 +279,12 @@ const flowrelay_broker_vtable* broker_vtable() {
       [](H* self, flowrelay_str channel, flowrelay_presence_fn done, void* ctx) {
         if (!done) return FLOWRELAY_EINVAL;
         return guard([&] { return impl<Broker>(self)->presence(view(channel), done, ctx); });
+      },
+      [](H* self, flowrelay_str channel, const flowrelay_message* m,
+         flowrelay_reply_published_fn done, void* ctx) {
+        if (!m || !reply_of(*m)) return FLOWRELAY_EINVAL;
+        return guard(
+            [&] { return impl<Broker>(self)->publish_reply(view(channel), *m, done, ctx); });
       },
   };
   return &vt;
