@@ -202,9 +202,20 @@ Config Config::parse(const std::string& yaml_text, const std::string& path) {
 
   if (auto ch = root["channels"]) {
     r.expect_map(ch, "channels");
-    r.known_keys(ch, "channels", {"prefix", "echo"});
+    r.known_keys(ch, "channels", {"prefix", "echo", "reply_stall_ms", "reply_timeout_ms"});
     if (auto n = ch["prefix"]) c.channel_prefix = r.scalar(n, "channels.prefix");
     if (auto n = ch["echo"]) c.echo = r.boolean(n, "channels.echo");
+    // Up to a day: a longer wait is no liveness check (0 turns it off).
+    if (auto n = ch["reply_stall_ms"])
+      c.reply_stall_ms = r.number<uint32_t>(n, "channels.reply_stall_ms", 0, 86400000);
+    if (auto n = ch["reply_timeout_ms"])
+      c.reply_timeout_ms = r.number<uint32_t>(n, "channels.reply_timeout_ms", 0, 86400000);
+    // A stall announced after the reply was sealed would never be seen.
+    if (c.reply_stall_ms != 0 && c.reply_timeout_ms != 0 && c.reply_stall_ms >= c.reply_timeout_ms)
+      r.fail(ch["reply_stall_ms"] ? ch["reply_stall_ms"] : ch["reply_timeout_ms"],
+             "channels.reply_stall_ms (" + std::to_string(c.reply_stall_ms) +
+                 ") must be less than channels.reply_timeout_ms (" +
+                 std::to_string(c.reply_timeout_ms) + "), or 0 to disable stall notices");
   }
   if (auto http = root["http"]) {
     r.expect_map(http, "http");

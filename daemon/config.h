@@ -50,6 +50,10 @@ struct Config {
   PluginSection broker;
   std::string channel_prefix = "chat:";
   bool echo = true;
+  // Reply liveness (channels.reply_stall_ms / reply_timeout_ms; 0 disables): an open reply
+  // without a delta is announced as stalled, then sealed with reason producer_lost.
+  uint32_t reply_stall_ms = 10000;
+  uint32_t reply_timeout_ms = 60000;
   std::string http_listen = "127.0.0.1:9090";  // empty: no HTTP listener
   std::string api_key;                         // POST /api/publish; empty: the API is off
   uint64_t http_max_body_bytes = 8 * 1024 * 1024;

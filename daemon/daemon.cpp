@@ -107,6 +107,7 @@ void Daemon::create_plugins(const Config& config) {
   _broker = create_instance<BrokerInstance>(config, config.broker, _node->broker_api(),
                                             {_node.get(), &Poco::Logger::get("broker")});
   _router = std::make_unique<Router>(_node_id, *_broker);
+  _router->set_reply_timers(config.reply_stall_ms, config.reply_timeout_ms);
   _node->router = _router.get();
   for (const auto& section : config.transports) {
     _transports.push_back(create_instance<TransportInstance>(
@@ -116,6 +117,8 @@ void Daemon::create_plugins(const Config& config) {
 }
 
 void Daemon::destroy_plugins() {
+  // No stalled notice or seal from the reply watch once the plugins begin to go.
+  if (_router) _router->stop_reply_watch();
   // Transports first stop (no more router calls), then the broker goes (no more deliveries),
   // then the transports are freed.
   for (auto& t : _transports) t->stop(0);
@@ -176,6 +179,7 @@ std::string Daemon::metrics_text() const {
   if (_router) {
     m.gauge("flowrelay_channels", "Channels with local sessions", _router->channel_count());
     m.gauge("flowrelay_sessions", "Sessions joined to a channel", _router->session_count());
+    _router->reply_metrics(m);
   }
   if (_publish_api) _publish_api->metrics(m);
   if (_backend) _backend->metrics(m);
@@ -197,7 +201,9 @@ void Daemon::reload() {
     };
     note(fresh.http_listen != _config.http_listen, "http.listen");
     note(fresh.plugin_dir != _config.plugin_dir, "plugin_dir");
-    note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo, "channels");
+    note(fresh.channel_prefix != _config.channel_prefix || fresh.echo != _config.echo,
+         "channels (prefix, echo)");
+    if (_router) _router->set_reply_timers(fresh.reply_stall_ms, fresh.reply_timeout_ms);
     // Plugins apply their live options (limits, timeouts) themselves and say what needs a
     // restart; a different plugin always does.
     auto reconfigure = [&](auto& instance, const PluginSection& running,

@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "backend/client_relay.h"
 #include "http_api.h"
+#include "replies/reply_rules.h"
 #include "router.h"
 
 namespace flowrelay {
@@ -144,11 +145,22 @@ void host_client_event(flowrelay_host* h, int32_t joined, const flowrelay_client
 
 flowrelay_status host_publish_reply(flowrelay_host* h, flowrelay_str channel,
                                     const flowrelay_message* message,
-                                    const flowrelay_client_info* /*client*/,
+                                    const flowrelay_client_info* client,
                                     flowrelay_reply_published_fn done, void* ctx) {
-  if (!message || !flowrelay_reply_of(message)) return FLOWRELAY_EINVAL;
+  const flowrelay_reply* reply = message ? flowrelay_reply_of(message) : nullptr;
+  if (!reply) return FLOWRELAY_EINVAL;
   return shielded(h, "publish_reply", [&] {
-    return h->node->router->publish_reply(view(channel), *message, done, ctx);
+    // A transport checks its clients' frames; what still fails here is the transport's bug.
+    if (const std::string problem = reply_step_problem(*reply, client != nullptr);
+        !problem.empty()) {
+      h->logger->warning("publish_reply refused: " + problem);
+      return FLOWRELAY_EINVAL;
+    }
+    Node& node = *h->node;
+    if (client && node.backend && node.backend->tells_cancels() &&
+        reply->kind == FLOWRELAY_KIND_END && view(reply->reason) == "cancelled")
+      return node.backend->publish_cancel(view(channel), *message, *client, done, ctx);
+    return node.router->publish_reply(view(channel), *message, done, ctx);
   });
 }
 

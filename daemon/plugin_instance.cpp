@@ -117,12 +117,14 @@ TransportInstance::TransportInstance(std::shared_ptr<LoadedPlugin> plugin,
                                      const PluginSection& section,
                                      const flowrelay_transport_host_api* api, flowrelay_host host)
     : Instance(plugin, provided(plugin->transport(), *plugin, section, "transport"), "transport",
-               plugin->path(), plugin_name(*plugin, section), section.options, api, host) {}
+               plugin->path(), plugin_name(*plugin, section), section.options, api, host),
+      _abi_minor(plugin->info().abi_minor) {}
 
 TransportInstance::TransportInstance(const flowrelay_transport_vtable* vt, std::string name,
                                      const PluginOptions& options,
-                                     const flowrelay_transport_host_api* api, flowrelay_host host)
-    : Instance(nullptr, vt, "transport", name, name, options, api, host) {}
+                                     const flowrelay_transport_host_api* api, flowrelay_host host,
+                                     uint32_t abi_minor)
+    : Instance(nullptr, vt, "transport", name, name, options, api, host), _abi_minor(abi_minor) {}
 
 TransportInstance::~TransportInstance() { stop(0); }
 

@@ -118,10 +118,15 @@ class TransportInstance : public detail::Instance<flowrelay_transport_vtable, fl
  public:
   TransportInstance(const PluginSection& section, const flowrelay_transport_host_api* api,
                     flowrelay_host host);
+  // `abi_minor`: the minor the table was built with (its plugin info's).
   TransportInstance(const flowrelay_transport_vtable* vt, std::string name,
                     const PluginOptions& options, const flowrelay_transport_host_api* api,
-                    flowrelay_host host);
+                    flowrelay_host host, uint32_t abi_minor = FLOWRELAY_ABI_MINOR);
   ~TransportInstance();
+
+  uint32_t abi_minor() const { return _abi_minor; }
+  // Built for ABI 2.2 or later: takes every kind of message (reply steps, STALLED).
+  bool takes_replies() const { return _abi_minor >= 2; }
 
   void start();  // binds; throws PluginError
   void stop(uint32_t timeout_ms);
@@ -136,6 +141,7 @@ class TransportInstance : public detail::Instance<flowrelay_transport_vtable, fl
   TransportInstance(std::shared_ptr<LoadedPlugin> plugin, const PluginSection& section,
                     const flowrelay_transport_host_api* api, flowrelay_host host);
   bool _stopped = true;
+  uint32_t _abi_minor = FLOWRELAY_ABI_MINOR;
 };
 
 }  // namespace flowrelay

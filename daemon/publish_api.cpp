@@ -1,11 +1,12 @@
 #include "publish_api.h"
 
 #include "http_api.h"
+#include "publish_request.h"
+#include "replies/reply_api.h"
 #include "router.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 #include <Poco/String.h>
 
 #include <iterator>
@@ -19,20 +20,9 @@ namespace flowrelay {
 namespace {
 
 using Poco::JSON::Object;
-
-struct Request {
-  std::string conversation;
-  std::string channel;
-  flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
-  std::string data;
-};
-
-struct Result {
-  bool done = false;
-  flowrelay_status status = FLOWRELAY_OK;
-  uint64_t offset = 0;
-  std::string epoch;
-};
+using publish::BadRequest;
+using publish::Request;
+using publish::Result;
 
 std::string json_text(const Poco::JSON::Object& o) {
   std::ostringstream out;
@@ -41,6 +31,7 @@ std::string json_text(const Poco::JSON::Object& o) {
 }
 
 Object result_json(const Request& r, const Result& res) {
+  if (r.is_reply()) return publish::reply_result_json(res);
   Object o;
   o.set("conversation", r.conversation);
   o.set("offset", res.offset);
@@ -69,21 +60,21 @@ struct Batch {
   HttpAnswer answer_locked(bool timed_out) {
     answered = true;
     Poco::JSON::Array results_out;
-    flowrelay_status failed = refused;
+    Result failure;  // the first item that did not make it, if any
+    failure.status = refused;
+    size_t failed_at = queued;
     for (size_t i = 0; i < queued; ++i) {  // every result up to the first failure
       const Result& res = results[i];
-      if (!res.done) {
-        failed = FLOWRELAY_EUNAVAIL;
-        break;
-      }
-      if (res.status != FLOWRELAY_OK) {
-        failed = res.status;
+      if (!res.done || res.status != FLOWRELAY_OK) {
+        failure = res;
+        if (!res.done) failure.status = FLOWRELAY_EUNAVAIL;
+        failed_at = i;
         break;
       }
       results_out.add(result_json(requests[i], res));
     }
     HttpAnswer a;
-    if (failed == FLOWRELAY_OK && !timed_out) {
+    if (failure.status == FLOWRELAY_OK && !timed_out) {
       if (!batch) {
         a = json_answer(200, json_text(result_json(requests[0], results[0])));
       } else {
@@ -93,13 +84,19 @@ struct Batch {
       }
     } else {
       Object err;
-      const bool unsupported = failed == FLOWRELAY_EUNSUPPORTED;
-      err.set("error", timed_out ? "the broker did not answer within http.publish_timeout_ms (" +
-                                       std::to_string(timeout_ms) + " ms)"
-                       : unsupported ? std::string("the broker does not support this lane")
+      const bool unsupported = failure.status == FLOWRELAY_EUNSUPPORTED;
+      int status = unsupported ? 501 : 503;
+      if (timed_out)
+        err.set("error", "the broker did not answer within http.publish_timeout_ms (" +
+                             std::to_string(timeout_ms) + " ms)");
+      else if (failed_at < requests.size() && requests[failed_at].is_reply()) {
+        status = publish::reply_error_status(failure.status);
+        publish::reply_error_fields(requests[failed_at], failure, err);
+      } else
+        err.set("error", unsupported ? std::string("the broker does not support this lane")
                                      : "the broker could not take the message; try again later");
       if (batch) err.set("results", results_out);
-      a = json_answer(unsupported ? 501 : 503, json_text(err));
+      a = json_answer(status, json_text(err));
     }
     api->count_answer(a.status, results_out.size());
     return a;
@@ -120,18 +117,26 @@ struct Slot {
   size_t index;
 };
 
-void on_published(void* ctx, flowrelay_status status, uint64_t offset,
-                  flowrelay_str epoch) noexcept {
-  std::unique_ptr<Slot> slot(static_cast<Slot*>(ctx));
+// An outcome without its texts (when even they could not be allocated).
+Result make_bare(flowrelay_status status, uint64_t offset) {
+  Result r;
+  r.done = true;
+  r.status = status;
+  r.offset = offset;
+  return r;
+}
+
+// A completion's outcome into its slot; answers if it was the last.
+void store(std::unique_ptr<Slot> slot, Result&& result) noexcept {
   Batch& b = *slot->batch;
   std::unique_lock lock(b.mutex);
   Result& r = b.results[slot->index];
   try {
-    r = {true, status, offset, std::string(epoch.ptr, epoch.len)};
+    r = std::move(result);
   } catch (const std::bad_alloc&) {
-    // Out of memory for the epoch's text: still answer the outcome (a 5xx would make the
-    // backend publish it again).
-    r = {true, status, offset, {}};
+    // Out of memory for the texts: still answer the outcome (a 5xx would make the backend
+    // publish it again).
+    r = make_bare(result.status, result.offset);
   }
   try {
     b.release_locked(lock);
@@ -140,66 +145,25 @@ void on_published(void* ctx, flowrelay_status status, uint64_t offset,
   }
 }
 
-class BadRequest : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-std::string string_field(const Object& o, const std::string& name, const std::string& where,
-                         bool required, const std::string& fallback = {}) {
-  if (!o.has(name) || o.isNull(name)) {
-    if (required) throw BadRequest(where + ": missing \"" + name + "\"");
-    return fallback;
-  }
-  const Poco::Dynamic::Var v = o.get(name);
-  if (!v.isString()) throw BadRequest(where + ": \"" + name + "\" must be a string");
-  return v.extract<std::string>();
-}
-
-Request parse_one(const Object& o, const std::string& where, const PublishApiOptions& options) {
-  Request r;
-  r.conversation = string_field(o, "conversation", where, true);
-  if (!valid_conversation_id(r.conversation, options.max_conversation_id_length))
-    throw BadRequest(where + ": invalid conversation id: 1-" +
-                     std::to_string(options.max_conversation_id_length) +
-                     " characters of A-Z a-z 0-9 _ . : -");
-  const std::string lane = string_field(o, "lane", where, false, "message");
-  if (lane == "log")
-    r.lane = FLOWRELAY_LANE_LOG;
-  else if (lane != "message")
-    throw BadRequest(where + ": unknown lane \"" + lane + "\" (message or log)");
-  r.data = string_field(o, "data", where, true);
-  r.channel = options.channel_prefix + r.conversation;
-  return r;
-}
-
-// The body as requests: one object, or {"messages":[...]}. Throws BadRequest.
-std::vector<Request> parse_body(const std::string& body, const PublishApiOptions& options,
-                                bool& batch) {
-  Poco::Dynamic::Var root;
+void on_published(void* ctx, flowrelay_status status, uint64_t offset,
+                  flowrelay_str epoch) noexcept {
+  std::unique_ptr<Slot> slot(static_cast<Slot*>(ctx));
+  Result r = make_bare(status, offset);
   try {
-    root = Poco::JSON::Parser().parse(body);
-  } catch (const Poco::Exception& e) {
-    throw BadRequest("body is not valid JSON: " + e.displayText());
+    r.epoch.assign(epoch.ptr, epoch.len);
+  } catch (const std::bad_alloc&) {
   }
-  if (root.type() != typeid(Object::Ptr)) throw BadRequest("body must be a JSON object");
-  const Object::Ptr obj = root.extract<Object::Ptr>();
-  std::vector<Request> out;
-  batch = obj->has("messages");
-  if (!batch) {
-    out.push_back(parse_one(*obj, "message", options));
-    return out;
+  store(std::move(slot), std::move(r));
+}
+
+void on_step(void* ctx, const Result& result) {
+  Result r;
+  try {
+    r = result;
+  } catch (const std::bad_alloc&) {
+    r = make_bare(result.status, result.offset);
   }
-  const Poco::JSON::Array::Ptr list = obj->getArray("messages");
-  if (!list) throw BadRequest("\"messages\" must be an array");
-  if (list->size() == 0) throw BadRequest("\"messages\" is empty");
-  for (size_t i = 0; i < list->size(); ++i) {
-    const Object::Ptr item = list->getObject(static_cast<unsigned>(i));
-    const std::string where = "messages[" + std::to_string(i) + "]";
-    if (!item) throw BadRequest(where + " must be an object");
-    out.push_back(parse_one(*item, where, options));
-  }
-  return out;
+  store(std::unique_ptr<Slot>(static_cast<Slot*>(ctx)), std::move(r));
 }
 
 }  // namespace
@@ -275,7 +239,7 @@ void PublishApi::handle(const HttpRequest& req, HttpReply reply) {
         413, "body larger than http.max_body_bytes (" + std::to_string(opt.max_body_bytes) + ")");
   auto b = std::make_shared<Batch>();
   try {
-    b->requests = parse_body(req.body, opt, b->batch);
+    b->requests = publish::parse_body(req.body, opt, b->batch);
   } catch (const BadRequest& e) {
     return refuse(400, e.what());
   }
@@ -288,13 +252,15 @@ void PublishApi::handle(const HttpRequest& req, HttpReply reply) {
   // one broker round trip, not one per message. A broker may complete inside publish().
   for (; b->queued < b->requests.size(); ++b->queued) {
     const Request& r = b->requests[b->queued];
-    const flowrelay_message m = sdk::make_message(r.lane, r.data);
     auto slot = std::make_unique<Slot>(Slot{b, b->queued});
     {
       std::lock_guard lock(b->mutex);
       ++b->outstanding;
     }
-    const flowrelay_status s = _router.publish(r.channel, m, on_published, slot.get());
+    const flowrelay_status s = r.is_reply()
+                                   ? publish::publish_reply_step(_router, r, on_step, slot.get())
+                                   : _router.publish(r.channel, sdk::make_message(r.lane, r.data),
+                                                     on_published, slot.get());
     if (s == FLOWRELAY_OK || s == FLOWRELAY_PENDING) {
       slot.release();  // on_published owns it now
       continue;

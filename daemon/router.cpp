@@ -4,6 +4,39 @@
 
 namespace flowrelay {
 
+Router::Router(uint64_t node_id, BrokerInstance& broker)
+    : _node_id(node_id),
+      _broker(broker),
+      _watch(
+          node_id,
+          [this](std::string_view channel, const flowrelay_message& m) {
+            fan_out(channel, m, *m.reply);
+          },
+          [this](std::string_view channel, const flowrelay_message& m,
+                 flowrelay_reply_published_fn done,
+                 void* ctx) { return publish_reply(channel, m, done, ctx); }) {}
+
+void Router::deliver_reply(std::string_view channel, const flowrelay_message& message,
+                           const flowrelay_reply& reply) {
+  if (reply.kind == FLOWRELAY_KIND_STALLED) return;  // the daemon's own, never a broker's
+  _watch.observe(channel, message, reply);
+  fan_out(channel, message, reply);
+}
+
+void Router::fan_out(std::string_view channel, const flowrelay_message& message,
+                     const flowrelay_reply& reply) {
+  const bool plain = reply.kind == FLOWRELAY_KIND_DELTA || reply.kind == FLOWRELAY_KIND_MESSAGE;
+  for (TransportInstance* t : _transports) {
+    if (t->takes_replies()) {
+      t->deliver(channel, message);
+    } else if (plain) {
+      flowrelay_message m = message;
+      m.reply = nullptr;
+      t->deliver(channel, m);
+    }
+  }
+}
+
 flowrelay_status Router::subscribe(std::string_view channel) {
   std::lock_guard lock(_mutex);
   auto it = _channels.find(channel);
@@ -15,7 +48,10 @@ flowrelay_status Router::subscribe(std::string_view channel) {
   // broker (again).
   const flowrelay_status status = _broker.subscribe(channel);
   if (status != FLOWRELAY_OK && status != FLOWRELAY_PENDING) return status;
-  if (it == _channels.end()) it = _channels.emplace(std::string(channel), Entry{}).first;
+  if (it == _channels.end()) {
+    it = _channels.emplace(std::string(channel), Entry{}).first;
+    _watch.watch_channel(channel);
+  }
   _broker.presence_set(channel, ++it->second.sessions);
   it->second.state = status == FLOWRELAY_OK ? State::Live : State::Pending;
   return status;
@@ -29,6 +65,7 @@ void Router::unsubscribe(std::string_view channel) {
   _broker.presence_set(channel, left);
   if (left > 0) return;
   _broker.unsubscribe(channel);
+  _watch.forget_channel(channel);
   _channels.erase(it);
 }
 

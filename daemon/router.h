@@ -5,7 +5,9 @@
 //
 // The path of one message is direct: a transport's host publish -> Router::publish ->
 // BrokerInstance::publish -> the broker's slot; the broker's host deliver -> Router::deliver ->
-// TransportInstance::deliver -> each transport's slot.
+// TransportInstance::deliver -> each transport's slot. Reply steps (ABI 2.2) take a side path
+// from one kind check: the reply watch sees them (liveness, metrics) and transports built
+// before 2.2 get deltas as plain messages and nothing else of a reply.
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -21,13 +23,14 @@
 #include <vector>
 
 #include "plugin_instance.h"
+#include "replies/reply_watch.h"
 
 namespace flowrelay {
 
 class Router {
  public:
   // `node_id` goes into the origin of every publish (flowrelay_origin.node).
-  Router(uint64_t node_id, BrokerInstance& broker) : _node_id(node_id), _broker(broker) {}
+  Router(uint64_t node_id, BrokerInstance& broker);
 
   // [main, before traffic] A transport that receives deliveries and subscription outcomes.
   void add_transport(TransportInstance& transport) { _transports.push_back(&transport); }
@@ -70,6 +73,8 @@ class Router {
   // [broker thread] A message for this node: once to each transport. No channel lookup here: a
   // late delivery after the last session left is dropped by the transports, which have none.
   void deliver(std::string_view channel, const flowrelay_message& message) {
+    if (const flowrelay_reply* reply = flowrelay_reply_of(&message)) [[unlikely]]
+      return deliver_reply(channel, message, *reply);
     for (TransportInstance* t : _transports) t->deliver(channel, message);
   }
   // [broker thread] The broker's word on a channel: the outcome of a PENDING subscribe, or an
@@ -84,7 +89,23 @@ class Router {
   // Sessions of `channel` on this node.
   uint64_t sessions(std::string_view channel) const;
 
+  // [any thread] channels.reply_stall_ms / reply_timeout_ms (0: off), live.
+  void set_reply_timers(uint32_t stall_ms, uint32_t timeout_ms) {
+    _watch.set_timers(stall_ms, timeout_ms);
+  }
+  // [main] Before the broker goes: no stalled notice or seal after it returns.
+  void stop_reply_watch() { _watch.stop(); }
+  // The reply families of /metrics.
+  void reply_metrics(sdk::PrometheusText& out) const { _watch.metrics(out); }
+
  private:
+  void deliver_reply(std::string_view channel, const flowrelay_message& message,
+                     const flowrelay_reply& reply);
+  // To each transport as it can take it: all of it from 2.2 on; before, a delta as a plain
+  // message with its text and nothing else of a reply.
+  void fan_out(std::string_view channel, const flowrelay_message& message,
+               const flowrelay_reply& reply);
+
   // The caller's message at this daemon's struct size (a 2.0/2.1 plugin's is shorter: the
   // fields it lacks read as empty), from this node: origin.node set, seq the broker's.
   flowrelay_message own_copy(const flowrelay_message& message) const {
@@ -111,6 +132,7 @@ class Router {
   std::vector<TransportInstance*> _transports;
   mutable std::mutex _mutex;  // held across broker subscribe/unsubscribe to keep their order
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> _channels;
+  ReplyWatch _watch;  // last: its timer thread stops before the rest goes
 };
 
 }  // namespace flowrelay

@@ -1,9 +1,9 @@
 // The demo chat page: one conversation over clients/js/flowrelay.js. Replies of the example
-// agent (examples/agent) stream in as {"role":"assistant","reply":id,"seq":n,"delta":text} and
-// end with {"reply":id,"seq":last+1,"end":true,"tokens":N}; prompts are {"role":"user",...};
-// the log lane goes to the side panel. Everything is rendered with textContent (no HTML from
-// the wire). The DOM carries the state a person (or a test) reads: #state[data-state],
-// [data-reply-id][data-complete], one span[data-seq] per token.
+// agent (examples/agent) arrive as reply streams (open, delta, end; snapshot or the compacted
+// reply after a resume), each with a Stop button while it streams; prompts are
+// {"role":"user",...} messages; the log lane goes to the side panel. Everything is rendered
+// with textContent (no HTML from the wire). The DOM carries the state a person (or a test)
+// reads: #state[data-state], [data-reply-id][data-complete][data-reason][data-seq].
 import { FlowrelayClient } from './flowrelay.js';
 
 const params = new URLSearchParams(location.search);
@@ -46,60 +46,85 @@ function item(className, who, offset) {
   return li;
 }
 
-// One assistant reply as it grows. Tokens are shown in seq order, each once: a seq already
-// shown is counted (data-duplicates) and dropped, one that arrives early waits for the gap.
+// One assistant reply as the client library assembles it from reply frames: live deltas are
+// appended (one span[data-seq] each), a snapshot or compacted reply entry after a resume
+// replaces the text. The item carries what a reader (or a test) checks: data-seq (the last
+// seq shown), data-complete, data-reason, data-stalled, data-tokens (the end's count),
+// data-deltas / data-replaced (how many frames built the text).
+const REASONS = { cancelled: 'stopped', producer_lost: 'the agent went silent', error: 'failed' };
+
 class Reply {
   constructor(id, offset) {
+    this.id = id;
     this.el = item('assistant', 'agent', offset);
-    this.el.dataset.replyId = id;
-    this.el.dataset.complete = 'false';
-    this.el.dataset.duplicates = '0';
+    Object.assign(this.el.dataset, { replyId: id, complete: 'false', seq: '0', deltas: '0',
+                                     replaced: '0', stalled: 'false' });
     this.text = this.el.querySelector('.text');
-    this.next = 1;            // the seq shown next
-    this.waiting = new Map(); // seq -> message that came before its predecessors
-    this.endSeq = null;
+    this.status = document.createElement('span');
+    this.status.className = 'reply-status';
+    this.stop = document.createElement('button');
+    this.stop.type = 'button';
+    this.stop.className = 'stop';
+    this.stop.textContent = 'Stop';
+    this.stop.title = 'Stop this reply for everyone';
+    this.el.querySelector('.who').after(this.stop, this.status);
   }
 
-  add(m) {
-    const seq = Number(m.seq);
-    if (!Number.isInteger(seq) || seq < 1) return;
-    if (seq < this.next || this.waiting.has(seq)) {
-      this.el.dataset.duplicates = String(Number(this.el.dataset.duplicates) + 1);
-      return;
+  update(r) {
+    const d = this.el.dataset;
+    if (r.change === 'delta') {
+      const span = document.createElement('span');
+      span.dataset.seq = String(r.seq);
+      span.textContent = r.delta;
+      this.text.append(span);
+      d.deltas = String(Number(d.deltas) + 1);
+    } else if (r.change === 'snapshot' || r.change === 'reply') {
+      this.text.replaceChildren(r.text);
+      d.replaced = String(Number(d.replaced) + 1);
     }
-    this.waiting.set(seq, m);
-    while (this.waiting.has(this.next)) {
-      const part = this.waiting.get(this.next);
-      this.waiting.delete(this.next);
-      if (part.end) {
-        this.endSeq = this.next;
-        this.el.dataset.complete = 'true';
-        if (part.tokens !== undefined) this.el.dataset.tokens = String(part.tokens);
-        this.el.classList.add('complete');
-      } else {
-        const span = document.createElement('span');
-        span.dataset.seq = String(this.next);
-        span.textContent = String(part.delta ?? '');
-        this.text.append(span);
-      }
-      this.next += 1;
+    d.seq = String(r.seq);
+    d.stalled = String(r.stalled);
+    if (r.incomplete) d.incomplete = 'true';
+    else delete d.incomplete;
+    let status = r.stalled ? 'waiting for the agent…' : '';
+    if (r.ended) {
+      d.complete = 'true';
+      d.reason = r.reason;
+      if (r.stats) d.tokens = String(r.stats.tokens);
+      this.el.classList.add('complete');
+      this.stop.remove();
+      status = REASONS[r.reason] ?? '';
+      if (r.reason === 'error' && r.error) status += `: ${r.error}`;
     }
+    this.status.textContent = status;
+  }
+
+  refused(e) {
+    this.status.textContent = `stop refused: ${e.code ?? ''} ${e.reason ?? e.message}`;
+    this.stop.disabled = false;
   }
 }
 
 const replies = new Map(); // reply id -> Reply
+
+function showReply(client, r) {
+  let reply = replies.get(r.id);
+  if (!reply) {
+    replies.set(r.id, (reply = new Reply(r.id, r.offset)));
+    reply.stop.addEventListener('click', () => {
+      reply.stop.disabled = true;  // the end frame removes it; a refusal gives it back
+      client.cancel(r.id).catch((e) => reply.refused(e));
+    });
+  }
+  reply.update(r);
+}
 
 function showMessage(m) {
   let body = null;
   try {
     body = JSON.parse(m.data);
   } catch { /* plain text: a raw client or a backend that does not speak the app protocol */ }
-  const isObject = body !== null && typeof body === 'object';
-  if (isObject && body.role === 'assistant' && typeof body.reply === 'string') {
-    let reply = replies.get(body.reply);
-    if (!reply) replies.set(body.reply, (reply = new Reply(body.reply, m.offset)));
-    reply.add(body);
-  } else if (isObject && body.role === 'user') {
+  if (body !== null && typeof body === 'object' && body.role === 'user') {
     item('user', 'you', m.offset).querySelector('.text').textContent = String(body.text ?? '');
   } else {
     item('plain', 'message', m.offset).querySelector('.text').textContent = m.data;
@@ -146,6 +171,7 @@ function connect(url) {
   });
   client.on('state', showState);
   client.on('message', showMessage);
+  client.on('reply', (r) => showReply(client, r));
   client.on('log', (m) => logLine(m.data));
   // Every connection ends its catch-up with a resumed frame; only a reconnect's is news.
   let connectedBefore = false;

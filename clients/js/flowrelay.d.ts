@@ -42,8 +42,10 @@ export interface FlowrelayClientOptions {
   epoch?: string;
   /** publish() rejects with code 504 when no ack came within this (ms). Default 10000. */
   publishTimeoutMs?: number;
-  /** Publishes not acked yet (sent or queued) at most; past it publish() rejects with 503. Default 1000. */
+  /** Requests not acked yet (sent or queued) at most; past it they reject with 503. Default 1000. */
   maxQueued?: number;
+  /** Ended replies whose state the client keeps (the oldest are forgotten). Default 1000. */
+  maxEndedReplies?: number;
 }
 
 export interface Message {
@@ -77,6 +79,9 @@ export interface StateChange {
 export interface ErrorEvent {
   code: number;
   reason: string;
+  /** A 409 about a reply step sent without an id. */
+  expectedSeq?: number;
+  ended?: string;
 }
 
 export interface Gap {
@@ -91,6 +96,72 @@ export interface Ack {
   epoch: string | null;
   /** Present when the server says whether the message was relayed (publish proxy). */
   relayed?: boolean;
+  /** A reply step or cancel the server had already (stored once). */
+  duplicate?: boolean;
+}
+
+/** How a reply ended: by its producer (done, error), a client's cancel, or the daemon's timeout. */
+export type ReplyEndReason = 'done' | 'error' | 'cancelled' | 'producer_lost';
+
+/** Measured by the broker, the same on every replica. */
+export interface ReplyStats {
+  /** Deltas (the last seq). */
+  tokens: number;
+  /** Opened to first delta; absent without deltas. */
+  ttft_ms?: number;
+  /** Opened to end. */
+  duration_ms: number;
+  /** Bytes of the whole text. */
+  bytes: number;
+}
+
+/** A reply as the client assembled it from its frames. */
+export interface ReplyState {
+  id: string;
+  /** The text so far (the whole text once ended). */
+  text: string;
+  /** The last seq the text covers (0: opened, no delta yet). */
+  seq: number;
+  ended: boolean;
+  /** No delta for the server's reply_stall_ms; cleared by the next delta. */
+  stalled: boolean;
+  /**
+   * The text misses deltas that never reached this client (it joined mid-reply without
+   * history, or the history no longer had them); a later snapshot or reply entry repairs it.
+   */
+  incomplete: boolean;
+  /** Once ended. */
+  reason?: ReplyEndReason | string;
+  /** reason 'error': the producer's words, when it gave some. */
+  error?: string;
+  stats?: ReplyStats;
+}
+
+/** The frame types of a reply stream (docs/PROTOCOL.md "Reply streams"). */
+export type ReplyFrameType = 'open' | 'delta' | 'end' | 'snapshot' | 'reply' | 'stalled';
+
+/** A reply changed: its state after the frame (`change` says which). */
+export interface ReplyUpdate extends ReplyState {
+  change: ReplyFrameType;
+  /** 'delta': the text appended (a merged delta's whole text). */
+  delta?: string;
+  offset?: number;
+  epoch?: string;
+}
+
+/** A reply frame as the server sent it (duplicates included). */
+export interface ReplyFrame {
+  type: ReplyFrameType;
+  reply: string;
+  seq?: number;
+  /** A merged delta: its first seq (`seq` its last). */
+  from?: number;
+  offset?: number;
+  epoch?: string;
+  data?: string;
+  reason?: string;
+  error?: string;
+  stats?: ReplyStats;
 }
 
 export interface FlowrelayEvents {
@@ -101,6 +172,12 @@ export interface FlowrelayEvents {
   state: StateChange;
   error: ErrorEvent;
   gap: Gap;
+  /** Every change of a reply: opened, a delta appended, a snapshot or reply entry, stalled, ended. */
+  reply: ReplyUpdate;
+  /** Once per reply, when it ends (live end, or its compacted reply entry). */
+  'reply-end': ReplyState;
+  /** Every reply frame received, before deduplication. */
+  'reply-frame': ReplyFrame;
 }
 
 export interface PublishOptions {
@@ -108,16 +185,22 @@ export interface PublishOptions {
 }
 
 export declare class FlowrelayError extends Error {
-  constructor(code: number, reason: string, id?: string);
+  constructor(code: number, reason: string, id?: string,
+              details?: { expected_seq?: number; ended?: string });
   readonly name: 'FlowrelayError';
   /**
-   * 400 bad frame, other 4xx refused by the backend, 429 rate limited, 503 unavailable or
-   * queue full, 504 no ack in time; 1000 the client was closed, 1008 the server refused the token.
+   * 400 bad frame, other 4xx refused by the backend, 409 reply conflict, 413 reply too big,
+   * 429 rate limited, 501 no reply streams, 503 unavailable or queue full, 504 no ack in time;
+   * 1000 the client was closed, 1008 the server refused the token.
    */
   readonly code: number;
   readonly reason: string;
-  /** The publish's id, when the error belongs to one. */
+  /** The request's id, when the error belongs to one. */
   readonly id?: string;
+  /** 409: the seq the reply expects (a gap). */
+  readonly expectedSeq?: number;
+  /** 409: the reply has ended, this way. */
+  readonly ended?: string;
 }
 
 export declare class FlowrelayClient {
@@ -126,6 +209,21 @@ export declare class FlowrelayClient {
   on<E extends keyof FlowrelayEvents>(event: E, listener: (value: FlowrelayEvents[E]) => void): () => void;
   /** Resolves on the server's ack; rejects with a FlowrelayError. */
   publish(data: string, options?: PublishOptions): Promise<Ack>;
+  /**
+   * Stops a reply for everyone (end reason 'cancelled'; its producer's next delta gets 409).
+   * Needs the publish right. Rejects with 409 (`ended`) when it had ended already.
+   */
+  cancel(reply: string): Promise<Ack>;
+  /** Producing a reply from this client (publish right): optional, the first delta opens it too. */
+  openReply(reply: string): Promise<Ack>;
+  /** Delta `seq` (1, 2, ...); a resent seq is acked with `duplicate`, stored once; a gap rejects 409. */
+  appendReply(reply: string, seq: number, data: string): Promise<Ack>;
+  /** Ends it: reason 'done', or 'error' with `error`. */
+  endReply(reply: string, options?: { error?: string }): Promise<Ack>;
+  /** A reply's state as assembled so far. */
+  reply(id: string): ReplyState | undefined;
+  /** Every reply known (open, and the newest ended ones), in the order first seen. */
+  readonly replies: ReplyState[];
   /** Closes for good: no reconnect, pending publishes reject with code 1000. */
   close(): void;
   /** The newest offset delivered (or given as `since`). */

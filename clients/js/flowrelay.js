@@ -1,6 +1,8 @@
 // flowrelay client: envelope mode (subprotocol flowrelay.v1) with resume, lanes and acked
 // publishes, for browsers and Node.js (a global WebSocket or one passed in the options).
-// One file with no dependencies so that a page can load it as it is (docs/PROTOCOL.md).
+// No dependencies, so that a page can load it as it is (docs/PROTOCOL.md); reply streams are
+// assembled by replies.js next to it.
+import { isReplyId, REPLY_FRAME_TYPES, ReplyTracker } from './replies.js';
 
 export const SUBPROTOCOL = 'flowrelay.v1';
 
@@ -10,20 +12,25 @@ const DEFAULTS = {
   maxQueued: 1000,
 };
 
+const BAD_REPLY_ID = 'reply must be 1 to 64 printable ASCII characters without spaces';
+
 // A close 1008 whose reason names the token or a missing right: reconnecting cannot help.
 // Other 1008s (slow consumer, publish rate) are transient and reconnect.
 const AUTH_REASON = /token|permission|not allowed|forbidden|unauthori[sz]ed|denied|grant/i;
 
-// Rejection of publish(): `code` is an HTTP-like status from the server's error frame (400, 4xx,
-// 429, 503), 504 for publishTimeoutMs, or the WebSocket close code that ended the client
-// (1000 after close(), 1008 when the server refused the token).
+// Rejection of publish() and the reply requests: `code` is an HTTP-like status from the
+// server's error frame (400, 4xx, 409, 413, 429, 501, 503), 504 for publishTimeoutMs, or the
+// WebSocket close code that ended the client (1000 after close(), 1008 when the server refused
+// the token). A 409 about a reply says `expectedSeq` (a gap) or `ended` (how it ended).
 export class FlowrelayError extends Error {
-  constructor(code, reason, id) {
+  constructor(code, reason, id, details = {}) {
     super(`flowrelay ${code}: ${reason}`);
     this.name = 'FlowrelayError';
     this.code = code;
     this.reason = reason;
     if (id !== undefined) this.id = id;
+    if (details.expected_seq !== undefined) this.expectedSeq = details.expected_seq;
+    if (details.ended !== undefined) this.ended = details.ended;
   }
 }
 
@@ -56,7 +63,10 @@ export class FlowrelayClient {
     this._offset = Number(options.since ?? 0);
     this._epoch = options.epoch ?? null;
     this._listeners = new Map();
-    this._pending = new Map();  // id -> publish not acked yet (sent or queued), in call order
+    this._pending = new Map();  // id -> request not acked yet (sent or queued), in call order
+    this._replies = new ReplyTracker((event, value) => this._emit(event, value),
+                                     { maxEnded: options.maxEndedReplies });
+    this._replaying = false;  // between a connection's open and its resumed frame
     this._idPrefix = randomTag();
     this._nextId = 0;
     this._state = 'connecting';
@@ -72,6 +82,10 @@ export class FlowrelayClient {
   get epoch() { return this._epoch; }
   get state() { return this._state; }
 
+  // A reply's state as assembled so far ({id, text, seq, ended, reason, ...}), or undefined.
+  reply(id) { return this._replies.get(id); }
+  get replies() { return this._replies.all(); }
+
   on(event, listener) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     const set = this._listeners.get(event);
@@ -82,15 +96,53 @@ export class FlowrelayClient {
   }
 
   publish(data, { lane = 'message' } = {}) {
-    if (this._state === 'closed')
-      return Promise.reject(new FlowrelayError(this._closeCode ?? 1000, 'the client is closed'));
     if (typeof data !== 'string')
       return Promise.reject(new FlowrelayError(400, 'data must be a string'));
+    return this._request({ type: 'publish', lane, data });
+  }
+
+  // Stops a reply for everyone (its producer's next delta gets 409); resolves on the ack.
+  cancel(reply) {
+    return this._replyRequest({ type: 'cancel', reply });
+  }
+
+  // Producing a reply from this client (it needs the publish right): open (optional), deltas
+  // numbered from 1 (a resend of a seq is answered duplicate, stored once), end.
+  openReply(reply) {
+    return this._replyRequest({ type: 'open', reply });
+  }
+
+  appendReply(reply, seq, data) {
+    if (!Number.isInteger(seq) || seq < 1)
+      return Promise.reject(new FlowrelayError(400, 'seq must be a positive integer'));
+    if (typeof data !== 'string')
+      return Promise.reject(new FlowrelayError(400, 'data must be a string'));
+    return this._replyRequest({ type: 'delta', reply, seq, data });
+  }
+
+  endReply(reply, { error } = {}) {
+    if (error !== undefined && typeof error !== 'string')
+      return Promise.reject(new FlowrelayError(400, 'error must be a string'));
+    return this._replyRequest(error === undefined ? { type: 'end', reply }
+                                                  : { type: 'end', reply, error });
+  }
+
+  _replyRequest(frame) {
+    if (!isReplyId(frame.reply))
+      return Promise.reject(new FlowrelayError(400, BAD_REPLY_ID));
+    return this._request(frame);
+  }
+
+  // Sends `frame` with a new id (now, or once connected; again after a reconnect until it
+  // is answered) and settles on the server's ack or error frame for that id.
+  _request({ type, ...fields }) {
+    if (this._state === 'closed')
+      return Promise.reject(new FlowrelayError(this._closeCode ?? 1000, 'the client is closed'));
     if (this._pending.size >= this._maxQueued)
-      return Promise.reject(new FlowrelayError(503, `more than ${this._maxQueued} publishes pending`));
+      return Promise.reject(new FlowrelayError(503, `more than ${this._maxQueued} requests pending`));
     const id = `${this._idPrefix}-${++this._nextId}`;
     return new Promise((resolve, reject) => {
-      const entry = { frame: JSON.stringify({ type: 'publish', id, lane, data }), resolve, reject };
+      const entry = { frame: JSON.stringify({ type, id, ...fields }), resolve, reject };
       entry.timer = setTimeout(() => {
         this._pending.delete(id);
         reject(new FlowrelayError(504, `no ack within ${this._publishTimeoutMs} ms`, id));
@@ -148,6 +200,7 @@ export class FlowrelayClient {
       return this._stop(1002, `server did not accept ${SUBPROTOCOL}`);
     }
     this._openedAt = Date.now();
+    this._replaying = true;
     this._setState({ state: 'open', attempt: this._attempt });
     // Everything not acked goes again, in call order, with its id (see README: at-least-once).
     for (const entry of this._pending.values()) ws.send(entry.frame);
@@ -202,12 +255,21 @@ export class FlowrelayClient {
       case 'ack': return this._settle(f.id, (e) => e.resolve(ackResult(f)));
       case 'error':
         if (f.id !== undefined && this._pending.has(f.id))
-          return this._settle(f.id, (e) => e.reject(new FlowrelayError(f.code, f.reason, f.id)));
-        if (f.id !== undefined) return;  // answer to a publish that already timed out
-        return this._emit('error', { code: f.code, reason: f.reason });
+          return this._settle(f.id, (e) => e.reject(new FlowrelayError(f.code, f.reason, f.id, f)));
+        if (f.id !== undefined) return;  // answer to a request that already timed out
+        return this._emit('error', errorEvent(f));
       default:
+        if (REPLY_FRAME_TYPES.has(f.type)) return this._onReplyFrame(f);
         return;  // frame types of later protocol versions
     }
+  }
+
+  _onReplyFrame(f) {
+    this._emit('reply-frame', f);
+    // A merged delta stands for seq - from + 1 deltas, each of which took an offset.
+    const covers = f.type === 'delta' && Number.isInteger(f.from) ? f.seq - f.from + 1 : 1;
+    if (!this._advance(f, covers)) return;
+    this._replies.onFrame(f);
   }
 
   _settle(id, fn) {
@@ -221,20 +283,28 @@ export class FlowrelayClient {
   _onMessage(f) {
     const m = { lane: f.lane === 'log' ? 'log' : 'message', offset: f.offset, epoch: f.epoch,
                 data: f.data };
-    if (typeof f.offset === 'number' && f.offset > 0) {
-      if (f.epoch === this._epoch) {
-        if (f.offset <= this._offset) return;  // already delivered (history overlapping live)
-        if (f.offset > this._offset + 1)
-          this._emit('gap', { from: this._offset + 1, to: f.offset - 1, epoch: f.epoch });
-      }
-      // A new epoch: the history was reset and offsets start again, so the position follows.
-      this._offset = f.offset;
-      this._epoch = f.epoch ?? null;
+    if (this._advance(f, 1)) this._emit(m.lane, m);
+  }
+
+  // Moves the position to a frame's offset; false when that offset was delivered already.
+  // `covers`: how many offsets the frame stands for (a merged delta: several).
+  _advance(f, covers) {
+    if (typeof f.offset !== 'number' || f.offset <= 0) return true;  // not kept in history
+    if (f.epoch === this._epoch) {
+      if (f.offset <= this._offset) return false;  // already delivered (history overlapping live)
+      // A replay has holes by design (a reply's deltas live on in its one entry), so only
+      // live frames can show a gap.
+      if (!this._replaying && f.offset > this._offset + covers)
+        this._emit('gap', { from: this._offset + 1, to: f.offset - covers, epoch: f.epoch });
     }
-    this._emit(m.lane, m);
+    // A new epoch: the history was reset and offsets start again, so the position follows.
+    this._offset = f.offset;
+    this._epoch = f.epoch ?? null;
+    return true;
   }
 
   _onResumed(f) {
+    this._replaying = false;
     const r = { recovered: f.recovered === true, offset: f.offset ?? 0, epoch: f.epoch ?? null };
     if (!r.recovered || (r.epoch !== null && r.epoch !== this._epoch)) {
       // Not recovered, or another epoch: live messages continue after the server's offset
@@ -274,5 +344,14 @@ export class FlowrelayClient {
 function ackResult(f) {
   const r = { offset: f.offset ?? 0, epoch: f.epoch ?? null };
   if (f.relayed !== undefined) r.relayed = f.relayed;
+  if (f.duplicate === true) r.duplicate = true;
   return r;
+}
+
+function errorEvent(f) {
+  const e = { code: f.code, reason: f.reason };
+  if (f.reply !== undefined) e.reply = f.reply;
+  if (f.expected_seq !== undefined) e.expectedSeq = f.expected_seq;
+  if (f.ended !== undefined) e.ended = f.ended;
+  return e;
 }

@@ -1,10 +1,12 @@
 #include "backend/backend.h"
 
+#include "backend/cancel_notifier.h"
 #include "backend/client_relay.h"
 #include "backend/connect_proxy.h"
 #include "backend/event_batcher.h"
 #include "backend/publish_proxy.h"
 #include "plugin_host.h"
+#include "router.h"
 
 namespace flowrelay {
 
@@ -24,9 +26,13 @@ Backend::Backend(const BackendConfig& config, Router& router, uint64_t node_id,
                  std::string channel_prefix)
     : _config(config), _router(router), _pool(config.max_in_flight, limits_of(config)) {
   const std::string node = node_id_hex(node_id);
-  if (!config.publish_url.empty())
-    _publish = std::make_unique<PublishProxy>(router, _pool, _metrics, url_of(config.publish_url),
-                                              node, std::move(channel_prefix), config.max_queued);
+  if (!config.publish_url.empty()) {
+    const auto publish_url = url_of(config.publish_url);
+    _cancel = std::make_unique<CancelNotifier>(router, _pool, _metrics, publish_url, node,
+                                               channel_prefix, config.max_queued);
+    _publish = std::make_unique<PublishProxy>(router, _pool, _metrics, publish_url, node,
+                                              std::move(channel_prefix), config.max_queued);
+  }
   if (!config.connect_url.empty())
     _connect = std::make_unique<ConnectProxy>(_pool, _metrics, url_of(config.connect_url),
                                               config.max_queued);
@@ -61,6 +67,13 @@ void Backend::client_event(bool joined, const flowrelay_client_info& client) {
   if (_events) _events->add(joined, client);
 }
 
+flowrelay_status Backend::publish_cancel(std::string_view channel, const flowrelay_message& message,
+                                         const flowrelay_client_info& client,
+                                         flowrelay_reply_published_fn done, void* ctx) {
+  if (_cancel) return _cancel->publish(channel, message, client, done, ctx);
+  return _router.publish_reply(channel, message, done, ctx);
+}
+
 std::string Backend::reconfigure(const BackendConfig& fresh) {
   std::string restart;
   auto note = [&](bool changed, const char* key) {
@@ -74,6 +87,7 @@ std::string Backend::reconfigure(const BackendConfig& fresh) {
   const bool rotated = fresh.secret != _config.secret;
   _pool.set_limits(limits_of(fresh));
   if (_publish) _publish->set_max_queued(fresh.max_queued);
+  if (_cancel) _cancel->set_max_queued(fresh.max_queued);
   if (_connect) _connect->set_max_queued(fresh.max_queued);
   // What needs a restart stays as running, so that the next reload compares with that.
   BackendConfig running = fresh;

@@ -21,6 +21,7 @@ class Router;
 class PublishProxy;
 class ConnectProxy;
 class EventBatcher;
+class CancelNotifier;
 
 class Backend {
  public:
@@ -39,6 +40,12 @@ class Backend {
   flowrelay_status authorize(const flowrelay_connect_request& request, flowrelay_connect_fn done,
                              void* ctx);
   void client_event(bool joined, const flowrelay_client_info& client);
+  // A client's cancel (END "cancelled"): published, and once it sealed the reply the
+  // publish_url gets a cancel event. Only with a publish_url (see tells_cancels()).
+  flowrelay_status publish_cancel(std::string_view channel, const flowrelay_message& message,
+                                  const flowrelay_client_info& client,
+                                  flowrelay_reply_published_fn done, void* ctx);
+  bool tells_cancels() const { return _cancel != nullptr; }
 
   // [main] SIGHUP: the secret (re-read from secret_file), timeout_ms, max_queued and
   // max_answer_bytes apply to the next requests. Returns the keys that changed and need a
@@ -57,6 +64,7 @@ class Backend {
   std::unique_ptr<PublishProxy> _publish;
   std::unique_ptr<ConnectProxy> _connect;
   std::unique_ptr<EventBatcher> _events;
+  std::unique_ptr<CancelNotifier> _cancel;  // with _publish: the same publish_url
   Poco::Logger& _log = Poco::Logger::get("backend");
 };
 

@@ -119,6 +119,23 @@ std::string publish_request_body(std::string_view conversation, flowrelay_lane l
   return out;
 }
 
+std::string cancel_event_body(std::string_view conversation, std::string_view reply,
+                              std::string_view user_json, std::string_view client,
+                              std::string_view remote_addr) {
+  std::string out = "{\"type\":\"cancel\",";
+  put_string(out, "conversation", conversation);
+  out += ',';
+  put_string(out, "reply", reply);
+  out += ',';
+  put_user(out, user_json);
+  out += ',';
+  put_string(out, "client", client);
+  out += ',';
+  put_string(out, "remote_addr", remote_addr);
+  out += '}';
+  return out;
+}
+
 std::string connect_request_body(const flowrelay_connect_request& r) {
   auto s = [](flowrelay_str v) { return std::string_view(v.ptr ? v.ptr : "", v.len); };
   std::string out = "{";
@@ -145,6 +162,15 @@ std::string event_json(bool joined, std::string_view conversation, std::string_v
   put_user(out, user_json);
   out += ",\"time_ms\":" + std::to_string(time_ms) + "}";
   return out;
+}
+
+BackendOutcome delivery_outcome(const BackendAnswer& a) {
+  using F = BackendAnswer::Failure;
+  if (a.failure == F::Timeout) return BackendOutcome::Timeout;
+  if (a.failure == F::Unavailable || a.status >= 500) return BackendOutcome::Unavailable;
+  if (a.failure == F::TooLarge || a.status < 200 || a.status >= 300)
+    return a.status >= 400 ? BackendOutcome::Refused : BackendOutcome::BadAnswer;
+  return BackendOutcome::Ok;
 }
 
 PublishVerdict judge_publish_answer(const BackendAnswer& a) {

@@ -17,10 +17,17 @@ namespace flowrelay {
 std::string publish_request_body(std::string_view conversation, flowrelay_lane lane,
                                  std::string_view data, std::string_view user_json,
                                  std::string_view client, std::string_view remote_addr);
+// A client stopped a reply (publish_url gets it as {"type":"cancel",...}).
+std::string cancel_event_body(std::string_view conversation, std::string_view reply,
+                              std::string_view user_json, std::string_view client,
+                              std::string_view remote_addr);
 std::string connect_request_body(const flowrelay_connect_request& request);
 // One element of the events body's "events" array.
 std::string event_json(bool joined, std::string_view conversation, std::string_view client,
                        std::string_view user_json, int64_t time_ms);
+
+// How a one-way request (events, cancel) fared: Ok for a 2xx, whatever the body.
+BackendOutcome delivery_outcome(const BackendAnswer& answer);
 
 // The publish proxy's reading of an answer.
 struct PublishVerdict {

@@ -8,7 +8,7 @@ namespace flowrelay {
 
 namespace {
 
-constexpr const char* kEndpointNames[] = {"publish", "connect", "events"};
+constexpr const char* kEndpointNames[] = {"publish", "connect", "events", "cancel"};
 constexpr const char* kOutcomeNames[] = {"ok",          "rewritten", "private",    "refused",
                                          "unavailable", "timeout",   "bad_answer", "busy"};
 

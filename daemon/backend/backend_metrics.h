@@ -10,9 +10,9 @@
 
 namespace flowrelay {
 
-enum class BackendEndpoint { Publish, Connect, Events, Count };
+enum class BackendEndpoint { Publish, Connect, Events, Cancel, Count };
 enum class BackendOutcome {
-  Ok,           // publish: published as sent; connect: admitted; events: delivered
+  Ok,           // publish: published as sent; connect: admitted; events, cancel: delivered
   Rewritten,    // publish: the backend's data published instead
   Private,      // publish: accepted, not relayed
   Refused,      // a 4xx (connect: 401/403)

@@ -81,13 +81,7 @@ void EventBatcher::flush() {
 void EventBatcher::sent(size_t count, BackendAnswer&& a) {
   using F = BackendAnswer::Failure;
   if (a.seconds > 0) _metrics.observe(BackendEndpoint::Events, a.seconds);
-  BackendOutcome outcome = BackendOutcome::Ok;
-  if (a.failure == F::Timeout)
-    outcome = BackendOutcome::Timeout;
-  else if (a.failure == F::Unavailable || a.status >= 500)
-    outcome = BackendOutcome::Unavailable;
-  else if (a.failure == F::TooLarge || a.status < 200 || a.status >= 300)
-    outcome = a.status >= 400 ? BackendOutcome::Refused : BackendOutcome::BadAnswer;
+  const BackendOutcome outcome = delivery_outcome(a);
   _metrics.count(BackendEndpoint::Events, outcome);
   const bool ok = outcome == BackendOutcome::Ok;
   if (!ok) _metrics.events_dropped(count);

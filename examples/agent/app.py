@@ -1,5 +1,6 @@
-"""The agent's HTTP side: the three endpoints flowrelayd calls (publish proxy, connect proxy,
-presence events), each signed with the shared secret, plus /stats and /health."""
+"""The agent's HTTP side: the three endpoints flowrelayd calls (publish proxy with its cancel
+events, connect proxy, presence events), each signed with the shared secret, plus /stats and
+/health."""
 
 import json
 import logging
@@ -100,9 +101,22 @@ def create_app(settings: Settings) -> FastAPI:
             raise Refusal(400, "body is not a JSON object", "bad request")
         return body
 
+    def cancel(request: Request, body: dict):
+        """The publish proxy's cancel event: a client stopped a reply, flowrelay sealed it."""
+        conversation = _field(body, "conversation", str)
+        reply_id = _field(body, "reply", str)
+        client = body.get("client") if isinstance(body.get("client"), str) else "-"
+        outcome = "stopped" if streamer.cancel(conversation, reply_id, client) else "unknown"
+        stats.count("cancel", outcome)
+        request.state.outcome = f"cancel {outcome}"
+        request.state.detail = f" conversation={conversation} reply={reply_id} client={client}"
+        return {}
+
     @app.post("/flowrelay/publish")
     async def publish(request: Request):
         body = await signed_json(request)
+        if body.get("type") == "cancel":
+            return cancel(request, body)
         conversation = _field(body, "conversation", str)
         lane = _field(body, "lane", str)
         data = _field(body, "data", str)

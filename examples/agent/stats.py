@@ -10,7 +10,7 @@ class Stats:
         self._lock = threading.Lock()
         self._counts: Dict[str, Counter] = {
             "publish": Counter(), "connect": Counter(), "events": Counter(), "replies": Counter(),
-            "users": Counter()}
+            "users": Counter(), "cancel": Counter(), "steps": Counter()}
         self._api_connections = 0
         self._recent = deque(maxlen=recent)
 
@@ -24,7 +24,7 @@ class Stats:
 
     def reply_finished(self, summary: dict):
         with self._lock:
-            self._counts["replies"]["ok" if summary["ok"] else "failed"] += 1
+            self._counts["replies"][summary["outcome"]] += 1
             self._recent.append(summary)
 
     def snapshot(self) -> dict:

@@ -55,9 +55,12 @@ std::optional<uint64_t> ChannelGap::begin_fill() {
 
 ChannelGap::Outcome ChannelGap::finish_fill(const flowrelay_history& history, const Sink& sink) {
   const size_t n = history.count;
-  return settled({true, view(history.epoch), history.top, n ? history.messages[0].offset : 0,
-                  n ? history.messages[n - 1].offset : 0},
-                 &history, sink);
+  SeamAnswer answer{true, view(history.epoch), history.top, n ? history.messages[0].offset : 0,
+                    n ? history.messages[n - 1].offset : 0};
+  // Our history script always says how far back it is whole (replies leave holes in the
+  // offsets, so the first offset proves nothing).
+  answer.trimmed_known = sdk::history_trimmed(history, answer.trimmed);
+  return settled(answer, &history, sink);
 }
 
 ChannelGap::Outcome ChannelGap::abandon_fill(const Sink& sink) {
@@ -80,6 +83,12 @@ ChannelGap::Outcome ChannelGap::settled(SeamAnswer answer, const flowrelay_histo
         w.epoch = answer.epoch;
         w.origin = m.origin;
         w.data = view(m.data);
+        // SNAPSHOT and REPLY entries keep their kind (live sessions replace a reply's text
+        // with a snapshot's): the reply's strings view the history answer, like the data.
+        if (const flowrelay_reply* reply = sdk::reply_of(m)) {
+          w.has_reply = true;
+          w.reply = *reply;
+        }
         accept(w);
         ++outcome.filled;
         sink(w);

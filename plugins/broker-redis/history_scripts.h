@@ -2,18 +2,14 @@
 // every connect of the publisher link and called by SHA: each runs atomically in Redis, so the
 // offsets of a channel are gap-free and monotonic whichever replica publishes. Redis 7
 // replicates a script's effects, so reading TIME before writing is allowed. Needs Redis >= 6.2
-// (XTRIM MINID, exclusive XREVRANGE ranges).
-//
-// Keys per channel (the hash tag keeps both in one slot):
-//  - flowrelay:history:{<channel>}: a stream of entries
-//      {o: offset, l: lane m|l, n: origin node, s: origin session, q: origin seq, d: data}
-//  - flowrelay:seq:{<channel>}: a hash {epoch, top, n:<node>: last seq appended from <node>,
-//    h:<node>: where the last resend from <node> was found (kAppendBody)}.
-// Both expire history_max_age_ms after the last append: an idle channel starts a new epoch.
+// (exclusive XRANGE ranges). The keys and the trimming they share: channel_state_lua.h; reply
+// steps: reply_scripts.h.
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "channel_state_lua.h"
 
 namespace flowrelay::redis {
 
@@ -23,28 +19,15 @@ inline std::string history_stream_key(std::string_view channel) {
 inline std::string history_seq_key(std::string_view channel) {
   return "flowrelay:seq:{" + std::string(channel) + "}";
 }
+inline std::string replies_key(std::string_view channel) {
+  return "flowrelay:replies:{" + std::string(channel) + "}";
+}
+inline std::string reply_text_key(std::string_view channel, std::string_view id) {
+  return "flowrelay:reply-text:{" + std::string(channel) + "}:" + std::string(id);
+}
 
-// Common prelude: the server's clock in milliseconds, age trimming (MINID drops every entry
-// whose id, its append time in ms, is older than the bound), and an entry's fields by name
-// (entries may lack the origin fields: those read as "0"). Appends trim with '~' (whole stream
-// nodes only: exact trimming on every append cost ~17% of Redis' throughput in a
-// redis-benchmark of the append script); reads trim exactly, so no entry past its age or beyond
-// history_size (the read takes the newest history_size) ever reaches a client.
-inline constexpr std::string_view kScriptPrelude = R"lua(
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function trim_by_age(stream, max_age, how)
-  redis.call('XTRIM', stream, 'MINID', how, string.format('%d', math.max(0, now_ms - max_age)))
-end
-local function fields_of(f)
-  local e = {o = '0', l = 'm', n = '0', s = '0', q = '0', d = ''}
-  for j = 1, #f, 2 do e[f[j]] = f[j + 1] end
-  return e
-end
-)lua";
-
-// EVALSHA <sha> 2 <stream> <seq> <channel> <lane m|l> <data> <maxlen> <max_age_ms> <node>
-//   <session> <origin seq>
+// EVALSHA <sha> 3 <stream> <seq> <replies> <channel> <lane m|l> <data> <history_size>
+//   <max_age_ms> <max_bytes> <node> <session> <origin seq>
 // -> {offset, epoch, resent}: resent 0: appended and published in wire_format.h's form; 1: a
 // resend of (node, seq) already appended: nothing written, offset is the first one's; 2: a
 // resend whose first entry is no longer in the stream (trimmed): offset 0.
@@ -74,21 +57,11 @@ end
 // so reads about N entries plus the first one's distance, not N^2/2 (3000 took Redis ~10 s);
 // past RESEND_SCAN entries read, a resend is answered as trimmed.
 inline constexpr std::string_view kAppendBody = R"lua(
-local stream, seq = KEYS[1], KEYS[2]
+local stream, seq, replies = KEYS[1], KEYS[2], KEYS[3]
 local channel, lane, data = ARGV[1], ARGV[2], ARGV[3]
-local maxlen, max_age = ARGV[4], tonumber(ARGV[5])
-local node, session, oseq = ARGV[6], ARGV[7], ARGV[8]
+local size, max_age, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local node, session, oseq = ARGV[7], ARGV[8], ARGV[9]
 local RESEND_SCAN = 10000
-local function base36(n)
-  local digits, s = '0123456789abcdefghijklmnopqrstuvwxyz', ''
-  n = tonumber(n)
-  repeat
-    local d = n % 36
-    s = string.sub(digits, d + 1, d + 1) .. s
-    n = math.floor(n / 36)
-  until n == 0
-  return s
-end
 local HINT = 'h:' .. node
 -- One walk through the stream from `from` (exclusive '(<id>', or '+'/'-'), newest first if
 -- `back`. Each step reads one batch, growing from one entry (the next resend's entry is
@@ -166,15 +139,10 @@ local function first_offset(want)
   until scanned >= RESEND_SCAN
   return 0
 end
-local epoch = redis.call('HGET', seq, 'epoch')
-if not epoch then
-  -- A new history: the clock at microsecond resolution names it, so it differs from every
-  -- earlier epoch of the channel, across Redis restarts too. Entries of an older epoch whose
-  -- sequence was deleted would collide with the new offsets: drop them.
-  epoch = base36(t[1]) .. '-' .. base36(t[2])
-  redis.call('DEL', stream)
-  redis.call('HSET', seq, 'epoch', epoch, 'top', 0)
-end
+-- Unchecked (no XLEN/HLEN per append): a key lost under the state is noticed by the next read
+-- or reply step, which starts the channel over.
+local st = load_state(stream, seq, replies, false) or new_state(stream, seq, replies)
+local epoch = st.epoch
 local last_key = 'n:' .. node
 if node ~= '0' and oseq ~= '0' then
   local last = tonumber(redis.call('HGET', seq, last_key) or '0')
@@ -183,52 +151,90 @@ if node ~= '0' and oseq ~= '0' then
     return {first, epoch, first > 0 and 1 or 2}
   end
 end
-local offset = string.format('%d', redis.call('HINCRBY', seq, 'top', 1))
-redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'o', offset, 'l', lane, 'n', node,
-           's', session, 'q', oseq, 'd', data)
-if node ~= '0' and oseq ~= '0' then redis.call('HSET', seq, last_key, oseq) end
-trim_by_age(stream, max_age, '~')
-redis.call('PEXPIRE', stream, max_age)
-redis.call('PEXPIRE', seq, max_age)
+st.top = st.top + 1
+local offset = string.format('%d', st.top)
+local id = redis.call('XADD', stream, '*', 'o', offset, 'l', lane, 'n', node, 's', session,
+                      'q', oseq, 'd', data)
+add_entry(stream, st, id, offset, #data)
+trim(stream, replies, st, size, max_bytes, max_age)
+if node ~= '0' and oseq ~= '0' then
+  save_state(seq, st, last_key, oseq)
+else
+  save_state(seq, st)
+end
+expire_all(stream, seq, replies, st, max_age)
 redis.call('PUBLISH', channel, '\030fr2 ' .. lane .. ' ' .. offset .. ' ' .. node .. ' ' ..
            session .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. data)
-return {tonumber(offset), epoch, 0}
+return {st.top, epoch, 0}
 )lua";
 
-// EVALSHA <sha> 2 <stream> <seq> <since> <history_size> <max_age_ms>
-// -> {epoch or "", top or 0, offset1, lane1, node1, session1, seq1, data1, offset2, ...}: the
-// entries with offset > since, oldest first. Entries are contiguous and newest last, so the
-// newest min(top - since, history_size) are exactly those still kept.
+// EVALSHA <sha> 3 <stream> <seq> <replies> <since> <history_size> <max_age_ms> <max_bytes>
+// -> {epoch or "", top or 0, trimmed, then per entry with offset > since, oldest first:
+// offset, lane, node, session, seq, data, reply, error}. `reply` is "" for a message, else
+// "<kind s|r> <id> <seq> <reason|-> <ttft_ms> <duration_ms>": open replies as SNAPSHOTs (their
+// text so far, at their newest step's offset), compacted ones as REPLYs; `error` a REPLY's.
+// `trimmed`: the newest offset ever dropped from this epoch's history (exact: every drop goes
+// through trim() or forget_open()), so every offset above it is in the answer or covered by
+// one of its reply entries.
 inline constexpr std::string_view kHistoryBody = R"lua(
-local stream, seq = KEYS[1], KEYS[2]
-local since, size, max_age = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-trim_by_age(stream, max_age, '=')
-local epoch = redis.call('HGET', seq, 'epoch')
-if not epoch then return {'', 0} end
-local top = tonumber(redis.call('HGET', seq, 'top'))
-local out = {epoch, top}
-local n = math.min(top - since, size)
-if n <= 0 then return out end
-local entries = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', n)
-for i = #entries, 1, -1 do
-  local e = fields_of(entries[i][2])
-  if tonumber(e.o) > since then
-    out[#out + 1] = e.o
-    out[#out + 1] = e.l
-    out[#out + 1] = e.n
-    out[#out + 1] = e.s
-    out[#out + 1] = e.q
-    out[#out + 1] = e.d
+local stream, seq, replies = KEYS[1], KEYS[2], KEYS[3]
+local since, size = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_age, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+local st = load_state(stream, seq, replies, true)
+if not st then return {'', 0, 0} end
+local c, rn, lost = st.c, st.rn, st.lost
+trim(stream, replies, st, size, max_bytes, max_age)
+-- Open replies past `since`, with their text (a text key gone: that reply is trimmed).
+local open = {}
+local all = redis.call('HGETALL', replies)
+for i = 1, #all, 2 do
+  local r = parse_reply(all[i + 1])
+  if r and not r.ended and r.off > since then
+    local text = r.len > 0 and redis.call('GET', text_key(replies, all[i])) or ''
+    if not text or #text ~= r.len then
+      forget_open(st, replies, all[i], r)
+    else
+      open[#open + 1] = {r.off, all[i], r.seq, text}
+    end
   end
 end
+if st.c ~= c or st.rn ~= rn or st.lost ~= lost then save_state(seq, st) end
+table.sort(open, function(x, y) return x[1] < y[1] end)
+local out = {st.epoch, st.top, st.lost}
+local j = 1
+local function add_open(before)
+  while open[j] and open[j][1] < before do
+    local r = open[j]
+    for _, v in ipairs({string.format('%d', r[1]), 'm', '0', '0', '0', r[4],
+                        's ' .. r[2] .. ' ' .. r[3] .. ' - -1 -1', ''}) do
+      out[#out + 1] = v
+    end
+    j = j + 1
+  end
+end
+local n = math.min(st.top - since, st.c)
+local entries = n > 0 and redis.call('XREVRANGE', stream, '+', '-', 'COUNT', n) or {}
+for i = #entries, 1, -1 do
+  local e = fields_of(entries[i][2])
+  local o = tonumber(e.o)
+  if o > since then
+    add_open(o)
+    local reply = ''
+    if e.k == 'r' then
+      reply = 'r ' .. e.r .. ' ' .. e.z .. ' ' .. e.e .. ' ' .. e.a .. ' ' .. e.u
+    end
+    for _, v in ipairs({e.o, e.l, e.n, e.s, e.q, e.d, reply, e.x or ''}) do out[#out + 1] = v end
+  end
+end
+add_open(math.huge)
 return out
 )lua";
 
 inline std::string append_script() {
-  return std::string(kScriptPrelude) + std::string(kAppendBody);
+  return std::string(kChannelStateLua) + std::string(kAppendBody);
 }
 inline std::string history_script() {
-  return std::string(kScriptPrelude) + std::string(kHistoryBody);
+  return std::string(kChannelStateLua) + std::string(kHistoryBody);
 }
 
 }  // namespace flowrelay::redis

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "history_scripts.h"
+#include "reply_scripts.h"
 
 namespace flowrelay::redis {
 
@@ -28,7 +29,7 @@ bool is_noscript(const redisReply* r) {
 Publisher::Publisher(RedisContext& ctx, LinkEvents& events, WakeFn wake, void* owner)
     : _ctx(ctx),
       _link(ctx, events, "publisher", "flowrelay-pub", true),
-      _scripts{sha1_hex(append_script()), sha1_hex(history_script())},
+      _scripts{sha1_hex(append_script()), sha1_hex(history_script()), sha1_hex(reply_script())},
       _wake(wake),
       _owner(owner) {}
 
@@ -36,7 +37,7 @@ Publisher::Publisher(RedisContext& ctx, LinkEvents& events, WakeFn wake, void* o
 
 flowrelay_status Publisher::enqueue(PublisherRequest&& r) {
   const uint64_t size = r.bytes();
-  if (r.kind == PublisherRequest::Kind::Publish) r.origin.node = _ctx.host.node_id();
+  if (r.kind != PublisherRequest::Kind::History) r.origin.node = _ctx.host.node_id();
   bool first = false;
   {
     std::lock_guard lock(_mutex);
@@ -81,7 +82,8 @@ void Publisher::send_pending() {
   // is back would never reach this node's sessions (the sender's echo included). Held while
   // the scripts are reloaded, so that what is resent keeps its place in the order.
   if (!_link.up() || !_ready || _reloading) return;
-  const HistoryBounds bounds{_ctx.live.history_size.load(), _ctx.live.history_max_age_ms.load()};
+  const HistoryBounds bounds{_ctx.live.history_size.load(), _ctx.live.history_max_age_ms.load(),
+                             _ctx.live.history_max_bytes.load()};
   // Everything queued is appended to hiredis' output buffer and leaves in one write.
   while (!_pending.empty()) {
     if (_pending.front().write(_link.context(), reply_cb, this, _scripts, bounds) != REDIS_OK)
@@ -108,7 +110,7 @@ int64_t Publisher::check(int64_t now) {
 }
 
 void Publisher::load_scripts() {
-  for (const std::string& script : {append_script(), history_script()})
+  for (const std::string& script : {append_script(), history_script(), reply_script()})
     redisAsyncCommand(_link.context(), script_load_cb, this, "SCRIPT LOAD %b", script.data(),
                       script.size());
 }
@@ -126,7 +128,8 @@ void Publisher::script_load_cb(redisAsyncContext*, void* r, void* priv) {
   }
   self->_scripts_refused = false;
   const std::string_view sha = str_of(reply);
-  if (sha != self->_scripts.append_sha && sha != self->_scripts.history_sha)
+  if (sha != self->_scripts.append_sha && sha != self->_scripts.history_sha &&
+      sha != self->_scripts.reply_sha)
     self->_ctx.log(FLOWRELAY_LOG_ERROR,
                    "redis returned an unexpected SHA for a history script: " + std::string(sha));
 }
@@ -169,15 +172,20 @@ void Publisher::finish(const PublisherRequest& request, const redisReply* reply)
                "a publish on " + request.channel + " resent after a lost reply was stored " +
                    "already, but its entry is no longer in history: completed with offset 0");
       return;
+    case PublisherRequest::Outcome::Answered:
+      return;
     case PublisherRequest::Outcome::Refused:
       break;
   }
   count.add(count.publish_errors);
   const std::string why =
       reply->type == REDIS_REPLY_ERROR ? std::string(str_of(reply)) : "unexpected reply";
-  _ctx.report(FLOWRELAY_EINTERNAL, std::string("redis rejected ") +
-                                       (read ? "a history read of " : "a publish on ") +
-                                       request.channel + ": " + why);
+  _ctx.report(FLOWRELAY_EINTERNAL,
+              std::string("redis rejected ") +
+                  (read                                            ? "a history read of "
+                   : request.kind == PublisherRequest::Kind::Reply ? "a reply step on "
+                                                                   : "a publish on ") +
+                  request.channel + ": " + why);
 }
 
 // Redis lost the scripts (SCRIPT FLUSH, or a failover to a replica that never had them).

@@ -2,7 +2,8 @@
 // and bytes, numbered by origin seq under the lock that orders it); the broker thread moves them
 // to `pending`, writes everything pending in one go once the node is ready, and matches Redis'
 // replies in order against `inflight`. A lost link requeues what Redis did not answer, in order,
-// ahead of what was never sent (the append script stores a resend once: history_scripts.h);
+// ahead of what was never sent (the append script stores a resend once: history_scripts.h;
+// a reply step is recognised by its seq or its ended state: reply_scripts.h);
 // NOSCRIPT (Redis lost the scripts) holds new requests, reloads, and resends what was refused
 // (renumbered if it never ran: publisher.cpp's requeue_refused).
 #pragma once

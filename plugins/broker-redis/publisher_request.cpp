@@ -2,13 +2,11 @@
 
 #include <hiredis/hiredis.h>
 
-#include <array>
-#include <charconv>
 #include <string_view>
 #include <vector>
 
 #include "history_scripts.h"
-#include "redis_context.h"
+#include "redis_command.h"
 #include "wire_format.h"
 
 namespace flowrelay::redis {
@@ -16,39 +14,6 @@ namespace flowrelay::redis {
 namespace {
 
 using sdk::str;
-
-bool is_string(const redisReply* r) {
-  return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
-}
-
-bool number_of(const redisReply* r, uint64_t& out) {
-  if (!is_string(r)) return false;
-  const std::string_view s = str_of(r);
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
-// A number's decimal digits, on the stack: no allocation per command (a node id has 20).
-class Decimal {
- public:
-  explicit Decimal(uint64_t n) {
-    _len = std::to_chars(_digits, _digits + sizeof _digits, n).ptr - _digits;
-  }
-  operator std::string_view() const { return {_digits, _len}; }
-
- private:
-  char _digits[20];
-  size_t _len;
-};
-
-// One command from its arguments (anything a string_view can view), without allocating.
-template <typename... Args>
-int write_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const Args&... args) {
-  std::array<const char*, sizeof...(Args)> argv{std::string_view(args).data()...};
-  const std::array<size_t, sizeof...(Args)> lens{std::string_view(args).size()...};
-  return redisAsyncCommandArgv(ac, fn, priv, static_cast<int>(argv.size()), argv.data(),
-                               lens.data());
-}
 
 // Reply of the append script: {offset, epoch, resent} (history_scripts.h).
 bool parse_appended(const redisReply* r, uint64_t& offset, std::string_view& epoch,
@@ -63,27 +28,43 @@ bool parse_appended(const redisReply* r, uint64_t& offset, std::string_view& epo
   return e[0]->integer >= 0 && (offset > 0) == (resent != 2) && resent >= 0 && resent <= 2;
 }
 
-// Reply of the history script: {epoch, top, then offset, lane, node, session, seq, data per
-// message}, oldest first. The messages view the reply's strings.
-constexpr size_t kFields = 6;
+// Reply of the history script: {epoch, top, trimmed, then offset, lane, node, session, seq,
+// data, reply, error per entry}, oldest first (history_scripts.h). The messages (and their
+// replies, in `replies`) view the reply's strings.
+constexpr size_t kFields = 8;
 bool parse_history(const redisReply* r, flowrelay_history& h,
-                   std::vector<flowrelay_message>& messages) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % kFields != 0)
+                   std::vector<flowrelay_message>& messages,
+                   std::vector<flowrelay_reply>& replies) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % kFields != 0)
     return false;
-  if (!is_string(r->element[0]) || r->element[1]->type != REDIS_REPLY_INTEGER) return false;
+  if (!is_string(r->element[0]) || r->element[1]->type != REDIS_REPLY_INTEGER ||
+      r->element[2]->type != REDIS_REPLY_INTEGER)
+    return false;
   h.epoch = str(str_of(r->element[0]));
   h.top = static_cast<uint64_t>(r->element[1]->integer);
-  messages.reserve((r->elements - 2) / kFields);
-  for (size_t i = 2; i < r->elements; i += kFields) {
+  h.trimmed = static_cast<uint64_t>(r->element[2]->integer);
+  const size_t n = (r->elements - 3) / kFields;
+  messages.reserve(n);
+  replies.reserve(n);  // never reallocated below: the messages point into it
+  for (size_t i = 3; i < r->elements; i += kFields) {
     const redisReply* const* f = r->element + i;
     flowrelay_message m{};
     m.struct_size = sizeof m;
     if (!number_of(f[0], m.offset) || !is_string(f[1]) || !number_of(f[2], m.origin.node) ||
-        !number_of(f[3], m.origin.session) || !number_of(f[4], m.origin.seq) || !is_string(f[5]))
+        !number_of(f[3], m.origin.session) || !number_of(f[4], m.origin.seq) || !is_string(f[5]) ||
+        !is_string(f[6]) || !is_string(f[7]))
       return false;
     m.lane = str_of(f[1]) == "l" ? FLOWRELAY_LANE_LOG : FLOWRELAY_LANE_MESSAGE;
     m.epoch = h.epoch;
     m.data = str(str_of(f[5]));
+    if (f[6]->len > 0) {
+      flowrelay_reply reply{};
+      if (!parse_history_reply(str_of(f[6]), reply)) return false;
+      reply.error = str(str_of(f[7]));
+      reply.bytes = m.data.len;
+      replies.push_back(reply);
+      m.reply = &replies.back();
+    }
     messages.push_back(m);
   }
   h.messages = messages.empty() ? nullptr : messages.data();
@@ -101,19 +82,20 @@ flowrelay_history empty_history() {
 
 int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                             const HistoryScripts& scripts, HistoryBounds bounds) {
-  scripted = kind == Kind::History || bounds.size > 0;
-  const Decimal max_age(bounds.max_age_ms), size(bounds.size);
+  scripted = kind != Kind::Publish || bounds.size > 0;
+  if (kind == Kind::Reply) return write_reply(ac, fn, priv, scripts, bounds);
+  const Decimal max_age(bounds.max_age_ms), size(bounds.size), max_bytes(bounds.max_bytes);
   if (kind == Kind::History) {
-    return write_argv(ac, fn, priv, "EVALSHA", scripts.history_sha, "2",
-                      history_stream_key(channel), history_seq_key(channel), Decimal(since), size,
-                      max_age);
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.history_sha, "3",
+                      history_stream_key(channel), history_seq_key(channel), replies_key(channel),
+                      Decimal(since), size, max_age, max_bytes);
   }
   const char lane_name = wire_lane(lane).value_or('m');
   if (scripted) {
-    return write_argv(ac, fn, priv, "EVALSHA", scripts.append_sha, "2", history_stream_key(channel),
-                      history_seq_key(channel), channel, std::string_view(&lane_name, 1), data,
-                      size, max_age, Decimal(origin.node), Decimal(origin.session),
-                      Decimal(origin.seq));
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.append_sha, "3", history_stream_key(channel),
+                      history_seq_key(channel), replies_key(channel), channel,
+                      std::string_view(&lane_name, 1), data, size, max_age, max_bytes,
+                      Decimal(origin.node), Decimal(origin.session), Decimal(origin.seq));
   }
   // Without history the wire form still carries lane and origin: the subscribers' echo
   // suppression and their drop of a resend (same node and seq) need it.
@@ -121,10 +103,12 @@ int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* pr
 }
 
 PublisherRequest::Outcome PublisherRequest::complete(const redisReply* reply) const {
+  if (kind == Kind::Reply) return complete_reply(reply);
   if (kind == Kind::History) {
     flowrelay_history h = empty_history();
     std::vector<flowrelay_message> messages;
-    if (reply->type == REDIS_REPLY_ERROR || !parse_history(reply, h, messages)) {
+    std::vector<flowrelay_reply> replies;
+    if (reply->type == REDIS_REPLY_ERROR || !parse_history(reply, h, messages, replies)) {
       fail(FLOWRELAY_EINTERNAL);
       return Outcome::Refused;
     }
@@ -145,6 +129,11 @@ void PublisherRequest::fail(flowrelay_status status) const {
   if (read) {
     const flowrelay_history h = empty_history();
     read(ctx, status, &h);
+  } else if (replied) {
+    flowrelay_reply_published p{};
+    p.struct_size = sizeof p;
+    p.status = status;
+    replied(ctx, &p);
   } else if (published) {
     published(ctx, status, 0, {"", 0});
   }

@@ -13,23 +13,27 @@ namespace flowrelay::redis {
 
 struct HistoryScripts {
   std::string append_sha, history_sha;  // SHA1 of history_scripts.h's scripts
+  std::string reply_sha;                // ...and of reply_scripts.h's
 };
 
 struct HistoryBounds {
   uint64_t size = 0;  // 0: no history
   uint64_t max_age_ms = 0;
+  uint64_t max_bytes = 0;
 };
 
 struct PublisherRequest {
   enum class Kind : uint8_t {
     Publish,  // through the append script while history is on, else a plain PUBLISH
     History,  // the read script
+    Reply,    // a reply step through the reply script (reply_request.cpp)
   };
   // How Redis answered, as complete() saw it.
   enum class Outcome : uint8_t {
     Done,        // stored (or published) now, or read
     Resent,      // a resend Redis had stored already: completed with the first offset
     ResentLost,  // ...whose first entry was trimmed meanwhile: completed with offset 0
+    Answered,    // a reply step Redis answered without storing it (duplicate, conflict, too big)
     Refused,     // an error or an unexpected reply: completed with FLOWRELAY_EINTERNAL
   };
   Kind kind = Kind::Publish;
@@ -38,6 +42,13 @@ struct PublisherRequest {
   std::string channel;
   std::string data;
   uint64_t since = 0;  // History
+  // Reply: the step (OPEN, DELTA, END), the reply id, the delta's seq, the END's reason; the
+  // delta's text or the END's error is in `data`.
+  flowrelay_kind step = FLOWRELAY_KIND_MESSAGE;
+  std::string reply_id;
+  uint64_t reply_seq = 0;
+  std::string reason;
+  flowrelay_reply_published_fn replied = nullptr;
   flowrelay_published_fn published = nullptr;
   flowrelay_history_fn read = nullptr;
   void* ctx = nullptr;
@@ -50,7 +61,7 @@ struct PublisherRequest {
   bool internal = false;
 
   // What it holds against the buffer bound.
-  uint64_t bytes() const { return channel.size() + data.size(); }
+  uint64_t bytes() const { return channel.size() + data.size() + reply_id.size(); }
   // Appends the command to the context's output buffer; hiredis' status (REDIS_OK...).
   int write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const HistoryScripts& scripts,
             HistoryBounds bounds);
@@ -58,6 +69,11 @@ struct PublisherRequest {
   Outcome complete(const redisReply* reply) const;
   // Calls the completion (if any) with an error: the request is abandoned.
   void fail(flowrelay_status status) const;
+
+ private:
+  int write_reply(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
+                  const HistoryScripts& scripts, HistoryBounds bounds) const;
+  Outcome complete_reply(const redisReply* reply) const;
 };
 
 }  // namespace flowrelay::redis

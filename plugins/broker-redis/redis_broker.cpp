@@ -18,6 +18,25 @@ namespace {
 char kWakeTag;  // epoll data of the wake eventfd (the adapters' is their own address)
 // How long destroy() waits for Redis to confirm this node's presence is withdrawn.
 constexpr int64_t kWithdrawWaitMs = 500;
+
+// What the reply script can take: its fields travel space-separated (wire_format.h).
+bool valid_reply_step(const flowrelay_reply& r) {
+  const std::string_view id = sdk::view(r.id), reason = sdk::view(r.reason);
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (c < 0x21 || c > 0x7e) return false;
+  switch (r.kind) {
+    case FLOWRELAY_KIND_OPEN:
+      return true;
+    case FLOWRELAY_KIND_DELTA:
+      return r.seq >= 1;
+    case FLOWRELAY_KIND_END:
+      return reason == "done" || reason == "error" || reason == "cancelled" ||
+             reason == "producer_lost";
+    default:
+      return false;
+  }
+}
 }  // namespace
 
 RedisBroker::RedisBroker(sdk::BrokerHost host, const flowrelay_option* options, size_t n)
@@ -64,6 +83,30 @@ flowrelay_status RedisBroker::publish(std::string_view channel, const flowrelay_
   r.channel.assign(channel);
   r.data.assign(message.data.ptr, message.data.len);
   r.published = done;
+  r.ctx = ctx;
+  return _publisher.enqueue(std::move(r));
+}
+
+flowrelay_status RedisBroker::publish_reply(std::string_view channel,
+                                            const flowrelay_message& message,
+                                            flowrelay_reply_published_fn done, void* ctx) {
+  const flowrelay_reply* reply = sdk::reply_of(message);
+  if (!reply || !valid_reply_step(*reply)) return FLOWRELAY_EINVAL;
+  if (_ctx.live.history_size.load() == 0) return FLOWRELAY_EUNSUPPORTED;
+  PublisherRequest r;
+  r.kind = PublisherRequest::Kind::Reply;
+  r.step = reply->kind;
+  r.origin.session = message.origin.session;
+  r.channel.assign(channel);
+  r.reply_id.assign(reply->id.ptr, reply->id.len);
+  if (reply->kind == FLOWRELAY_KIND_DELTA) {
+    r.reply_seq = reply->seq;
+    r.data.assign(message.data.ptr, message.data.len);
+  } else if (reply->kind == FLOWRELAY_KIND_END) {
+    r.reason.assign(reply->reason.ptr, reply->reason.len);
+    r.data.assign(reply->error.ptr, reply->error.len);
+  }
+  r.replied = done;
   r.ctx = ctx;
   return _publisher.enqueue(std::move(r));
 }

@@ -37,6 +37,12 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   // EUNAVAIL. EUNSUPPORTED while history_size is 0.
   flowrelay_status history(std::string_view channel, uint64_t since, flowrelay_history_fn done,
                            void* ctx) override;
+  // A reply step (plugin_reply.h), queued like a publish (same buffer bound, same resends: the
+  // reply script stores a resent step once, reply_scripts.h). EINVAL: a step other than OPEN,
+  // DELTA (seq >= 1) or END (reason done|error|cancelled|producer_lost), or a bad reply id;
+  // EUNSUPPORTED while history_size is 0 (reply state lives with the history).
+  flowrelay_status publish_reply(std::string_view channel, const flowrelay_message& message,
+                                 flowrelay_reply_published_fn done, void* ctx) override;
   // PENDING; answered by host subscribed() once Redis confirmed (or refused) it.
   flowrelay_status subscribe(std::string_view channel) override;
   void unsubscribe(std::string_view channel) override;

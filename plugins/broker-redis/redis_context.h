@@ -27,7 +27,7 @@ struct LiveOptions {
   std::atomic<uint32_t> connect_timeout_ms{0}, command_timeout_ms{0}, ping_interval_ms{0};
   std::atomic<uint32_t> reconnect_min_ms{0}, reconnect_max_ms{0};
   std::atomic<uint64_t> buffer_max_messages{0}, buffer_max_bytes{0};
-  std::atomic<uint64_t> history_size{0}, history_max_age_ms{0};
+  std::atomic<uint64_t> history_size{0}, history_max_age_ms{0}, history_max_bytes{0};
   std::atomic<uint32_t> presence_ttl_ms{0};
   void apply(const RedisOptions& o) {
     connect_timeout_ms = o.connect_timeout_ms;
@@ -39,6 +39,7 @@ struct LiveOptions {
     buffer_max_bytes = o.buffer_max_bytes;
     history_size = o.history_size;
     history_max_age_ms = o.history_max_age_ms;
+    history_max_bytes = o.history_max_bytes;
     presence_ttl_ms = o.presence_ttl_ms;
   }
 };

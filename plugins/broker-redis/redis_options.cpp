@@ -44,6 +44,10 @@ const sdk::OptionTable<RedisOptions>& table() {
           {"history_max_age_ms", &O::history_max_age_ms, "600000", 1, kMaxHistoryAgeMs,
            Reload::Live, "milliseconds from 1 to 31536000000",
            "older messages are trimmed; a channel idle this long starts a new epoch"},
+          {"history_max_bytes", &O::history_max_bytes, "4194304", 1, 1099511627776.0, Reload::Live,
+           "a byte count from 1 to 1099511627776",
+           "data bytes kept per channel (messages, replies' text); oldest entries leave first, "
+           "and a reply step that would take the open replies' text past it is refused (413)"},
           {"presence_ttl_ms", &O::presence_ttl_ms, "10000", 1000, kMaxMs, Reload::Live,
            "milliseconds from 1000 to 3600000",
            "a node's presence counts expire this long after its last refresh (every third of "

@@ -36,6 +36,7 @@ struct RedisOptions {
   uint64_t buffer_max_bytes = 0;
   uint64_t history_size = 0;        // messages kept per channel; 0: no history
   uint64_t history_max_age_ms = 0;  // older ones are trimmed; idle this long: new epoch
+  uint64_t history_max_bytes = 0;   // data bytes kept per channel (messages, replies' text)
   uint32_t presence_ttl_ms = 0;     // a node's presence entries expire this long after its last
                                     // refresh (it refreshes every third of it)
 };

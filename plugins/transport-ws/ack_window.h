@@ -21,6 +21,7 @@ class AckWindow {
     uint64_t offset = 0;
     std::string_view epoch;
     bool relayed = true;
+    bool duplicate = false;  // a reply step stored before
   };
 
   // A resend of an id still in flight: one more answer is owed when it completes (true).
@@ -34,7 +35,7 @@ class AckWindow {
   bool remembered(std::string_view id, Ack& out) const {
     for (const Entry& e : _done)
       if (e.id == id) {
-        out = {e.offset, _epochs[e.epoch], e.relayed};
+        out = {e.offset, _epochs[e.epoch], e.relayed, e.duplicate};
         return true;
       }
     return false;
@@ -59,6 +60,7 @@ class AckWindow {
     uint64_t offset;
     uint32_t epoch;  // index in _epochs: an epoch is shared by the many acks that carry it
     bool relayed;
+    bool duplicate;
   };
   struct Hash {
     using is_transparent = void;
@@ -73,7 +75,7 @@ class AckWindow {
       epoch = static_cast<uint32_t>(_epochs.size());
       _epochs.emplace_back(ack.epoch);
     }
-    Entry e{std::string(id), ack.offset, epoch, ack.relayed};
+    Entry e{std::string(id), ack.offset, epoch, ack.relayed, ack.duplicate};
     if (_done.size() < kRemembered) {
       _done.push_back(std::move(e));
     } else {

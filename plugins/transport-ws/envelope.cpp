@@ -79,7 +79,8 @@ std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view e
   return out;
 }
 
-std::string envelope_error(int code, std::string_view reason, std::string_view id) {
+std::string envelope_error(int code, std::string_view reason, std::string_view id,
+                           std::string_view extra) {
   std::string out = "{\"type\":\"error\"";
   if (!id.empty()) {
     out += ",\"id\":\"";
@@ -88,12 +89,14 @@ std::string envelope_error(int code, std::string_view reason, std::string_view i
   }
   out += ",\"code\":" + std::to_string(code) + ",\"reason\":\"";
   append_json_string(out, reason);
-  out += "\"}";
+  out += '"';
+  out.append(extra);
+  out += '}';
   return out;
 }
 
-std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch,
-                         bool relayed) {
+std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,
+                         bool duplicate) {
   std::string out = "{\"type\":\"ack\",\"id\":\"";
   append_json_string(out, id);
   out += '"';
@@ -104,6 +107,7 @@ std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view 
     out += '"';
   }
   if (!relayed) out += ",\"relayed\":false";
+  if (duplicate) out += ",\"duplicate\":true";
   out += '}';
   return out;
 }
@@ -148,16 +152,23 @@ bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& 
     out.id = std::move(value);
   }
   const Poco::Dynamic::Var type = obj->get("type");
-  if (!type.isString() || type.extract<std::string>() != "publish") {
-    error = "unknown type: expected {\"type\":\"publish\",\"lane\":\"message\",\"data\":\"...\"}";
+  const std::string name = type.isString() ? type.extract<std::string>() : std::string();
+  if (is_reply_type(name)) {
+    out.is_reply = true;
+    return parse_reply_step(*obj, name, out.reply, out.data, error);
+  }
+  if (name != "publish") {
+    error =
+        "unknown type: expected {\"type\":\"publish\",\"lane\":\"message\",\"data\":\"...\"} "
+        "or a reply step (open, delta, end, cancel)";
     return false;
   }
   if (obj->has("lane") && !obj->isNull("lane")) {
     const Poco::Dynamic::Var lane = obj->get("lane");
-    const std::string name = lane.isString() ? lane.extract<std::string>() : std::string();
-    if (name == "log") {
+    const std::string lane_text = lane.isString() ? lane.extract<std::string>() : std::string();
+    if (lane_text == "log") {
       out.lane = FLOWRELAY_LANE_LOG;
-    } else if (name == "message") {
+    } else if (lane_text == "message") {
       out.lane = FLOWRELAY_LANE_MESSAGE;
     } else {
       error = "unknown lane (message or log)";

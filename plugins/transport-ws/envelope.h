@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "envelope_reply.h"
+
 namespace flowrelay::ws {
 
 // {"type":"message","lane":...,"offset":N,"epoch":"E","data":"..."} (offset and epoch left out
@@ -15,21 +17,27 @@ std::string envelope_message(flowrelay_lane lane, uint64_t offset, std::string_v
                              std::string_view data);
 // {"type":"resumed","recovered":B,"offset":N,"epoch":"E"} (offset/epoch left out if unknown).
 std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view epoch);
-// {"type":"error","id":"c1","code":N,"reason":"..."} (id left out when empty)
-std::string envelope_error(int code, std::string_view reason, std::string_view id = {});
+// {"type":"error","id":"c1","code":N,"reason":"..."} (id left out when empty); `extra`: more
+// members as JSON text, e.g. `,"expected_seq":4`.
+std::string envelope_error(int code, std::string_view reason, std::string_view id = {},
+                           std::string_view extra = {});
 // {"type":"ack","id":"c1","offset":N,"epoch":"E"}: offset left out when 0, epoch when empty
-// (as in message frames); "relayed":false added when the backend took it without relaying it.
-std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch,
-                         bool relayed);
+// (as in message frames); "relayed":false added when the backend took it without relaying it,
+// "duplicate":true when a reply step had been stored before.
+std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,
+                         bool duplicate = false);
 
 // The longest publish id a client may give (printable ASCII, so it is safe to echo anywhere).
 inline constexpr size_t kMaxPublishIdLength = 64;
 
-// A client frame: {"type":"publish","id":"c1","lane":"message"|"log","data":"..."}.
+// A client frame: {"type":"publish","id":"c1","lane":"message"|"log","data":"..."}, or a
+// producer's reply step (open, delta, end, cancel: envelope_reply.h) when `is_reply`.
 struct ClientPublish {
   flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE;
-  std::string data;
-  std::string id;  // empty: none given (no ack wanted)
+  std::string data;  // a delta's too
+  std::string id;    // empty: none given (no ack wanted)
+  bool is_reply = false;
+  ClientReplyStep reply;
 };
 // Parses `text` (valid UTF-8); on failure returns false with the reason for the error frame,
 // and `out.id` set if the frame carried a valid id (the error frame then names it).

@@ -23,8 +23,9 @@ thread_local EventLoop* tls_current = nullptr;
 
 }  // namespace
 
-EventLoop::EventLoop(const TransportContext& ctx, int listen_fd)
+EventLoop::EventLoop(const TransportContext& ctx, int listen_fd, unsigned index)
     : _ctx(ctx),
+      _sample_bit(uint64_t(1) << (index % 64)),
       _session_config{ctx.limits, ctx.options.path, _stats},
       _listen_fd(listen_fd),
       _acceptor(listen_fd),
@@ -139,6 +140,10 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope
     }
   }
   _fanning_out = false;
+  // The message's relay latency is sampled once on this loop: at the first write of the frame
+  // it sent (envelope if any session took it, else raw). Armed before the flush of this pass.
+  if (SharedFrame* sampled = used_envelope ? envelope : used_raw ? raw : nullptr)
+    sampled->arm_sample(_sample_bit);
   if (raw && members > used_raw) raw->release(members - used_raw);
   if (envelope && members > used_envelope) envelope->release(members - used_envelope);
   _stats.deliveries.add(sent);

@@ -33,7 +33,8 @@ struct LoopChannel {
 
 class EventLoop final : private SessionHost {
  public:
-  EventLoop(const TransportContext& ctx, int listen_fd);
+  // `index`: the loop's number in its transport (its bit in SharedFrame's relay samples).
+  EventLoop(const TransportContext& ctx, int listen_fd, unsigned index = 0);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -81,6 +82,8 @@ class EventLoop final : private SessionHost {
   void leave(Session& s) override;
   flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data,
                            std::string_view id) override;
+  flowrelay_status publish_reply(Session& s, const ClientReplyStep& step, std::string_view data,
+                                 std::string_view id) override;
   flowrelay_status authorize(Session& s, std::string_view conversation, std::string_view cookie,
                              std::string_view authorization) override;
   void opened(Session& s) override;
@@ -125,6 +128,8 @@ class EventLoop final : private SessionHost {
   }
 
   const TransportContext& _ctx;
+  // This loop's bit in SharedFrame::arm_sample (loops past 64 share bits: fewer samples).
+  const uint64_t _sample_bit;
   LoopStats _stats;
   const SessionConfig _session_config;
   int _listen_fd;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <new>
 
+#include "envelope_reply.h"
 #include "event_loop.h"
 #include "utf8_repair.h"
 
@@ -70,6 +71,10 @@ struct Result {
   uint64_t offset;
   flowrelay_str epoch;
   flowrelay_str reason;
+  // Reply steps (flowrelay_reply_published).
+  bool duplicate = false;
+  uint64_t expected_seq = 0;
+  flowrelay_str ended{};
 };
 
 // [any thread, maybe inside the publish call] Takes over one reference of `link`. A success
@@ -88,6 +93,9 @@ void hand_back(PublishLink* link, std::string&& id, const Result& r) noexcept {
     o.offset = r.offset;
     o.epoch.assign(r.epoch.ptr, r.epoch.len);
     if (!r.ok) o.reason = client_text(r.reason);
+    o.duplicate = r.duplicate;
+    o.expected_seq = r.expected_seq;
+    if (r.ended.len) o.ended = client_text(r.ended);
     link->loop->post_published(std::move(answer));
   } catch (const std::bad_alloc&) {
   }
@@ -123,6 +131,26 @@ void broker_published(void* ctx, flowrelay_status status, uint64_t offset,
   PublishLink* link = take_context<kWithId>(ctx, id);
   const bool ok = status == FLOWRELAY_OK;
   hand_back(link, std::move(id), {ok, true, ok ? 0 : code_of(status), offset, epoch, {}});
+}
+
+uint32_t reply_code(flowrelay_status status) {
+  if (status == FLOWRELAY_ECONFLICT) return 409;
+  if (status == FLOWRELAY_ETOOBIG) return 413;
+  if (status == FLOWRELAY_EINVAL) return 400;
+  return code_of(status);
+}
+
+template <bool kWithId>
+void reply_published(void* ctx, const flowrelay_reply_published* r) noexcept {
+  std::string id;
+  PublishLink* link = take_context<kWithId>(ctx, id);
+  if (!r) return hand_back(link, std::move(id), {false, false, 500, 0, {}, {}});
+  const bool ok = r->status == FLOWRELAY_OK;
+  Result result{ok, true, ok ? 0 : reply_code(r->status), r->offset, r->epoch, {}};
+  result.duplicate = ok && r->duplicate != 0;
+  result.expected_seq = r->expected_seq;
+  result.ended = r->ended;
+  hand_back(link, std::move(id), result);
 }
 
 struct ConnectCall {
@@ -175,6 +203,49 @@ flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string
     status = _ctx.host.publish(c.channel->name, m,
                                call ? broker_published<true> : broker_published<false>, ctx);
   }
+  if (status == FLOWRELAY_OK || status == FLOWRELAY_PENDING) {
+    call.release();  // the completion owns it (and may have run already)
+    return FLOWRELAY_OK;
+  }
+  c.link->unref();  // no completion follows
+  return status;
+}
+
+// A producer's step goes to the broker through the host (never through the publish proxy; the
+// client info lets the daemon tell the backend of a cancel).
+flowrelay_status EventLoop::publish_reply(Session& s, const ClientReplyStep& step,
+                                          std::string_view data, std::string_view id) {
+  Connection& c = conn(s);
+  if (!c.channel) return FLOWRELAY_EINTERNAL;
+  if (!c.link) c.link = new PublishLink(this, &c);
+  const bool delta = step.kind == FLOWRELAY_KIND_DELTA;
+  flowrelay_message m =
+      sdk::make_message(FLOWRELAY_LANE_MESSAGE, delta ? data : std::string_view(), s.id());
+  const std::string_view reason = step.kind != FLOWRELAY_KIND_END ? ""
+                                  : step.cancel                   ? "cancelled"
+                                  : step.has_error                ? "error"
+                                                                  : "done";
+  const flowrelay_reply reply{sizeof reply,
+                              step.kind,
+                              sdk::str(step.reply),
+                              delta ? step.seq : 0,
+                              sdk::str(reason),
+                              sdk::str(step.has_error ? step.error : std::string_view()),
+                              -1,
+                              -1,
+                              0};
+  m.reply = &reply;
+  std::unique_ptr<PublishCall> call;
+  void* ctx = c.link;
+  if (!id.empty()) {
+    call.reset(new PublishCall{c.link, std::string(id)});
+    ctx = call.get();
+  }
+  c.link->ref();  // the completion's
+  char addr[64];
+  const flowrelay_client_info info = client_info(c, _ctx.host.channel_prefix().size(), addr);
+  const flowrelay_status status = _ctx.host.publish_reply(
+      c.channel->name, m, &info, call ? reply_published<true> : reply_published<false>, ctx);
   if (status == FLOWRELAY_OK || status == FLOWRELAY_PENDING) {
     call.release();  // the completion owns it (and may have run already)
     return FLOWRELAY_OK;

@@ -127,8 +127,10 @@ void EventLoop::flush(Connection* c) {
       return close_now(c);
     }
     const int64_t now = SharedFrame::monotonic_ns();
-    out.consume(static_cast<size_t>(w), [&](const SharedFrame* f) {
-      if (f->created_ns()) _stats.observe_latency_ns(now - f->created_ns());
+    out.consume(static_cast<size_t>(w), [&](SharedFrame* f) {
+      if (!f->created_ns()) return;
+      _stats.observe_latency_ns(now - f->created_ns());
+      if (f->take_sample(_sample_bit)) _stats.relay_latency.observe_ns(now - f->created_ns());
     });
   }
   watch_writable(c, false);

@@ -25,6 +25,15 @@ class OutQueue {
     _bytes += f->size();
   }
   SharedFrame* at(uint32_t i) const { return _ring[(_head + i) & (_cap - 1)]; }
+  SharedFrame* back() const { return at(_count - 1); }  // not empty
+  // Puts `f` in place of the last frame (not empty, not partly written), releasing that one.
+  // Takes over one reference of `f`.
+  void replace_back(SharedFrame* f) {
+    SharedFrame*& slot = _ring[(_head + _count - 1) & (_cap - 1)];
+    _bytes = _bytes - slot->size() + f->size();
+    slot->unref();
+    slot = f;
+  }
   uint32_t head_offset() const { return _head_offset; }
   // Marks n bytes written, releasing the frames fully written (each passed to `written`
   // first).

@@ -2,6 +2,7 @@
 // way back to the loop thread. What the answer means (replay, "resumed", the seam) is the
 // Session's (session.cpp, plugins/common/seam_replay.h). See docs/PROTOCOL.md.
 #include "event_loop.h"
+#include "utf8_repair.h"
 
 namespace flowrelay::ws {
 
@@ -22,10 +23,26 @@ void history_answered(void* ctx, flowrelay_status status, const flowrelay_histor
     if (status == FLOWRELAY_OK && h) {
       result.epoch.assign(h->epoch.ptr, h->epoch.len);
       result.top = h->top;
+      result.trimmed_known = sdk::history_trimmed(*h, result.trimmed);
       result.entries.reserve(h->count);
       for (size_t i = 0; i < h->count; ++i) {
         const flowrelay_message& m = h->messages[i];
         result.entries.push_back({m.offset, m.lane, std::string(m.data.ptr, m.data.len)});
+        // A reply's entry (SNAPSHOT, REPLY) keeps what its frame says; its text, like a live
+        // delta's, must reach the client as valid UTF-8.
+        if (const flowrelay_reply* r = sdk::reply_of(m); r && r->kind != FLOWRELAY_KIND_MESSAGE) {
+          HistoryResult::Entry& e = result.entries.back();
+          e.lane = FLOWRELAY_LANE_MESSAGE;
+          if (!is_valid_utf8(e.data)) e.data = repair_utf8(e.data);
+          e.reply = {r->kind,
+                     std::string(sdk::view(r->id)),
+                     std::string(sdk::view(r->reason)),
+                     std::string(sdk::view(r->error)),
+                     r->seq,
+                     r->ttft_ms,
+                     r->duration_ms,
+                     r->bytes};
+        }
       }
     }
   } catch (const std::bad_alloc&) {

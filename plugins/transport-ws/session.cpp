@@ -8,6 +8,7 @@
 #include "access_policy.h"
 #include "ack_window.h"
 #include "envelope.h"
+#include "envelope_reply.h"
 #include "handshake.h"
 #include "utf8_repair.h"
 
@@ -178,16 +179,36 @@ void Session::send(SharedFrame* f) {
   }
   const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
   const uint64_t queued = _out.bytes() + f->size();
-  if (f->lane() == FLOWRELAY_LANE_LOG && queued > max / 2) {
-    // Falling behind: the log lane goes first, so the conversation keeps its room.
-    f->unref();
-    _config.stats.log_frames_shed.add();
-    return;
+  if (queued > max / 2) [[unlikely]] {
+    if (f->lane() == FLOWRELAY_LANE_LOG) {
+      // Falling behind: the log lane goes first, so the conversation keeps its room.
+      f->unref();
+      _config.stats.log_frames_shed.add();
+      return;
+    }
+    if (f->is_delta() && merge_into_tail(f)) {
+      if (_out.bytes() > max && _state == State::Open) drop_slow(_out.bytes());
+      return;
+    }
   }
   const bool was_empty = _out.empty();
   _out.push(f);
   if (queued > max && _state == State::Open) drop_slow(queued);
   if (was_empty) _host.wants_write(*this);
+}
+
+// Backed up: a delta that continues the queued tail delta (same reply, next seq) joins it, so
+// a slow reader gets the whole text in fewer frames instead of being dropped. Only then: the
+// merged frame is this session's own copy (no longer shared), which costs CPU. Takes `f` when
+// it returns true.
+bool Session::merge_into_tail(SharedFrame* f) {
+  if (_out.empty() || (_out.count() == 1 && _out.head_offset() > 0)) return false;  // started
+  const SharedFrame* tail = _out.back();
+  if (!can_merge(*tail, *f)) return false;
+  _out.replace_back(merge_deltas(*tail, *f));
+  f->unref();
+  _config.stats.deltas_merged.add();
+  return true;
 }
 
 // Slow consumer: its backlog is dropped now (memory stays bounded) and a close 1008 is queued
@@ -242,6 +263,26 @@ void Session::begin_closing(SharedFrame* goodbye) {
 
 // ---------------------------------------------------------------------------- resume
 
+namespace {
+
+// A history entry's frame: a message, or a reply's SNAPSHOT / REPLY (or any other step).
+SharedFrame* history_frame(const HistoryResult::Entry& e, std::string_view epoch) {
+  SharedFrame* f;
+  if (e.reply.kind == FLOWRELAY_KIND_MESSAGE) {
+    f = SharedFrame::message({}, Opcode::Text, envelope_message(e.lane, e.offset, epoch, e.data));
+  } else {
+    const HistoryResult::Reply& r = e.reply;
+    auto str = [](const std::string& s) { return flowrelay_str{s.data(), s.size()}; };
+    const flowrelay_reply reply{sizeof reply, r.kind,    str(r.id),     r.seq,  str(r.reason),
+                                str(r.error), r.ttft_ms, r.duration_ms, r.bytes};
+    f = SharedFrame::message({}, Opcode::Text, envelope_reply(reply, e.offset, epoch, e.data));
+  }
+  f->set_position(e.lane, e.offset);
+  return f;
+}
+
+}  // namespace
+
 void Session::hold(SharedFrame* f) {
   const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
   if (_held_overflow || _seam->held_bytes() + f->size() > max) {
@@ -270,6 +311,8 @@ void Session::replay(const HistoryResult& h) {
   answer.ok = h.status == FLOWRELAY_OK;
   answer.epoch = h.epoch;
   answer.top = h.top;
+  answer.trimmed_known = h.trimmed_known;
+  answer.trimmed = h.trimmed;
   if (!h.entries.empty()) {
     answer.first = h.entries.front().offset;
     answer.last = h.entries.back().offset;
@@ -279,10 +322,7 @@ void Session::replay(const HistoryResult& h) {
   if (verdict.recovered()) {
     for (const auto& e : h.entries) {
       if (e.offset <= verdict.replay_after) continue;
-      SharedFrame* f = SharedFrame::message({}, Opcode::Text,
-                                            envelope_message(e.lane, e.offset, h.epoch, e.data));
-      f->set_position(e.lane, e.offset);
-      send(f);
+      send(history_frame(e, h.epoch));
       _config.stats.deliveries.add();
     }
   }

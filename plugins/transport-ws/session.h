@@ -27,6 +27,7 @@ namespace flowrelay::ws {
 class AccessPolicy;
 class AckWindow;
 class Session;
+struct ClientReplyStep;
 
 // The one timer a session has at a time; which one depends on its state.
 enum class SessionTimer : uint8_t {
@@ -71,6 +72,15 @@ class SessionHost {
   virtual void opened(Session& s) = 0;
   // A monotonic clock in milliseconds (the publish rate's token bucket).
   virtual int64_t now_ms() = 0;
+  // A producer's reply step that passed every check (`data`: a delta's), as publish().
+  // FLOWRELAY_OK: Session::published() follows; an error: no answer follows. The default: the
+  // host keeps no reply streams.
+  virtual flowrelay_status publish_reply(Session&, const ClientReplyStep&, std::string_view data,
+                                         std::string_view id) {
+    (void)data;
+    (void)id;
+    return FLOWRELAY_EUNSUPPORTED;
+  }
 
  protected:
   ~SessionHost() = default;
@@ -86,16 +96,27 @@ struct SessionConfig {
 // A history read's answer, copied for the session's thread (the broker's views die with its
 // call).
 struct HistoryResult {
+  // A reply entry's info (flowrelay_reply); kind MESSAGE for a plain message.
+  struct Reply {
+    flowrelay_kind kind = FLOWRELAY_KIND_MESSAGE;
+    std::string id, reason, error;
+    uint64_t seq = 0;
+    int64_t ttft_ms = -1, duration_ms = -1;
+    uint64_t bytes = 0;
+  };
   struct Entry {
     uint64_t offset;
     flowrelay_lane lane;
     std::string data;
+    Reply reply{};
   };
   uint64_t session = 0;  // Session::id()
   flowrelay_status status = FLOWRELAY_OK;
   std::string epoch;
   uint64_t top = 0;
   std::vector<Entry> entries;  // ascending offsets
+  bool trimmed_known = false;  // the broker said `trimmed` (ABI 2.2, sdk::history_trimmed)
+  uint64_t trimmed = 0;
 };
 
 // The outcome of a client publish (publish_client() or publish()), copied for the session's
@@ -108,6 +129,11 @@ struct PublishOutcome {
   uint64_t offset = 0;
   std::string epoch;
   std::string reason;  // !ok: valid UTF-8, for the client
+  // Reply steps: ok, stored before (nothing stored again); !ok with 409: the seq the reply
+  // expects next (0: it ended), how it ended ("" when it did not).
+  bool duplicate = false;
+  uint64_t expected_seq = 0;
+  std::string ended;
 };
 
 // The connect proxy's verdict on a parked handshake, copied for the session's thread.
@@ -189,13 +215,17 @@ class Session {
   void on_message(std::string_view text);
   bool may_publish();
   bool submit(std::string_view data, flowrelay_lane lane, std::string_view id);
-  void refuse(uint32_t code, std::string_view reason, std::string_view id, uint32_t answers);
-  void send_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed);
+  bool submit_reply(const ClientReplyStep& step, std::string_view data, std::string_view id);
+  void refuse(uint32_t code, std::string_view reason, std::string_view id, uint32_t answers,
+              std::string_view extra = {});
+  void send_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,
+                bool duplicate = false);
   void join(std::string_view conversation);
   bool take_token();
   void touch();
 
   void send(SharedFrame* f);  // takes the reference
+  bool merge_into_tail(SharedFrame* f);
   void send_error(int code, std::string_view reason, std::string_view id = {});
   void send_close(uint16_t code, std::string_view reason);
   void send_http(std::string_view response);

@@ -81,6 +81,7 @@ struct LoopStats {
   Counter refused_500;
   Counter refused_501;
   Counter refused_503;
+  Counter deltas_merged;  // reply deltas merged into the queued one of a client falling behind
   Counter latency_count;
   Counter latency_sum_ns;
   Counter latency_buckets[kLatencyBucketCount];
@@ -95,6 +96,23 @@ struct LoopStats {
         break;
       }
   }
+
+  // flowrelay_relay_latency_seconds: deliver() to the first socket write of a message's frame
+  // on this loop (once per message per loop, shared_frame.h arm_sample).
+  struct Histogram {
+    Counter count, sum_ns, buckets[kLatencyBucketCount];
+    void observe_ns(int64_t ns) {
+      count.add();
+      sum_ns.add(static_cast<uint64_t>(ns));
+      const double s = ns / 1e9;
+      for (int i = 0; i < kLatencyBucketCount; ++i)
+        if (s <= kLatencyBuckets[i]) {
+          buckets[i].add();
+          break;
+        }
+    }
+  };
+  Histogram relay_latency;
 };
 
 }  // namespace flowrelay::ws

@@ -15,6 +15,15 @@
 
 namespace flowrelay::ws {
 
+// Where the parts of a reply DELTA frame's JSON payload lie (offsets into payload()), so that
+// backpressure can merge two of them without parsing (delta_merge.h). The reply id and the
+// epoch are compared as escaped JSON, which is the same as comparing them unescaped.
+struct DeltaLayout {
+  uint32_t reply_pos = 0, reply_len = 0;
+  uint32_t epoch_pos = 0, epoch_len = 0;
+  uint32_t data_pos = 0, data_len = 0;
+};
+
 class SharedFrame {
  public:
   // A complete unmasked server frame for `payload`, tagged with the channel it belongs to.
@@ -54,6 +63,30 @@ class SharedFrame {
   }
   flowrelay_lane lane() const { return _lane; }
   uint64_t offset() const { return _offset; }
+  void set_created_ns(int64_t ns) { _created_ns = ns; }
+
+  // A reply's DELTA frame (envelope mode) covering seqs from..seq; only these are merged.
+  void set_delta(uint64_t from, uint64_t seq, const DeltaLayout& layout) {
+    _delta = true;
+    _from = from;
+    _seq = seq;
+    _layout = layout;
+  }
+  bool is_delta() const { return _delta; }
+  uint64_t from() const { return _from; }
+  uint64_t seq() const { return _seq; }
+  const DeltaLayout& layout() const { return _layout; }
+  std::string_view reply_json() const { return part(_layout.reply_pos, _layout.reply_len); }
+  std::string_view epoch_json() const { return part(_layout.epoch_pos, _layout.epoch_len); }
+  std::string_view data_json() const { return part(_layout.data_pos, _layout.data_len); }
+
+  // The relay latency is sampled once per message per loop: the fan-out arms the frame its
+  // loop sent (bit = the loop's), and the first write of it on that loop takes the sample.
+  void arm_sample(uint64_t bit) { _sample_bits.fetch_or(bit, std::memory_order_relaxed); }
+  bool take_sample(uint64_t bit) {
+    return (_sample_bits.load(std::memory_order_relaxed) & bit) &&
+           (_sample_bits.fetch_and(~bit, std::memory_order_relaxed) & bit);
+  }
 
   void ref(uint32_t n = 1) { _refs.fetch_add(n, std::memory_order_relaxed); }
   // Gives back n references known not to be the last (the caller still holds one).
@@ -72,6 +105,7 @@ class SharedFrame {
     if (!mem) throw std::bad_alloc();
     return new (mem) SharedFrame(static_cast<uint32_t>(size), static_cast<uint32_t>(channel_len));
   }
+  std::string_view part(uint32_t pos, uint32_t len) const { return payload().substr(pos, len); }
   char* bytes() { return reinterpret_cast<char*>(this + 1); }
   const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
 
@@ -80,8 +114,12 @@ class SharedFrame {
   uint32_t _channel_len;
   uint8_t _header_len = 0;
   uint8_t _lane = FLOWRELAY_LANE_MESSAGE;
+  bool _delta = false;
   int64_t _created_ns = 0;
   uint64_t _offset = 0;
+  std::atomic<uint64_t> _sample_bits{0};
+  uint64_t _from = 0, _seq = 0;
+  DeltaLayout _layout;
 };
 
 }  // namespace flowrelay::ws

@@ -62,6 +62,8 @@ constexpr CounterExport kCounters[] = {
      "Clients closed (1008) for publishing faster than publish_rate", ""},
     {&LoopStats::forbidden_publishes, "flowrelay_forbidden_publishes_total",
      "Clients closed (1008) for publishing without the token's publish right", ""},
+    {&LoopStats::deltas_merged, "flowrelay_deltas_merged_total",
+     "Reply deltas merged into the queued delta of an envelope client falling behind", ""},
 };
 
 }  // namespace
@@ -92,6 +94,19 @@ void WsServer::metrics(sdk::PrometheusText& out) const {
                 "From a message reaching the transport to its frame written for one client",
                 kLatencyBuckets, buckets, kLatencyBucketCount,
                 double(field(&LoopStats::latency_sum_ns)) / 1e9, field(&LoopStats::latency_count));
+  for (int i = 0; i < kLatencyBucketCount; ++i)
+    buckets[i] = total([i](const LoopStats& s) -> const LoopStats::Counter& {
+      return s.relay_latency.buckets[i];
+    });
+  out.histogram(
+      "flowrelay_relay_latency_seconds",
+      "From a message reaching the transport (deliver) to the first socket write of its frame "
+      "on each I/O thread",
+      kLatencyBuckets, buckets, kLatencyBucketCount,
+      double(total(
+          [](const LoopStats& s) -> const LoopStats::Counter& { return s.relay_latency.sum_ns; })) /
+          1e9,
+      total([](const LoopStats& s) -> const LoopStats::Counter& { return s.relay_latency.count; }));
 }
 
 }  // namespace flowrelay::ws

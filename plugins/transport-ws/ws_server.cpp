@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "envelope.h"
+#include "envelope_reply.h"
 #include "net/acceptor.h"
 #include "utf8_repair.h"
 
@@ -32,7 +33,7 @@ void WsServer::start() {
   if (_listen_fd < 0) throw std::runtime_error(err);
   try {
     for (unsigned i = 0; i < _ctx.options.io_threads; ++i)
-      _loops.push_back(std::make_unique<EventLoop>(_ctx, _listen_fd));
+      _loops.push_back(std::make_unique<EventLoop>(_ctx, _listen_fd, unsigned(_loops.size())));
     for (auto& loop : _loops) loop->start();
   } catch (const std::exception& e) {
     // The loops already running exit on their stop item; the others never started.
@@ -68,15 +69,30 @@ void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
     data = repaired;
     _utf8_repaired.fetch_add(1, std::memory_order_relaxed);
   }
+  const bool envelopes = _ctx.envelope_clients.load(std::memory_order_acquire) > 0;
   SharedFrame* raw = nullptr;  // raw clients get the message lane only
-  if (m.lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
   SharedFrame* env = nullptr;
-  if (_ctx.envelope_clients.load(std::memory_order_acquire) > 0)
-    env = SharedFrame::message(channel, Opcode::Text,
-                               envelope_message(m.lane, m.offset, sdk::view(m.epoch), data));
+  flowrelay_lane lane = m.lane;
+  const flowrelay_reply* reply = sdk::reply_of(m);
+  if (reply && reply->kind != FLOWRELAY_KIND_MESSAGE) [[unlikely]] {
+    // A reply's step (on the message lane): raw clients get a delta's text, nothing else.
+    lane = FLOWRELAY_LANE_MESSAGE;
+    const bool delta = reply->kind == FLOWRELAY_KIND_DELTA;
+    if (delta) raw = SharedFrame::message(channel, Opcode::Text, data);
+    if (envelopes)
+      env = delta
+                ? delta_frame(channel, *reply, m.offset, sdk::view(m.epoch), data)
+                : SharedFrame::message(channel, Opcode::Text,
+                                       envelope_reply(*reply, m.offset, sdk::view(m.epoch), data));
+  } else {
+    if (lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
+    if (envelopes)
+      env = SharedFrame::message(channel, Opcode::Text,
+                                 envelope_message(lane, m.offset, sdk::view(m.epoch), data));
+  }
   for (SharedFrame* f : {raw, env}) {
     if (!f) continue;
-    f->set_position(m.lane, m.offset);
+    f->set_position(lane, m.offset);
     if (_loops.size() > 1) f->ref(static_cast<uint32_t>(_loops.size() - 1));
   }
   if (!raw && !env) return;

@@ -182,8 +182,8 @@ class Agent:
         """Waits until every reply the agent started has finished (other tests' replies
         would otherwise be counted in the daemon's metrics)."""
         def idle():
-            r = self.stats()["replies"]
-            return r.get("started", 0) == r.get("ok", 0) + r.get("failed", 0)
+            r = dict(self.stats()["replies"])
+            return r.pop("started", 0) == sum(r.values())
         wait_for(idle, timeout_s, "the agent's replies to finish")
 
     def stats(self):
@@ -249,17 +249,25 @@ class EnvelopeClient:
     def publish(self, data, lane="message"):
         self.ws.send(json.dumps({"type": "publish", "lane": lane, "data": data}))
 
+    def cancel(self, reply_id, request_id="cancel-1"):
+        self.ws.send(json.dumps({"type": "cancel", "reply": reply_id, "id": request_id}))
+
     def recv(self):
         return json.loads(self.ws.recv())
 
-    def read_reply(self):
-        """Message frames up to and including a reply's "done" log line, in arrival order."""
+    def recv_until(self, done):
+        """Frames up to and including the first one `done` accepts, in arrival order."""
         frames = []
-        while not (frames and frames[-1]["lane"] == "log"
-                   and frames[-1]["data"].endswith(": done")):
-            frame = self.recv()
-            assert frame["type"] == "message", frame
-            frames.append(frame)
+        while not (frames and done(frames[-1])):
+            frames.append(self.recv())
+        return frames
+
+    def read_reply(self):
+        """Frames (log lines and reply steps) up to and including a reply's "done" log line."""
+        frames = self.recv_until(lambda f: f.get("lane") == "log"
+                                 and f["data"].endswith(": done"))
+        for f in frames:
+            assert f["type"] in ("message", "open", "delta", "end"), f
         return frames
 
     def close(self):
@@ -273,24 +281,31 @@ def temp_dir(test):
 
 
 def check_reply(test, frames, prompt, n, first_offset_after=0):
-    """Asserts that `frames` (envelope message frames in arrival order, ending with the
-    "done" log line) are exactly the agent's reply to `prompt` with `n` tokens: the thinking
-    line, tokens 1..n in order, the end marker, progress lines, "done"; offsets ascending."""
+    """Asserts that `frames` (envelope frames in arrival order, ending with the "done" log
+    line) are exactly the agent's reply to `prompt` with `n` tokens: the thinking line, the
+    reply's open, deltas 1..n in order, its end (reason done, stats counting every token),
+    progress lines, "done"; offsets ascending."""
     from reply_text import reply_tokens
     offsets = [f["offset"] for f in frames]
     test.assertEqual(offsets, sorted(set(offsets)), "offsets not strictly ascending")
     test.assertGreater(offsets[0], first_offset_after)
-    logs = [f["data"] for f in frames if f["lane"] == "log"]
-    messages = [json.loads(f["data"]) for f in frames if f["lane"] == "message"]
+    logs = [f["data"] for f in frames if f["type"] == "message" and f["lane"] == "log"]
+    test.assertEqual([f for f in frames if f["type"] == "message" and f["lane"] != "log"], [])
+    steps = [f for f in frames if f["type"] != "message"]
     reply_id = logs[0].split(":")[0]
     test.assertRegex(reply_id, r"^r-[0-9a-f]+$")
     progress = [f"{reply_id}: {k}/{n} tokens" for k in range(20, n + 1, 20)]
     test.assertEqual(logs, [f"{reply_id}: thinking"] + progress + [f"{reply_id}: done"])
     tokens = reply_tokens(prompt, n)
     test.assertEqual(len(tokens), n)
-    expected = [{"role": "assistant", "reply": reply_id, "seq": i, "delta": t}
-                for i, t in enumerate(tokens, 1)]
-    expected.append({"role": "assistant", "reply": reply_id, "seq": n + 1, "end": True,
-                     "tokens": n})
-    test.assertEqual(messages, expected)
+    test.assertEqual({f["reply"] for f in steps}, {reply_id})
+    test.assertEqual([f["type"] for f in steps], ["open"] + ["delta"] * n + ["end"])
+    deltas = steps[1:-1]
+    test.assertEqual([(f["seq"], f["data"]) for f in deltas], list(enumerate(tokens, 1)))
+    test.assertTrue(all("from" not in f for f in deltas), "no merged delta for a fast client")
+    end = steps[-1]
+    test.assertEqual(end["reason"], "done")
+    test.assertEqual((end["stats"]["tokens"], end["stats"]["bytes"]),
+                     (n, len("".join(tokens).encode())))
+    test.assertGreaterEqual(end["stats"]["duration_ms"], end["stats"]["ttft_ms"])
     return reply_id

@@ -180,7 +180,7 @@ class AgentContract(unittest.TestCase):
             lambda: [r for r in self.agent.stats()["recent_replies"] if r["reply"] == reply_id],
             5, "the reply's summary")[0]
         self.assertEqual(summary, {"reply": reply_id, "conversation": conv, "tokens": N,
-                                   "connections": 1, "ok": True, "error": None})
+                                   "connections": 1, "outcome": "done", "detail": None})
         self.assertEqual(self.agent.stats()["api_connections"] - connections_before, 1)
 
     def test_only_replied_prompts_stream(self):
@@ -231,20 +231,22 @@ class AgentFailures(unittest.TestCase):
         self.assertEqual(agent.post("/flowrelay/publish", publish_body("hi", conversation=conv))[0],
                          200)
         summary = agent.reply_summary(conv)
-        self.assertEqual((summary["ok"], summary["tokens"]), (False, 0))
-        self.assertIn("HTTP 401", summary["error"])
+        self.assertEqual((summary["outcome"], summary["tokens"]), ("failed", 0))
+        self.assertIn("HTTP 401", summary["detail"])
 
     def test_stop_mid_reply_exits_promptly(self):
         agent = self.agent(reply_tokens=10000, token_delay_ms=50)
         client = harness.EnvelopeClient(self.daemon.ws_port, "stop-mid-reply")
         self.addCleanup(client.close)
         agent.post("/flowrelay/publish", publish_body("a long one", conversation="stop-mid-reply"))
-        while '"seq":3' not in client.recv()["data"]:
-            pass
+        client.recv_until(lambda f: f["type"] == "delta" and f["seq"] >= 3)
         started = time.monotonic()
         agent.process.proc.terminate()
         self.assertEqual(agent.process.proc.wait(10), 0)
         self.assertLess(time.monotonic() - started, 3)
+        # The agent ended the reply on its way out: viewers do not wait for it.
+        end = client.recv_until(lambda f: f["type"] == "end")[-1]
+        self.assertEqual((end["reason"], end.get("error")), ("error", "the agent stopped"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The whole chat loop through flowrelayd's publish proxy: a client's prompt goes to the
 agent (backend.publish_url), comes back rewritten to every client of the conversation, and the
-agent's streamed reply follows; the agent's refusals reach only the sender."""
+agent's streamed reply follows; the agent's refusals reach only the sender; a client's cancel
+ends the reply for everyone and reaches the agent as the proxy's cancel event."""
 
 import json
 import unittest
@@ -51,6 +52,26 @@ class AgentProxyLoop(unittest.TestCase):
             self.read_prompt_and_reply(client, "after the refusals")
         stats = self.agent.stats()["publish"]
         self.assertEqual((stats.get("rejected"), stats.get("private")), (1, 1))
+
+    def test_cancel_from_a_client_stops_the_agent_through_the_cancel_event(self):
+        a, b = self.clients("loop-cancel")
+        before = self.agent.stats()["cancel"]
+        a.publish(json.dumps({"role": "user", "text": "a reply to stop"}))  # not "rewritten"
+        frames = a.recv_until(lambda f: f["type"] == "delta" and f["seq"] >= 3)
+        reply_id = frames[-1]["reply"]
+        a.cancel(reply_id)
+        for client in (a, b):
+            end = client.recv_until(lambda f: f["type"] == "end")[-1]
+            self.assertEqual((end["reply"], end["reason"]), (reply_id, "cancelled"))
+        summary = self.agent.reply_summary("loop-cancel")
+        self.assertEqual((summary["reply"], summary["outcome"]), (reply_id, "cancelled"))
+        self.assertLess(summary["tokens"], N)
+        # flowrelayd told the agent (the publish proxy's cancel event), whether the event or the
+        # 409 for the next delta stopped the reply first.
+        def event_arrived():
+            now = self.agent.stats()["cancel"]
+            return sum(now.values()) == sum(before.values()) + 1
+        harness.wait_for(event_arrived, 5, "the cancel event at the agent")
 
 
 if __name__ == "__main__":

@@ -99,10 +99,12 @@ stage_asan() {
   #     SlowConsumer.IsClosedWith1008AndMemoryStaysBounded         (RSS growth < 16 MiB)
   #     Fault.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers  (RSS <= base + 6 MiB)
   #     Fault.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat      (RSS <= base + 6 MiB)
+  #     HistoryMemoryBound.TheLeastRecentlyUsedConversationsAreDroppedWhole (RSS growth < half
+  #       of the unbounded history's bytes; its byte and drop checks run in the normal run)
   # The scale tests (5000 sockets, thread counts) do run: they print RSS but do not bound it.
   local rc=0
   run_ctest "$dir" -LE '^(bench|packaging|memcheck)$' \
-    -E '^(SlowConsumer\.IsClosedWith1008AndMemoryStaysBounded|Fault\.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers|Fault\.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat)$' \
+    -E '^(SlowConsumer\.IsClosedWith1008AndMemoryStaysBounded|Fault\.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers|Fault\.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat|HistoryMemoryBound\.TheLeastRecentlyUsedConversationsAreDroppedWhole)$' \
     || rc=$?
   echo "sanitizers.sh: ASan stage took $((SECONDS - t0)) s"
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
@@ -117,7 +119,7 @@ stage_tsan() {
   cmake --build "$dir" -j "$jobs" --target unit_tests broker_conformance broker_in_daemon_test \
     integration_tests flowrelayd flowrelay-transport-ws flowrelay-broker-local \
     flowrelay-broker-redis broker_redis_history_test broker_redis_gap_fill_test \
-    broker_redis_presence_test
+    broker_redis_presence_test broker_redis_replies_test
   echo "sanitizers.sh: TSan build took $((SECONDS - t0)) s"
   local logs=$dir/sanitizer-logs
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan$symbolizer:suppressions=$here/tsan.supp"
@@ -128,14 +130,15 @@ stage_tsan() {
   # answers cross from broker or HTTP threads into the loops), Scale.ThousandClients...
   # (fan-out to 1000 clients over every loop) and Shutdown.* (SIGTERM while loops deliver);
   # the backend proxy (worker pool -> router -> loops), acks (completions posted to the loops),
-  # presence in the router, and the event-driven HTTP listener (replies from broker threads).
+  # presence in the router, the event-driven HTTP listener (replies from broker threads), and
+  # reply streams (the reply watch's timer thread delivers and publishes beside the brokers').
   #   Not run: sdk.example.* (label conformance too): the example broker is built out of tree
   #   by the system compiler without TSan, and the same suite already runs on the in-tree
   #   brokers; the rest of the integration suite (single-threaded protocol checks, covered by
   #   the ASan stage).
   local rc=0
   # One ctest run (one summary): label conformance minus sdk.* is the names conformance.*.
-  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|PublishProxy\.|PublishProxyLoad\.|ConnectProxy\.|WsAckTest\.|WsProxy\.|RouterPresence\.|HttpListener\.|HttpListenerLoad\.|HttpListenerPublish\.|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
+  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|PublishProxy\.|PublishProxyLoad\.|ConnectProxy\.|WsAckTest\.|WsProxy\.|RouterPresence\.|HttpListener\.|HttpListenerLoad\.|HttpListenerPublish\.|ReplyWatch\.|RouterReplies\.|WsTransportReply\.|ReplyApi\.|ReplyLiveness\.|ReplyStream\.|HistoryMemoryBound\.HistoryMaxBytes|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
     || rc=$?
   echo "sanitizers.sh: TSan stage took $((SECONDS - t0)) s"
   unset TSAN_OPTIONS

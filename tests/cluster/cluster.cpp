@@ -150,6 +150,7 @@ std::string replica_config(uint16_t ws_port, uint16_t http_port, const std::stri
     << "  listen: 127.0.0.1:" << http_port << "\n";
   if (!o.api_key.empty()) c << "  api_key: \"" << o.api_key << "\"\n";
   for (const auto& line : o.http_options) c << "  " << line << "\n";
+  for (const auto& line : o.sections) c << line << "\n";
   return c.str();
 }
 

@@ -78,6 +78,8 @@ struct ReplicaOptions {
   // http.api_key (the publish API); empty: none.
   std::string api_key{};
   bool echo = true;  // channels.echo
+  // Top-level sections after the others (e.g. "backend:" and its indented keys), one line each.
+  std::vector<std::string> sections{};
 };
 
 class Replica {

@@ -57,6 +57,7 @@ struct History {
     h.top = top;
     h.messages = messages.empty() ? nullptr : messages.data();
     h.count = messages.size();
+    h.trimmed = first - 1;  // ABI 2.2: contiguous from `first`, so everything above first - 1
   }
   std::string epoch;
   std::vector<std::string> data;

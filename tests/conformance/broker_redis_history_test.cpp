@@ -6,10 +6,10 @@
 // Redis (SIGSTOP) stored and delivered once, and subscriptions Redis refuses (ACL).
 #include <gtest/gtest.h>
 
-#include <iostream>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <unistd.h>
+#include <iostream>
 
 #include <array>
 #include <chrono>
@@ -254,8 +254,9 @@ class BrokerRedisHistory : public ::testing::Test {
                                               const std::string& data,
                                               const std::string& maxlen = "2000") {
     for (std::string a :
-         {std::string("2"), "flowrelay:history:{" + ch + "}", "flowrelay:seq:{" + ch + "}", ch,
-          std::string("m"), data, maxlen, std::string("60000"), node, std::string("5"), seq})
+         {std::string("3"), "flowrelay:history:{" + ch + "}", "flowrelay:seq:{" + ch + "}",
+          "flowrelay:replies:{" + ch + "}", ch, std::string("m"), data, maxlen,
+          std::string("60000"), std::string("1099511627776"), node, std::string("5"), seq})
       how.push_back(std::move(a));
     return how;
   }
@@ -345,8 +346,9 @@ TEST_F(BrokerRedisHistory, KeepsAStreamAndASequencePerChannel) {
   for (int i = 1; i <= 10; ++i) epoch = publish(node, ch, "d" + std::to_string(i)).epoch;
   const std::string stream = "flowrelay:history:{" + ch + "}";
   const std::string seq = "flowrelay:seq:{" + ch + "}";
-  // Appends trim with MAXLEN ~ (whole stream nodes of up to 100 entries): the stream may keep
-  // a few more than history_size, never more than a node's worth; reads return the newest 5.
+  // History is trimmed exactly by the entries list (channel_state_lua.h); the stream behind it
+  // a whole node (up to 100 entries) at a time. Reads return the newest 5.
+  EXPECT_EQ(command({"LLEN", "flowrelay:entries:{" + ch + "}"})->integer, 5);
   const long long kept = command({"XLEN", stream})->integer;
   EXPECT_GE(kept, 5);
   EXPECT_LE(kept, 5 + 100);

@@ -38,7 +38,11 @@ void PrintTo(const Message& m, std::ostream* out) {
   *out << "{lane " << m.lane << ", offset " << m.offset << ", epoch '" << m.epoch << "', origin {"
        << m.origin.node << ", " << m.origin.session << ", " << m.origin.seq << "}, data '"
        << (m.data.size() > 64 ? m.data.substr(0, 64) + "..." : m.data) << "' (" << m.data.size()
-       << " bytes)}";
+       << " bytes)";
+  if (m.reply)
+    *out << ", reply {kind " << m.reply->kind << ", id '" << m.reply->id << "', seq "
+         << m.reply->seq << ", reason '" << m.reply->reason << "'}";
+  *out << "}";
 }
 
 std::vector<Message> without_seq(std::vector<Message> messages) {
@@ -48,8 +52,12 @@ std::vector<Message> without_seq(std::vector<Message> messages) {
 
 namespace {
 Message copy(const flowrelay_message& m) {
-  return {
+  Message out{
       m.lane, m.offset, str(m.epoch), str(m.data), {m.origin.node, m.origin.session, m.origin.seq}};
+  if (const flowrelay_reply* r = flowrelay_reply_of(&m))
+    out.reply = ReplyInfo{r->kind,       str(r->id), r->seq,         str(r->reason),
+                          str(r->error), r->ttft_ms, r->duration_ms, r->bytes};
+  return out;
 }
 }  // namespace
 
@@ -102,6 +110,8 @@ void HistoryRead::on_done(void* ctx, flowrelay_status status, const flowrelay_hi
     } else {
       self->epoch = str(h->epoch);
       self->top = h->top;
+      self->has_trimmed = FLOWRELAY_HAS_SLOT(h, flowrelay_history, trimmed);
+      self->trimmed = self->has_trimmed ? h->trimmed : 0;
       self->messages.clear();
       for (size_t i = 0; i < h->count; ++i) {
         const flowrelay_message& m = h->messages[i];

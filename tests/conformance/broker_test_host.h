@@ -45,6 +45,19 @@ struct Origin {
   bool operator==(const Origin&) const = default;
 };
 
+// ABI 2.2: a delivered or read message's reply info (flowrelay_reply), copied.
+struct ReplyInfo {
+  flowrelay_kind kind = FLOWRELAY_KIND_MESSAGE;
+  std::string id;
+  uint64_t seq = 0;
+  std::string reason;
+  std::string error;
+  int64_t ttft_ms = -1;
+  int64_t duration_ms = -1;
+  uint64_t bytes = 0;
+  bool operator==(const ReplyInfo&) const = default;
+};
+
 // A message to publish, or a delivered or read one, copied. Equality covers every field,
 // origin.seq included: compare deliveries with what was published through without_seq().
 struct Message {
@@ -53,6 +66,7 @@ struct Message {
   std::string epoch;
   std::string data;
   Origin origin;
+  std::optional<ReplyInfo> reply = std::nullopt;  // set when the message has reply info
   bool operator==(const Message&) const = default;
 };
 void PrintTo(const Message& m, std::ostream* out);  // readable GoogleTest failures
@@ -109,6 +123,8 @@ class HistoryRead {
   std::string epoch;
   uint64_t top = 0;
   std::vector<Message> messages;
+  bool has_trimmed = false;  // ABI 2.2: the answer carries `trimmed`
+  uint64_t trimmed = 0;
   bool bad_struct = false;  // history or message struct_size too small, or messages NULL
 
  private:

@@ -9,11 +9,14 @@
 //
 // Invariants: a publish has lane message or log, and its data is valid UTF-8 and survives a
 // round trip (written back with append_json_string and parsed again: same lane and data); the
-// message frame built from it parses with Poco::JSON to the same data. A refusal has a reason,
-// and the error frame carrying it is valid UTF-8 (it is a text frame: the connection stays open)
-// and parses back to the same reason. The Session publishes exactly what parse_client_frame
-// yields (lane and data) or answers exactly its error frame, and stays open; text that is not
-// UTF-8 is closed 1007 unparsed.
+// message frame built from it parses with Poco::JSON to the same data. A reply step (open,
+// delta, end, cancel) has a valid reply id, a delta a positive seq; the server frames of every
+// reply kind built from it parse back to the same id and text, and two deltas made of its data
+// split in two merge (envelope_reply.h) into one frame that parses back to the whole data. A
+// refusal has a reason, and the error frame carrying it is valid UTF-8 (it is a text frame: the
+// connection stays open) and parses back to the same reason. The Session publishes exactly what
+// parse_client_frame yields (lane and data) or answers exactly its error frame, and stays open;
+// text that is not UTF-8 is closed 1007 unparsed.
 #include <Poco/Exception.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -28,6 +31,7 @@
 
 #include "../unit/session_test_host.h"
 #include "envelope.h"
+#include "envelope_reply.h"
 #include "frame_codec.h"
 
 using namespace flowrelay::ws;
@@ -89,6 +93,60 @@ void check_publish(const ClientPublish& p) {
   FUZZ_CHECK(field(o, "data") == p.data);
 }
 
+uint64_t number(const Poco::JSON::Object::Ptr& o, const char* name) {
+  FUZZ_CHECK(o->has(name) && o->get(name).isInteger());
+  return o->getValue<uint64_t>(name);
+}
+
+// The frames of every reply kind made of `p`'s id and data, and two deltas of its data merged.
+void check_reply(const ClientPublish& p) {
+  const ClientReplyStep& r = p.reply;
+  FUZZ_CHECK(!r.reply.empty() && r.reply.size() <= 64);
+  for (char c : r.reply) FUZZ_CHECK(c >= 0x21 && c <= 0x7e);
+  FUZZ_CHECK(r.kind == FLOWRELAY_KIND_OPEN || r.kind == FLOWRELAY_KIND_DELTA ||
+             r.kind == FLOWRELAY_KIND_END);
+  if (r.kind == FLOWRELAY_KIND_DELTA) FUZZ_CHECK(r.seq > 0 && valid_utf8(p.data));
+  if (r.has_error) FUZZ_CHECK(valid_utf8(r.error));
+  const flowrelay_str id{r.reply.data(), r.reply.size()};
+  for (flowrelay_kind kind = FLOWRELAY_KIND_OPEN; kind <= FLOWRELAY_KIND_STALLED; ++kind) {
+    const flowrelay_reply step{
+        sizeof step, kind, id,           r.seq, {"error", 5}, {r.error.data(), r.error.size()},
+        -1,          7,    p.data.size()};
+    const std::string frame = envelope_reply(step, 3, "e-1", p.data);
+    FUZZ_CHECK(valid_utf8(frame));
+    const auto o = parse_object(frame);
+    FUZZ_CHECK(field(o, "reply") == r.reply);
+    const bool text = kind == FLOWRELAY_KIND_DELTA || kind == FLOWRELAY_KIND_SNAPSHOT ||
+                      kind == FLOWRELAY_KIND_REPLY;
+    if (text) FUZZ_CHECK(field(o, "data") == p.data);
+    if (kind == FLOWRELAY_KIND_END || kind == FLOWRELAY_KIND_REPLY)
+      FUZZ_CHECK(r.error.empty() ? !o->has("error") : field(o, "error") == r.error);
+  }
+  if (r.kind != FLOWRELAY_KIND_DELTA) return;
+  size_t cut = p.data.size() / 2;  // on a character boundary, as deltas are whole UTF-8
+  while (cut > 0 && (static_cast<unsigned char>(p.data[cut]) & 0xc0) == 0x80) --cut;
+  const uint64_t seq = r.seq < UINT64_MAX ? r.seq : r.seq - 1;
+  SharedFrame* a =
+      delta_frame("c", {sizeof(flowrelay_reply), FLOWRELAY_KIND_DELTA, id, seq, {}, {}, -1, -1, 0},
+                  10, "e-1", std::string_view(p.data).substr(0, cut));
+  SharedFrame* b = delta_frame(
+      "c", {sizeof(flowrelay_reply), FLOWRELAY_KIND_DELTA, id, seq + 1, {}, {}, -1, -1, 0}, 11,
+      "e-1", std::string_view(p.data).substr(cut));
+  if (can_merge(*a, *b)) {
+    SharedFrame* m = merge_deltas(*a, *b);
+    const auto o = parse_object(std::string(m->payload()));
+    FUZZ_CHECK(field(o, "type") == "delta" && field(o, "reply") == r.reply);
+    FUZZ_CHECK(field(o, "data") == p.data);
+    FUZZ_CHECK(number(o, "from") == seq && number(o, "seq") == seq + 1);
+    FUZZ_CHECK(number(o, "offset") == 11);
+    m->unref();
+  } else {
+    FUZZ_CHECK(a->layout().data_len + b->layout().data_len > kMaxMergedData);
+  }
+  a->unref();
+  b->unref();
+}
+
 void check_refusal(const std::string& error) {
   FUZZ_CHECK(!error.empty());
   const std::string frame = envelope_error(400, error);
@@ -117,11 +175,17 @@ void check_session(std::string_view text, bool ok, const ClientPublish& p,
     return;
   }
   FUZZ_CHECK(s.state() == Session::State::Open);
-  if (ok) {
+  if (ok && p.is_reply) {
+    FUZZ_CHECK(out.frames.empty() && host.published.empty() && host.reply_steps.size() == 1);
+    const auto& got = host.reply_steps[0];
+    FUZZ_CHECK(got.step.kind == p.reply.kind && got.step.reply == p.reply.reply);
+    FUZZ_CHECK(got.step.seq == p.reply.seq && got.step.cancel == p.reply.cancel);
+    FUZZ_CHECK(got.data == p.data && got.id == p.id);
+  } else if (ok) {
     FUZZ_CHECK(out.frames.empty() && host.published.size() == 1);
     FUZZ_CHECK(host.published[0].lane == p.lane && host.published[0].data == p.data);
   } else {
-    FUZZ_CHECK(host.published.empty() && out.frames.size() == 1);
+    FUZZ_CHECK(host.published.empty() && host.reply_steps.empty() && out.frames.size() == 1);
     // A refused frame that carried a valid id is answered with that id (the client's ack
     // waits on it).
     FUZZ_CHECK(out.frames[0].payload == envelope_error(400, error, p.id));
@@ -142,7 +206,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!valid_utf8(text)) return 0;  // never reaches the parser in the daemon
   if (ok) {
     FUZZ_CHECK(error.empty());
-    check_publish(p);
+    if (p.is_reply)
+      check_reply(p);
+    else
+      check_publish(p);
   } else {
     check_refusal(error);
   }

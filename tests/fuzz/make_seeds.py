@@ -172,6 +172,15 @@ def envelopes():
     write(t, "seed-not-json.txt", "Hello")
     write(t, "seed-trailing.json", '{"type":"publish","data":"x"} {}')
     write(t, "seed-surrogate.json", '{"type":"publish","data":"\\ud800\\u0041"}')
+    # Reply steps of a producer (docs/PROTOCOL.md, reply streams).
+    write(t, "seed-reply-open.json", '{"type":"open","reply":"r17","id":"c1"}')
+    write(t, "seed-reply-delta.json",
+          '{"type":"delta","reply":"r17","seq":1,"data":"The \\u00e9 \\"q\\"","id":"c2"}')
+    write(t, "seed-reply-delta-big-seq.json",
+          '{"type":"delta","reply":"r17","seq":18446744073709551615,"data":"x"}')
+    write(t, "seed-reply-end-error.json", '{"type":"end","reply":"r17","error":"boom","id":"c3"}')
+    write(t, "seed-reply-cancel.json", '{"type":"cancel","reply":"r17","id":"c4"}')
+    write(t, "seed-reply-bad-seq.json", '{"type":"delta","reply":"r17","seq":1.5,"data":"x"}')
 
 
 # --------------------------------------------------------------------------- config

@@ -137,6 +137,14 @@ std::vector<BackendRequest> FakeBackend::requests(const std::string& path) const
   return out;
 }
 
+std::vector<BackendRequest> FakeBackend::requests_of_type(const std::string& path,
+                                                          const std::string& type) const {
+  std::vector<BackendRequest> out;
+  for (auto& r : requests(path))
+    if (r.json && r.json->optValue<std::string>("type", "") == type) out.push_back(std::move(r));
+  return out;
+}
+
 bool FakeBackend::wait_count(const std::string& path, size_t n, Millis timeout) const {
   return wait_for([&] { return count(path) >= n; }, timeout);
 }

@@ -52,6 +52,10 @@ class FakeBackend {
 
   size_t count(const std::string& path) const;
   std::vector<BackendRequest> requests(const std::string& path) const;
+  // Those whose JSON body has "type": `type` (publish_url also gets {"type":"cancel",...}
+  // events, next to the client messages, which have no type).
+  std::vector<BackendRequest> requests_of_type(const std::string& path,
+                                               const std::string& type) const;
   bool wait_count(const std::string& path, size_t n, Millis timeout) const;
 
   // [server thread]

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "envelope_reply.h"
 #include "frame_codec.h"
 #include "session.h"
 #include "ws_options.h"
@@ -34,8 +35,15 @@ class RecordingHost final : public SessionHost {
     std::string data;
     std::string id;
   };
+  struct ReplyStep {
+    ClientReplyStep step;
+    std::string data;
+    std::string id;
+  };
   flowrelay_status join_status = FLOWRELAY_OK;
   flowrelay_status publish_status = FLOWRELAY_OK;
+  flowrelay_status reply_status = FLOWRELAY_OK;
+  std::vector<ReplyStep> reply_steps;
   flowrelay_status authorize_status = FLOWRELAY_EUNSUPPORTED;  // no connect proxy
   std::shared_ptr<const AccessPolicy> policy;
   int64_t clock_ms = 1000;
@@ -65,6 +73,11 @@ class RecordingHost final : public SessionHost {
     authorizations.push_back(std::string(conversation) + "|" + std::string(cookie) + "|" +
                              std::string(authorization));
     return authorize_status;
+  }
+  flowrelay_status publish_reply(Session&, const ClientReplyStep& step, std::string_view data,
+                                 std::string_view id) override {
+    reply_steps.push_back({step, std::string(data), std::string(id)});
+    return reply_status;
   }
   void opened(Session&) override { ++opens; }
   void read_history(Session&, uint64_t since) override { history_reads.push_back(since); }

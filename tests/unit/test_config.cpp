@@ -75,7 +75,8 @@ TEST(Config, NestedPluginOptionsAreFlattened) {
   ASSERT_EQ(c.broker.options.size(), 1u);
   EXPECT_EQ(c.broker.options[0].first, "timeouts.connect_ms");
   EXPECT_EQ(c.broker.options[0].second, "5");
-  EXPECT_EQ(c.broker.locate("unknown option 'timeouts.connect_ms'"), std::make_pair(6, 5));  // the connect_ms key
+  EXPECT_EQ(c.broker.locate("unknown option 'timeouts.connect_ms'"),
+            std::make_pair(6, 5));  // the connect_ms key
   EXPECT_EQ(c.broker.locate("something else"), std::make_pair(c.broker.line, c.broker.column));
 }
 
@@ -116,17 +117,17 @@ TEST(Config, UnknownTopLevelKey) {
 }
 
 TEST(Config, WrongTypes) {
-  EXPECT_NE(std::string(parse_error(minimal("shutdown_timeout_ms: abc\n")).what())
-                .find("whole number"),
-            std::string::npos);
-  EXPECT_NE(std::string(parse_error(minimal("channels: { echo: maybe }\n")).what())
-                .find("true or false"),
-            std::string::npos);
+  EXPECT_NE(
+      std::string(parse_error(minimal("shutdown_timeout_ms: abc\n")).what()).find("whole number"),
+      std::string::npos);
+  EXPECT_NE(
+      std::string(parse_error(minimal("channels: { echo: maybe }\n")).what()).find("true or false"),
+      std::string::npos);
   EXPECT_NE(std::string(parse_error(minimal("log: { level: loud }\n")).what()).find("log.level"),
             std::string::npos);
-  EXPECT_NE(std::string(parse_error(minimal("http: { listen: nowhere }\n")).what())
-                .find("http.listen"),
-            std::string::npos);
+  EXPECT_NE(
+      std::string(parse_error(minimal("http: { listen: nowhere }\n")).what()).find("http.listen"),
+      std::string::npos);
   EXPECT_NE(std::string(parse_error(minimal("channels: [1, 2]\n")).what()).find("mapping"),
             std::string::npos);
   EXPECT_NE(std::string(parse_error("plugin_dir: " + kPlugins +
@@ -135,6 +136,38 @@ TEST(Config, WrongTypes) {
                             .what())
                 .find("non-empty list"),
             std::string::npos);
+}
+
+TEST(Config, ReplyTimers) {
+  const Config d = Config::parse(minimal(), "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(d.reply_stall_ms, 10000u);
+  EXPECT_EQ(d.reply_timeout_ms, 60000u);
+  const Config c =
+      Config::parse(minimal("channels: { reply_stall_ms: 300, reply_timeout_ms: 1200 }\n"),
+                    "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(c.reply_stall_ms, 300u);
+  EXPECT_EQ(c.reply_timeout_ms, 1200u);
+  const Config off =
+      Config::parse(minimal("channels: { reply_stall_ms: 0, reply_timeout_ms: 0 }\n"),
+                    "/etc/flowrelay/test.yaml");
+  EXPECT_EQ(off.reply_stall_ms, 0u);
+  EXPECT_EQ(off.reply_timeout_ms, 0u);
+  // A stall announced after the seal could never be seen; a stall alone is fine.
+  EXPECT_NO_THROW(Config::parse(
+      minimal("channels: { reply_stall_ms: 5000, reply_timeout_ms: 0 }\n"), "/x.yaml"));
+  const auto late =
+      parse_error(minimal("channels:\n  reply_stall_ms: 2000\n  reply_timeout_ms: 1000\n"));
+  EXPECT_EQ(late.line(), 8);
+  EXPECT_NE(std::string(late.what()).find("channels.reply_stall_ms (2000) must be less than"),
+            std::string::npos)
+      << late.what();
+  const auto word = parse_error(minimal("channels: { reply_timeout_ms: soon }\n"));
+  EXPECT_NE(std::string(word.what()).find("channels.reply_timeout_ms must be a whole number"),
+            std::string::npos)
+      << word.what();
+  const auto big = parse_error(minimal("channels: { reply_stall_ms: 86400001 }\n"));
+  EXPECT_NE(std::string(big.what()).find("between 0 and 86400000"), std::string::npos)
+      << big.what();
 }
 
 TEST(Config, MissingSectionsAndPlugins) {

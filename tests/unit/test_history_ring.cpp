@@ -1,28 +1,42 @@
-// broker-local's per-channel history (plugins/broker-local/history_ring.h): offsets 1, 2, 3 ...,
-// bounded by count and age, the origin kept, and after(since) as resume reads it
-// (docs/PROTOCOL.md, Resume).
+// broker-local's per-channel history of plain messages (plugins/broker-local/channel_history.h):
+// offsets 1, 2, 3 ..., bounded by count, bytes and age, the origin kept, `trimmed` exact, and
+// reads as resume does them (docs/PROTOCOL.md, Resume). Reply streams: test_local_replies.cpp.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "history_ring.h"
+#include "channel_history.h"
 
-using flowrelay::local::HistoryRing;
+using flowrelay::local::ChannelHistory;
+using flowrelay::local::HistoryBounds;
+using flowrelay::local::HistoryView;
+using flowrelay::local::kEntryOverhead;
 
 namespace {
-
-std::vector<uint64_t> offsets(const std::vector<flowrelay_message>& messages) {
-  std::vector<uint64_t> out;
-  for (const auto& m : messages) out.push_back(m.offset);
-  return out;
-}
 
 // A message as publish() gets it; `data` must outlive the call of append().
 flowrelay_message message(flowrelay_lane lane, const std::string& data,
                           flowrelay_origin origin = {7, 0, 0}) {
-  return {sizeof(flowrelay_message), lane, 0, {nullptr, 0}, origin, {data.data(), data.size()}};
+  return {sizeof(flowrelay_message),  lane,   0, {nullptr, 0}, origin,
+          {data.data(), data.size()}, nullptr};
+}
+
+HistoryBounds entries(size_t n) { return {n, UINT64_MAX}; }
+
+// The read of a history: views valid while `view` and the history are unchanged.
+std::vector<flowrelay_message> after(const ChannelHistory& h, uint64_t since, HistoryView& view) {
+  h.read_after(since, view);
+  return view.messages;
+}
+
+std::vector<uint64_t> offsets(const ChannelHistory& h, uint64_t since) {
+  HistoryView view;
+  std::vector<uint64_t> out;
+  for (const auto& m : after(h, since, view)) out.push_back(m.offset);
+  return out;
 }
 
 std::vector<uint64_t> range(uint64_t first, uint64_t last) {
@@ -31,35 +45,37 @@ std::vector<uint64_t> range(uint64_t first, uint64_t last) {
   return out;
 }
 
-// A ring of `n` messages "m1".."mN" appended at 1000, 1001, ... ms, bounded at `max_size`.
-HistoryRing filled(uint64_t n, size_t max_size = 100) {
-  HistoryRing ring("ep-1");
+// A history of `n` messages "m1".."mN" appended at 1001, 1002, ... ms, bounded at `max_size`.
+std::unique_ptr<ChannelHistory> filled(uint64_t n, size_t max_size = 100) {
+  auto h = std::make_unique<ChannelHistory>("ep-1");
   for (uint64_t i = 1; i <= n; ++i)
-    ring.append(message(FLOWRELAY_LANE_MESSAGE, "m" + std::to_string(i)),
-                1000 + static_cast<int64_t>(i), max_size);
-  return ring;
+    h->append(message(FLOWRELAY_LANE_MESSAGE, "m" + std::to_string(i)),
+              1000 + static_cast<int64_t>(i), entries(max_size));
+  return h;
 }
 
 }  // namespace
 
 TEST(HistoryRing, EmptyRingHasNothing) {
-  HistoryRing ring("e");
-  EXPECT_EQ(ring.epoch(), "e");
-  EXPECT_EQ(ring.top(), 0u);
-  EXPECT_TRUE(ring.after(0).empty());
+  ChannelHistory h("e");
+  EXPECT_EQ(h.epoch(), "e");
+  EXPECT_EQ(h.top(), 0u);
+  EXPECT_EQ(h.trimmed(), 0u);
+  EXPECT_TRUE(offsets(h, 0).empty());
 }
 
 TEST(HistoryRing, AppendGivesOffsetsFromOne) {
-  HistoryRing ring("ep-1");
+  ChannelHistory h("ep-1");
   for (uint64_t i = 1; i <= 5; ++i)
-    EXPECT_EQ(ring.append(message(i % 2 ? FLOWRELAY_LANE_MESSAGE : FLOWRELAY_LANE_LOG,
-                                  "m" + std::to_string(i), {7, i, 0}),
-                          100, 10),
+    EXPECT_EQ(h.append(message(i % 2 ? FLOWRELAY_LANE_MESSAGE : FLOWRELAY_LANE_LOG,
+                               "m" + std::to_string(i), {7, i, 0}),
+                       100, entries(10)),
               i);
-  EXPECT_EQ(ring.top(), 5u);
-  EXPECT_EQ(ring.last_at_ms(), 100);
-  const auto all = ring.after(0);
-  ASSERT_EQ(offsets(all), range(1, 5));
+  EXPECT_EQ(h.top(), 5u);
+  EXPECT_EQ(h.last_at_ms(), 100);
+  HistoryView view;
+  const auto all = after(h, 0, view);
+  ASSERT_EQ(all.size(), 5u);
   for (const auto& m : all) {
     EXPECT_EQ(m.struct_size, sizeof(flowrelay_message));
     EXPECT_EQ(m.lane, static_cast<flowrelay_lane>(m.offset % 2 ? FLOWRELAY_LANE_MESSAGE
@@ -69,65 +85,94 @@ TEST(HistoryRing, AppendGivesOffsetsFromOne) {
     EXPECT_EQ(std::string(m.epoch.ptr, m.epoch.len), "ep-1");
     EXPECT_EQ(m.origin.node, 7u);
     EXPECT_EQ(m.origin.session, m.offset) << "offset " << m.offset << " lost its origin";
+    EXPECT_EQ(m.reply, nullptr) << "a plain message has no reply info";
   }
 }
 
-// The ring keeps its own copy: the publisher's buffer may change right after append().
+// The history keeps its own copy: the publisher's buffer may change right after append().
 TEST(HistoryRing, AppendCopiesTheData) {
-  HistoryRing ring("e");
+  ChannelHistory h("e");
   std::string data = "original";
-  ring.append(message(FLOWRELAY_LANE_MESSAGE, data), 1, 10);
+  h.append(message(FLOWRELAY_LANE_MESSAGE, data), 1, entries(10));
   data.assign("changed!");
-  const auto kept = ring.after(0);
+  HistoryView view;
+  const auto kept = after(h, 0, view);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(std::string(kept[0].data.ptr, kept[0].data.len), "original");
 }
 
-TEST(HistoryRing, MaxSizeKeepsTheNewest) {
-  HistoryRing ring = filled(10, 3);
-  EXPECT_EQ(ring.top(), 10u) << "trimming must not reuse offsets";
-  const auto kept = ring.after(0);
-  ASSERT_EQ(offsets(kept), range(8, 10));
-  EXPECT_EQ(std::string(kept[0].data.ptr, kept[0].data.len), "m8");
+TEST(HistoryRing, MaxSizeKeepsTheNewestAndSaysWhatWasTrimmed) {
+  auto h = filled(10, 3);
+  EXPECT_EQ(h->top(), 10u) << "trimming must not reuse offsets";
+  EXPECT_EQ(offsets(*h, 0), range(8, 10));
+  EXPECT_EQ(h->trimmed(), 7u) << "the newest offset dropped";
+  EXPECT_EQ(h->entries(), 3u);
 }
 
-TEST(HistoryRing, AfterReturnsTheContiguousOffsetsAboveSince) {
-  HistoryRing ring = filled(10);
-  EXPECT_EQ(offsets(ring.after(4)), range(5, 10));
-  EXPECT_EQ(offsets(ring.after(9)), range(10, 10));
-  EXPECT_EQ(offsets(ring.after(0)), range(1, 10));
+TEST(HistoryRing, AfterReturnsTheOffsetsAboveSince) {
+  auto h = filled(10);
+  EXPECT_EQ(offsets(*h, 4), range(5, 10));
+  EXPECT_EQ(offsets(*h, 9), range(10, 10));
+  EXPECT_EQ(offsets(*h, 0), range(1, 10));
+  EXPECT_EQ(h->trimmed(), 0u);
 }
 
-// Resume: a first offset of since + 1 means recovered; a larger one means the gap was trimmed.
+// Resume: since >= trimmed means recovered; below it, the reader missed what was trimmed.
 TEST(HistoryRing, SinceBeforeTheOldestKeptReturnsAllKept) {
-  HistoryRing ring = filled(10, 3);  // keeps 8, 9, 10
-  const auto from2 = ring.after(2);
-  ASSERT_EQ(offsets(from2), range(8, 10));
-  EXPECT_GT(from2.front().offset, 2u + 1) << "the caller must see the gap";
-  EXPECT_EQ(offsets(ring.after(0)), range(8, 10));
-  const auto from7 = ring.after(7);
-  ASSERT_EQ(offsets(from7), range(8, 10));
-  EXPECT_EQ(from7.front().offset, 7u + 1) << "no gap: recovered";
+  auto h = filled(10, 3);  // keeps 8, 9, 10
+  EXPECT_EQ(offsets(*h, 2), range(8, 10));
+  EXPECT_LT(2u, h->trimmed()) << "the caller must see the gap";
+  EXPECT_EQ(offsets(*h, 7), range(8, 10));
+  EXPECT_GE(7u, h->trimmed()) << "no gap: recovered";
 }
 
 TEST(HistoryRing, SinceAtOrPastTheTopIsEmpty) {
-  HistoryRing ring = filled(10);
-  EXPECT_TRUE(ring.after(10).empty());
-  EXPECT_TRUE(ring.after(11).empty());
-  EXPECT_TRUE(ring.after(UINT64_MAX).empty());
+  auto h = filled(10);
+  EXPECT_TRUE(offsets(*h, 10).empty());
+  EXPECT_TRUE(offsets(*h, 11).empty());
+  EXPECT_TRUE(offsets(*h, UINT64_MAX).empty());
 }
 
 TEST(HistoryRing, TrimOlderThanDropsOnlyOlderMessages) {
-  HistoryRing ring = filled(5);  // at 1001 .. 1005 ms
-  ring.trim_older_than(1003);
-  EXPECT_EQ(offsets(ring.after(0)), range(3, 5)) << "a message exactly at the bound is kept";
-  EXPECT_EQ(ring.top(), 5u);
-  ring.trim_older_than(1003);
-  EXPECT_EQ(offsets(ring.after(0)), range(3, 5));
-  ring.trim_older_than(2000);
-  EXPECT_TRUE(ring.after(0).empty());
-  EXPECT_EQ(ring.top(), 5u) << "trimming everything keeps the epoch's offsets going";
-  EXPECT_EQ(ring.append(message(FLOWRELAY_LANE_MESSAGE, "m6"), 2001, 100), 6u);
-  EXPECT_EQ(offsets(ring.after(0)), range(6, 6));
-  EXPECT_EQ(offsets(ring.after(3)), range(6, 6));
+  auto h = filled(5);  // at 1001 .. 1005 ms
+  h->trim_older_than(1003);
+  EXPECT_EQ(offsets(*h, 0), range(3, 5)) << "a message exactly at the bound is kept";
+  EXPECT_EQ(h->trimmed(), 2u);
+  EXPECT_EQ(h->top(), 5u);
+  h->trim_older_than(1003);
+  EXPECT_EQ(offsets(*h, 0), range(3, 5));
+  h->trim_older_than(2000);
+  EXPECT_TRUE(offsets(*h, 0).empty());
+  EXPECT_EQ(h->trimmed(), 5u);
+  EXPECT_EQ(h->top(), 5u) << "trimming everything keeps the epoch's offsets going";
+  EXPECT_EQ(h->append(message(FLOWRELAY_LANE_MESSAGE, "m6"), 2001, entries(100)), 6u);
+  EXPECT_EQ(offsets(*h, 0), range(6, 6));
+  EXPECT_EQ(offsets(*h, 3), range(6, 6));
+}
+
+TEST(HistoryRing, MaxBytesDropsTheOldestFirst) {
+  ChannelHistory h("e");
+  const HistoryBounds bounds{100, 10};
+  const std::string four(4, 'x');
+  for (int i = 0; i < 3; ++i) h.append(message(FLOWRELAY_LANE_MESSAGE, four), 1, bounds);
+  EXPECT_EQ(offsets(h, 0), range(2, 3)) << "12 bytes > 10: the oldest went";
+  EXPECT_EQ(h.data_bytes(), 8u);
+  EXPECT_EQ(h.trimmed(), 1u);
+  h.append(message(FLOWRELAY_LANE_MESSAGE, std::string(9, 'y')), 2, bounds);
+  EXPECT_EQ(offsets(h, 0), range(4, 4));
+  EXPECT_EQ(h.trimmed(), 3u);
+  // A message larger than the bound alone is not kept, and trimmed says so.
+  h.append(message(FLOWRELAY_LANE_MESSAGE, std::string(11, 'z')), 3, bounds);
+  EXPECT_TRUE(offsets(h, 0).empty());
+  EXPECT_EQ(h.trimmed(), 5u);
+  EXPECT_EQ(h.data_bytes(), 0u);
+}
+
+TEST(HistoryRing, MemoryBytesAreDataPlusAnOverheadPerEntry) {
+  auto h = filled(3);  // "m1", "m2", "m3"
+  EXPECT_EQ(h->data_bytes(), 6u);
+  EXPECT_EQ(h->memory_bytes(), 6u + 3 * kEntryOverhead);
+  h->enforce(entries(1));  // a bound lowered by a reload
+  EXPECT_EQ(h->memory_bytes(), 2u + kEntryOverhead);
+  EXPECT_EQ(h->trimmed(), 2u);
 }

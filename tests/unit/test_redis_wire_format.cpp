@@ -123,6 +123,79 @@ TEST(RedisWireFormat, MalformedHeadersAreRaw) {
       "fr3 m 1 0 0 0 e\ndata"s);
 }
 
+// A reply step as the reply script PUBLISHes it (reply_scripts.h): the fr2 fields, then kind, id,
+// seq, reason, ttft, duration, bytes and the error's length; the payload is error then data.
+TEST(RedisWireFormat, DecodesTheReplyScriptsForms) {
+  const std::string delta =
+      "\x1e"
+      "fr3 m 12 7 3 0 e1-x d r17 4 - -1 -1 0 0\nThe \n"s;
+  const WireMessage d = decode_wire(delta);
+  ASSERT_TRUE(d.has_reply);
+  EXPECT_EQ(d.offset, 12u);
+  EXPECT_EQ(d.epoch, "e1-x");
+  EXPECT_EQ(d.origin.node, 7u);
+  EXPECT_EQ(d.reply.kind, static_cast<flowrelay_kind>(FLOWRELAY_KIND_DELTA));
+  EXPECT_EQ(std::string_view(d.reply.id.ptr, d.reply.id.len), "r17");
+  EXPECT_EQ(d.reply.seq, 4u);
+  EXPECT_EQ(d.reply.reason.len, 0u);
+  EXPECT_EQ(d.data, "The \n");
+  const flowrelay_message m = to_message(d);
+  ASSERT_EQ(m.reply, &d.reply);
+
+  const std::string end =
+      "\x1e"
+      "fr3 m 13 7 3 0 e1-x e r17 4 error 40 900 345 4\noops"s;
+  const WireMessage e = decode_wire(end);
+  ASSERT_TRUE(e.has_reply);
+  EXPECT_EQ(e.reply.kind, static_cast<flowrelay_kind>(FLOWRELAY_KIND_END));
+  EXPECT_EQ(std::string_view(e.reply.reason.ptr, e.reply.reason.len), "error");
+  EXPECT_EQ(std::string_view(e.reply.error.ptr, e.reply.error.len), "oops");
+  EXPECT_EQ(e.reply.ttft_ms, 40);
+  EXPECT_EQ(e.reply.duration_ms, 900);
+  EXPECT_EQ(e.reply.bytes, 345u);
+  EXPECT_EQ(e.data, "");
+  EXPECT_FALSE(decode_wire(kPrefix + "m 1 0 0 0 e\nx").has_reply) << "fr2 has no reply";
+}
+
+TEST(RedisWireFormat, EncodesRepliesAsItDecodesThem) {
+  flowrelay_reply r{};
+  r.struct_size = sizeof r;
+  r.kind = FLOWRELAY_KIND_REPLY;
+  r.id = {"r1", 2};
+  r.seq = 9;
+  r.reason = {"done", 4};
+  r.error = {"", 0};
+  r.ttft_ms = -1;
+  r.duration_ms = 5;
+  r.bytes = 4;
+  const std::string wire = encode_wire(FLOWRELAY_LANE_MESSAGE, 3, "e", {1, 2, 0}, "text", r);
+  EXPECT_EQ(wire,
+            "\x1e"
+            "fr3 m 3 1 2 0 e r r1 9 done -1 5 4 0\ntext"s);
+  const WireMessage w = decode_wire(wire);
+  ASSERT_TRUE(w.has_reply);
+  EXPECT_EQ(w.reply.kind, static_cast<flowrelay_kind>(FLOWRELAY_KIND_REPLY));
+  EXPECT_EQ(w.reply.ttft_ms, -1);
+  EXPECT_EQ(w.data, "text");
+}
+
+TEST(RedisWireFormat, AMalformedReplyHeaderIsRaw) {
+  const std::string p =
+      "\x1e"
+      "fr3 m 1 0 0 0 e ";
+  for (const std::string& tail : {
+           "x r 1 - -1 -1 0 0"s,                            // unknown kind
+           "m r 1 - -1 -1 0 0"s,                            // a plain message is not a reply
+           "d  1 - -1 -1 0 0"s,                             // empty id
+           "d " + std::string(65, 'a') + " 1 - -1 -1 0 0",  // id too long
+           "d r -1 - -1 -1 0 0"s,                           // negative seq
+           "d r 1 - -2 -1 0 0"s,                            // ttft below -1
+           "d r 1 - -1 -1 0 5"s,                            // error longer than the payload
+           "d r 1 - -1 -1 0"s,                              // a field missing
+       })
+    expect_raw(p + tail + "\nab");
+}
+
 TEST(RedisWireFormat, OnlyMessageAndLogLanesHaveAWireName) {
   EXPECT_EQ(wire_lane(FLOWRELAY_LANE_MESSAGE), 'm');
   EXPECT_EQ(wire_lane(FLOWRELAY_LANE_LOG), 'l');

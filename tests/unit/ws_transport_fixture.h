@@ -52,6 +52,11 @@ struct flowrelay_host {
   std::vector<ClientSeen> connects;
   std::vector<std::pair<flowrelay_connect_fn, void*>> held_connects;
   std::vector<ClientSeen> events;
+  struct ReplyState {
+    uint64_t last = 0;
+    std::string ended;
+  };
+  std::map<std::string, ReplyState> replies;  // publish_reply's, per reply id
 };
 
 namespace ws_transport_test {
@@ -153,6 +158,38 @@ inline flowrelay_status host_authorize(flowrelay_host* h, const flowrelay_connec
                          std::string(view(r->cookie)),
                          std::string(view(r->authorization))});
   h->held_connects.emplace_back(done, ctx);
+  return FLOWRELAY_OK;
+}
+// A broker-local stand-in for reply steps: seq rules per reply id (plugin.h publish_reply),
+// each accepted step stored (an offset) and delivered with its reply info.
+inline flowrelay_status host_publish_reply(flowrelay_host* h, flowrelay_str channel,
+                                           const flowrelay_message* m,
+                                           const flowrelay_client_info* client,
+                                           flowrelay_reply_published_fn done, void* ctx) {
+  const flowrelay_reply* r = flowrelay_reply_of(m);
+  if (!r) return FLOWRELAY_EINVAL;
+  flowrelay_reply_published out{sizeof out, FLOWRELAY_OK, 0, 0, {"E", 1}, 0, {}};
+  {  // the broker's rules, in short (an ended state never changes: `out` may view it)
+    std::lock_guard lock(h->mutex);
+    if (client) h->publishers.push_back(seen(*client));
+    auto& state = h->replies[std::string(view(r->id))];
+    const bool end = r->kind == FLOWRELAY_KIND_END, delta = r->kind == FLOWRELAY_KIND_DELTA;
+    if (!state.ended.empty()) {
+      out.duplicate = end && view(r->reason) == state.ended;
+      if (!out.duplicate)
+        out.status = FLOWRELAY_ECONFLICT, out.ended = {state.ended.data(), state.ended.size()};
+    } else if (delta && r->seq <= state.last) {
+      out.duplicate = 1;
+    } else if (delta && r->seq > state.last + 1) {
+      out.status = FLOWRELAY_ECONFLICT;
+      out.expected_seq = state.last + 1;
+    } else {
+      if (delta) state.last = r->seq;
+      if (end) state.ended = std::string(view(r->reason));
+    }
+  }
+  if (out.status == FLOWRELAY_OK && !out.duplicate) out.offset = store_and_deliver(h, channel, m);
+  done(ctx, &out);
   return FLOWRELAY_OK;
 }
 inline void host_client_event(flowrelay_host* h, int32_t joined,
@@ -270,7 +307,8 @@ class WsTransport : public ::testing::Test {
            host_history,
            host_publish_client,
            host_authorize,
-           host_client_event};
+           host_client_event,
+           host_publish_reply};
   }
   void TearDown() override {
     fire_held();  // every completion is owed exactly once, even at the end of a test

@@ -139,7 +139,17 @@ export class Daemon {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  // POST /api/publish: one message, or an array as a batch. Returns the parsed answer.
+  // POST /api/publish with `body` as it is (a reply step, a batch): {status, body}.
+  async api(body) {
+    const r = await fetch(`http://127.0.0.1:${this.httpPort}/api/publish`, {
+      method: 'POST',
+      headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  }
+
+  // POST /api/publish: one message. Returns the parsed answer.
   async publish(conversation, data, lane = 'message') {
     const r = await fetch(`http://127.0.0.1:${this.httpPort}/api/publish`, {
       method: 'POST',
@@ -195,7 +205,7 @@ export class Redis {
 // Collects a client's events, for assertions.
 export function record(client) {
   const seen = { message: [], log: [], resumed: [], 'recovered:false': [], state: [], error: [],
-                 gap: [] };
+                 gap: [], reply: [], 'reply-end': [], 'reply-frame': [] };
   for (const ev of Object.keys(seen)) client.on(ev, (v) => seen[ev].push(v));
   return seen;
 }

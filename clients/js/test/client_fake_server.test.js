@@ -52,14 +52,27 @@ test('duplicates and older offsets of the same epoch are dropped; lanes are spli
   c.close();
 });
 
-test('a jump in offsets is delivered and reported as a gap, not hidden', async () => {
+test('a jump in live offsets is delivered and reported as a gap, not hidden', async () => {
   const { c, fake, seen } = client();
   await tick();
   fake.last().accept();
   fake.last().deliver(msg(1));
+  fake.last().deliver({ type: 'resumed', recovered: true, offset: 1, epoch: 'e1' });
   fake.last().deliver(msg(5));
   assert.deepEqual(seen.message.map((m) => m.offset), [1, 5]);
   assert.deepEqual(seen.gap, [{ from: 2, to: 4, epoch: 'e1' }]);
+  c.close();
+});
+
+test('holes in a replay are no gap: compacted replies leave them by design', async () => {
+  const { c, fake, seen } = client();
+  await tick();
+  fake.last().accept();
+  fake.last().deliver(msg(1));
+  fake.last().deliver(msg(9));  // offsets 2..8: a reply's steps, now one entry elsewhere
+  fake.last().deliver({ type: 'resumed', recovered: true, offset: 9, epoch: 'e1' });
+  assert.deepEqual(seen.message.map((m) => m.offset), [1, 9]);
+  assert.deepEqual(seen.gap, []);
   c.close();
 });
 

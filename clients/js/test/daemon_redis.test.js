@@ -82,3 +82,62 @@ test('replica killed mid-stream: resumed from Redis history, every message once'
     await redis.stop();
   }
 });
+
+// The same cut in the middle of a reply stream, then a cancel across replicas: the client's
+// replica is killed while the reply streams through the other; it resumes with the snapshot
+// and ends with the exact text once. A cancel sent to one replica seals the reply for the
+// producer on the other (409).
+test('replica killed mid-reply: the snapshot from Redis, the exact text once; cancel across', async () => {
+  const redis = await Redis.start();
+  const broker = { redisPort: redis.port };
+  const viewerSide = await Daemon.start({ broker });
+  const backendSide = await Daemon.start({ broker });
+  const c = new FlowrelayClient(viewerSide.wsUrl('cut-reply'),
+                                { backoff: { initialMs: 20, maxMs: 100 }, publishTimeoutMs: 5000 });
+  const seen = record(c);
+  const tokens = Array.from({ length: 150 }, (_, i) => `t${i + 1} `);
+  const step = async (body) => (await backendSide.api({ conversation: 'cut-reply', ...body }));
+  let sent = 0;
+  const stream = (async () => {
+    for (; sent < tokens.length; ++sent) {
+      const r = await step({ reply: 'r1', seq: sent + 1, delta: tokens[sent] });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      await sleep(2);
+    }
+    assert.equal((await step({ reply: 'r1', end: true })).status, 200);
+  })();
+  try {
+    await waitFor(() => (c.reply('r1')?.seq ?? 0) >= 30, 'the first part of the reply');
+    await viewerSide.kill();
+    const cutAt = sent;
+    await sleep(300);
+    assert.ok(sent > cutAt, 'deltas were published during the cut');
+    await viewerSide.restart();
+    await stream;
+    await waitFor(() => seen['reply-end'].length === 1, 'the end', 15000);
+    await sleep(200);  // a duplicate would arrive now
+    assert.equal(seen['reply-end'].length, 1);
+    const r = c.reply('r1');
+    assert.deepEqual([r.text, r.seq, r.reason, r.incomplete], [tokens.join(''), 150, 'done', false]);
+    const changes = seen.reply.map((u) => u.change);
+    assert.ok(changes.includes('snapshot') || changes.includes('reply'),
+              `resumed from the reply's one entry: ${[...new Set(changes)]}`);
+    assert.deepEqual(seen.resumed.map((x) => x.recovered), [true, true]);
+
+    // Cancel on the viewer's replica, the producer on the other.
+    for (let seq = 1; seq <= 3; ++seq)
+      assert.equal((await step({ reply: 'r2', seq, delta: tokens[seq - 1] })).status, 200);
+    await waitFor(() => c.reply('r2')?.seq === 3, 'r2 streaming');
+    await c.cancel('r2');
+    await waitFor(() => seen['reply-end'].length === 2, 'r2 cancelled');
+    assert.equal(c.reply('r2').reason, 'cancelled');
+    const refused = await step({ reply: 'r2', seq: 4, delta: tokens[3] });
+    assert.deepEqual([refused.status, refused.body.ended], [409, 'cancelled']);
+  } finally {
+    c.close();
+    await stream.catch(() => {});
+    await viewerSide.stop();
+    await backendSide.stop();
+    await redis.stop();
+  }
+});

@@ -86,10 +86,11 @@ static void unsubscribe(flowrelay_broker *b, flowrelay_str ch) {
   pthread_mutex_unlock(&b->lock);
 }
 
-/* No history, metrics, reload or presence (the daemon counts this node's clients itself). */
+/* No history, metrics, reload or presence (the daemon counts this node's clients itself), and
+ * no reply streams (the daemon answers them 501). */
 static const flowrelay_broker_vtable vtable = {
     sizeof vtable, FLOWRELAY_ABI_MAJOR, create, start, destroy, publish, NULL,
-    subscribe,     unsubscribe,         NULL,   NULL,  NULL,    NULL};
+    subscribe,     unsubscribe,         NULL,   NULL,  NULL,    NULL,    NULL};
 static const flowrelay_plugin_info info = {
     sizeof info, FLOWRELAY_ABI_MAJOR, FLOWRELAY_ABI_MINOR, "broker-minimal", "0.1.0", &vtable,
     NULL /* not a transport */};

@@ -58,16 +58,22 @@ export async function sendPrompt(page, text) {
     throw new Error(`the prompt was not sent: ${await page.textContent('#ack')}`);
 }
 
-// What the page shows of every reply: id, completeness, duplicates it dropped, its tokens by seq.
+// What the page shows of every reply: id, how it ended, the last seq and the end's count, how
+// many live deltas and snapshot/reply entries built the text, the seqs of the live deltas.
 export function replies(page) {
   return page.$$eval('[data-reply-id]', (items) => items.map((li) => ({
     id: li.dataset.replyId,
     complete: li.dataset.complete === 'true',
+    reason: li.dataset.reason ?? null,
+    seq: Number(li.dataset.seq),
     tokens: li.dataset.tokens === undefined ? null : Number(li.dataset.tokens),
-    duplicates: Number(li.dataset.duplicates),
-    seqs: [...li.querySelectorAll('[data-seq]')].map((s) => Number(s.dataset.seq)),
-    deltas: [...li.querySelectorAll('[data-seq]')].map((s) => s.textContent),
+    deltas: Number(li.dataset.deltas),
+    replaced: Number(li.dataset.replaced),
+    incomplete: li.dataset.incomplete === 'true',
+    liveSeqs: [...li.querySelectorAll('[data-seq]')].map((s) => Number(s.dataset.seq)),
     text: li.querySelector('.text').textContent,
+    status: li.querySelector('.reply-status').textContent,
+    stopButton: li.querySelector('button.stop') !== null,
   })));
 }
 
@@ -80,7 +86,7 @@ export function prompts(page) {
 export async function waitForTokens(page, n, timeout = 15000) {
   const handle = await page.waitForFunction((min) => {
     const li = document.querySelector('[data-reply-id]');
-    const count = li ? li.querySelectorAll('[data-seq]').length : 0;
+    const count = li ? Number(li.dataset.seq) : 0;
     return count >= min ? { count, complete: li.dataset.complete === 'true' } : false;
   }, n, { timeout, polling: 50 });
   return handle.jsonValue();

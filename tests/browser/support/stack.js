@@ -1,10 +1,11 @@
 // The processes the browser tests run for real: flowrelayd with the demo page and the publish
 // proxy on, the example agent (examples/agent) as its backend, nginx in front of replicas, and
 // a TCP proxy whose connections a test can cut. Free ports, readiness, logs kept in files and
-// shown when a test fails. Ports, waits and redis-server come from clients/js/test-support.
+// shown when a test fails. Ports, waits, redis-server and the proxy come from
+// clients/js/test-support.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { buildDir, daemonBinary, freePort, pluginDir, sleep, waitFor } from
 
 export { buildDir, freePort, sleep, waitFor };
 export { Redis } from '../../../clients/js/test-support/daemon.js';
+export { CuttableProxy } from '../../../clients/js/test-support/proxy.js';
 
 export const repoDir = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 export const API_KEY = 'browser-test-api-key';
@@ -70,7 +72,9 @@ export function writeSecret(dir) {
 
 // One flowrelayd. `redisPort` picks broker-redis (else broker-local); `agentPort` the backend.
 export class Flowrelayd {
-  static async start({ dir, name = 'flowrelayd', redisPort, agentPort, secretFile, demo = true }) {
+  // `channels`: more keys of the channels section (e.g. 'reply_stall_ms: 300').
+  static async start({ dir, name = 'flowrelayd', redisPort, agentPort, secretFile, demo = true,
+                       channels = '' }) {
     const d = new Flowrelayd();
     d.wsPort = await freePort();
     do d.httpPort = await freePort(); while (d.httpPort === d.wsPort);
@@ -85,7 +89,8 @@ export class Flowrelayd {
     writeFileSync(config,
       `plugin_dir: ${pluginDir}\nlog: { level: information }\nshutdown_timeout_ms: 1000\n` +
       `transports:\n  - plugin: transport-ws\n    listen: 127.0.0.1:${d.wsPort}\n    path: /ws/\n` +
-      `broker:\n${broker}channels: { prefix: "chat:", echo: true }\n` +
+      `broker:\n${broker}` +
+      `channels: { prefix: "chat:", echo: true${channels ? ', ' + channels : ''} }\n` +
       `http: { listen: 127.0.0.1:${d.httpPort}, api_key: ${API_KEY}, demo: ${demo} }\n${backend}`);
     d.child = new Child(name, [daemonBinary, '--config', config], dir);
     await awaitHttp(d.child, `http://127.0.0.1:${d.httpPort}/ready`);
@@ -105,11 +110,15 @@ export class Flowrelayd {
     return n;
   }
 
-  // POST /api/publish, as a backend does.
-  async publish(conversation, data, lane = 'message') {
+  // POST /api/publish, as a backend does: a message, or any body (a reply step) with api().
+  publish(conversation, data, lane = 'message') {
+    return this.api({ conversation, lane, data });
+  }
+
+  async api(body) {
     const r = await fetch(`${this.http}/api/publish`, {
       method: 'POST', headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ conversation, lane, data }),
+      body: JSON.stringify(body),
     });
     if (r.status !== 200) throw new Error(`publish answered ${r.status}: ${await r.text()}`);
     return r.json();
@@ -121,11 +130,12 @@ export class Flowrelayd {
 
 // examples/agent/agent.py publishing through `apiPort`'s publish API.
 export class Agent {
-  static async start({ dir, port, apiPort, secretFile, replyTokens, tokenDelayMs }) {
+  static async start({ dir, name = 'agent', port, apiPort, secretFile, replyTokens,
+                       tokenDelayMs }) {
     const a = new Agent();
     a.port = port ?? (await freePort());
     a.replyTokens = replyTokens;
-    a.child = new Child('agent', [AGENT_PYTHON, join(repoDir, 'examples/agent/agent.py')], dir, {
+    a.child = new Child(name, [AGENT_PYTHON, join(repoDir, 'examples/agent/agent.py')], dir, {
       AGENT_HOST: '127.0.0.1', AGENT_PORT: String(a.port),
       FLOWRELAY_API: `http://127.0.0.1:${apiPort}`, FLOWRELAY_API_KEY: API_KEY,
       FLOWRELAY_SECRET_FILE: secretFile, TOKEN_DELAY_MS: String(tokenDelayMs),
@@ -143,6 +153,11 @@ export class Agent {
     const argv = ['-c', script, join(repoDir, 'examples/agent'), prompt, String(this.replyTokens)];
     return JSON.parse(execFileSync(AGENT_PYTHON, argv,
       { encoding: 'utf8', env: { PYTHONDONTWRITEBYTECODE: '1' } }));
+  }
+
+  // GET /stats: what the agent did (replies by outcome, cancel events, deltas sent).
+  async stats() {
+    return (await fetch(`http://127.0.0.1:${this.port}/stats`)).json();
   }
 
   stop() { return this.child.stop(); }
@@ -173,52 +188,6 @@ export class Nginx {
 
   wsBase() { return `ws://127.0.0.1:${this.port}/ws/`; }
   stop() { return this.child.stop(); }
-}
-
-// A TCP proxy to 127.0.0.1:`targetPort` (Node's net): cut() destroys every connection through
-// it at once, without a close frame, as a network that drops would; new connections still pass.
-export class CuttableProxy {
-  static async start(targetPort) {
-    const p = new CuttableProxy();
-    p.pairs = new Set();
-    p.accepted = 0;
-    p.server = createServer((client) => {
-      p.accepted += 1;
-      const upstream = connect(targetPort, '127.0.0.1');
-      const pair = [client, upstream];
-      p.pairs.add(pair);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        p.pairs.delete(pair);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise((ok) => p.server.listen(0, '127.0.0.1', ok));
-    p.port = p.server.address().port;
-    return p;
-  }
-
-  wsBase() { return `ws://127.0.0.1:${this.port}/ws/`; }
-
-  // Destroys every open connection; returns how many there were.
-  cut() {
-    const n = this.pairs.size;
-    for (const [a, b] of [...this.pairs]) {
-      a.destroy();
-      b.destroy();
-    }
-    this.pairs.clear();
-    return n;
-  }
-
-  stop() {
-    this.cut();
-    return new Promise((ok) => this.server.close(ok));
-  }
 }
 
 // Stops what a test started (in reverse order); on failure prints the tail of each log so that

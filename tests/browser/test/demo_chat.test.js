@@ -2,6 +2,7 @@
 // proxy to the example agent) and examples/agent as processes. Two pages on one conversation,
 // a prompt from page A; both render the agent's streamed reply whole. Page A reaches the daemon
 // through a TCP proxy that drops its connection mid-reply; A still ends with the whole reply.
+// Stop on a page ends the reply everywhere and stops the agent.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +16,10 @@ import { Agent, artifactsDir, cleanup, CuttableProxy, Flowrelayd, freePort, repo
 
 const REPLY_TOKENS = 80;
 const TOKEN_DELAY_MS = 30; // about 2.4 s of streaming: time to cut A's connection in the middle
+const LONG_REPLY_TOKENS = 3000; // 90 s: a reply to stop never ends on its own first
 
 let dir, daemon, agent, proxy, browser;
+const stack = [];  // the processes of the tests that start their own
 let failed = false;
 
 before(async () => {
@@ -32,7 +35,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await cleanup(dir, [daemon, agent, proxy], failed);
+  await cleanup(dir, [daemon, agent, proxy, ...stack], failed);
 });
 
 function track(fn) {
@@ -53,6 +56,7 @@ test('the daemon serves the page it was built with', track(async () => {
     'demo.js': ['clients/demo/demo.js', 'text/javascript; charset=utf-8'],
     'demo.css': ['clients/demo/demo.css', 'text/css; charset=utf-8'],
     'flowrelay.js': ['clients/js/flowrelay.js', 'text/javascript; charset=utf-8'],
+    'replies.js': ['clients/js/replies.js', 'text/javascript; charset=utf-8'],
   };
   for (const [name, [source, type]] of Object.entries(files)) {
     const r = await fetch(`${daemon.http}/demo/${name}`);
@@ -108,8 +112,9 @@ test('two pages render the streamed reply; A loses its socket mid-reply and ends
 
     await Promise.all([waitForComplete(a), waitForComplete(b)]);
     const ra = await assertWholeReply(a, expected, 'page A (cut mid-reply)');
-    const rb = await assertWholeReply(b, expected, 'page B');
+    const rb = await assertWholeReply(b, expected, 'page B', { live: true });
     assert.equal(ra.id, rb.id, 'both pages show the same reply');
+    assert.ok(ra.replaced >= 1, 'A resumed mid-reply from a snapshot (or the compacted reply)');
     assert.deepEqual(await prompts(a), [prompt], 'A shows the prompt once');
     assert.deepEqual(await prompts(b), [prompt], 'B shows the prompt once');
     // The agent's progress lines reached the log panel.
@@ -118,6 +123,85 @@ test('two pages render the streamed reply; A loses its socket mid-reply and ends
 
     await a.screenshot({ path: join(artifactsDir(), 'demo-chat.png'), fullPage: true });
     await Promise.all([a.close(), b.close()]);
+  }));
+
+test('Stop on page A ends the reply on both pages as cancelled; the agent stops producing',
+  track(async () => {
+    // A pair of its own whose replies outlast any delay before the click (as slow as CI gets).
+    const secretFile = writeSecret(dir);
+    const agentPort = await freePort();
+    const daemon = await Flowrelayd.start({ dir, name: 'stop-daemon', agentPort, secretFile });
+    stack.push(daemon);
+    const agent = await Agent.start({ dir, name: 'stop-agent', port: agentPort, secretFile,
+                                      apiPort: daemon.httpPort, replyTokens: LONG_REPLY_TOKENS,
+                                      tokenDelayMs: TOKEN_DELAY_MS });
+    stack.push(agent);
+    const conversation = 'browser-stop';
+    const a = await openChat(browser, daemon.pageUrl({ conversation }));
+    const b = await openChat(browser, daemon.pageUrl({ conversation }));
+    const prompt = 'stop me half way';
+    const full = agent.expectedTokens(prompt).join('');
+    const before = await agent.stats();
+    await sendPrompt(a, prompt);
+    await waitForTokens(a, 3);
+    await waitForTokens(b, 1);
+    assert.equal((await replies(b))[0].stopButton, true, 'B may stop it too');
+    await a.click('[data-reply-id] button.stop');
+    await Promise.all([a, b].map((p) => p.waitForSelector(
+      '[data-reply-id][data-complete="true"][data-reason="cancelled"]', { timeout: 10000 })));
+    const [ra] = await replies(a);
+    const [rb] = await replies(b);
+    for (const [r, label] of [[ra, 'A'], [rb, 'B']]) {
+      assert.equal(r.stopButton, false, `${label}: no Stop button once it ended`);
+      assert.equal(r.status, 'stopped', `${label}: says it was stopped`);
+      assert.ok(r.seq >= 3 && r.seq < LONG_REPLY_TOKENS, `${label}: cut short (seq ${r.seq})`);
+      assert.equal(r.tokens, r.seq, `${label}: the end counts the deltas shown`);
+      assert.ok(full.startsWith(r.text), `${label}: the text is the agent's, up to the stop`);
+    }
+    assert.equal(ra.text, rb.text, 'both pages show the same text');
+
+    // The agent stopped: its reply ended as cancelled (by the proxy's cancel event or the 409
+    // for its next delta), the event reached it, and neither it nor the pages move any more.
+    await waitFor(async () => ((await agent.stats()).replies.cancelled ?? 0) >
+                              (before.replies.cancelled ?? 0), "the agent's reply cancelled");
+    await waitFor(async () => {
+      const c = (await agent.stats()).cancel;
+      const was = before.cancel ?? {};
+      return (c.stopped ?? 0) + (c.unknown ?? 0) > (was.stopped ?? 0) + (was.unknown ?? 0);
+    }, 'the cancel event at the agent');
+    const summary = (await agent.stats()).recent_replies.find((x) => x.conversation === conversation);
+    assert.equal(summary?.outcome, 'cancelled');
+    assert.equal(summary.tokens, ra.seq, 'the deltas the agent got accepted are those shown');
+    const sent = (await agent.stats()).steps.deltas;
+    await new Promise((r) => setTimeout(r, 400));  // about 13 tokens' time
+    assert.equal((await agent.stats()).steps.deltas, sent, 'the agent sends no more deltas');
+    assert.equal((await replies(a))[0].text, ra.text, "A's text stopped growing");
+    assert.equal((await replies(b))[0].text, rb.text, "B's text stopped growing");
+    assert.deepEqual([...a.errors, ...b.errors], [], 'no uncaught error in the pages');
+    await a.screenshot({ path: join(artifactsDir(), 'demo-stopped.png') });
+    await Promise.all([a.close(), b.close()]);
+  }));
+
+test('a producer that goes silent: "stalled", then ended as producer_lost, shown discreetly',
+  track(async () => {
+    const quick = await Flowrelayd.start({ dir, name: 'liveness-daemon',
+                                           channels: 'reply_stall_ms: 300, reply_timeout_ms: 1500' });
+    stack.push(quick);
+    const conversation = 'browser-silent';
+    const a = await openChat(browser, quick.pageUrl({ conversation }));
+    for (const [seq, delta] of [[1, 'Half '], [2, 'a thought']])
+      await quick.api({ conversation, reply: 'r-silent', seq, delta });
+    await a.waitForSelector('[data-reply-id="r-silent"][data-stalled="true"]', { timeout: 5000 });
+    let [r] = await replies(a);
+    assert.deepEqual([r.text, r.complete, r.stopButton], ['Half a thought', false, true]);
+    assert.equal(r.status, 'waiting for the agent…');
+    await a.waitForSelector('[data-reply-id="r-silent"][data-reason="producer_lost"]',
+                            { timeout: 5000 });
+    [r] = await replies(a);
+    assert.deepEqual([r.text, r.complete, r.stopButton, r.tokens], ['Half a thought', true, false, 2]);
+    assert.equal(r.status, 'the agent went silent');
+    assert.deepEqual(a.errors, []);
+    await a.close();
   }));
 
 test('text outside the app protocol is shown as text, log lines in the panel', track(async () => {
