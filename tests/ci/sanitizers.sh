@@ -91,6 +91,9 @@ stage_asan() {
   #     artifacts, not memory safety;
   #   label memcheck: valgrind cannot run sanitized binaries (not registered in sanitizer
   #     builds anyway).
+  #   labels browser, js, agent: Chromium, Node and Python clients of the daemon; the daemon
+  #     paths they drive (envelope sessions, resume, replies, the proxy) run here through the
+  #     C++ integration and cluster suites, and the whole CI must stay under 40 minutes.
   #   Tests that assert the daemon's RSS: ASan keeps freed memory in its quarantine (256 MiB)
   #   and pads every block with redzones, so RSS bounds written for the real allocator fail on
   #   sanitizer overhead alone (measured: +228 MiB against a 16 MiB bound, +18 MiB against 6).
@@ -103,7 +106,7 @@ stage_asan() {
   #       of the unbounded history's bytes; its byte and drop checks run in the normal run)
   # The scale tests (5000 sockets, thread counts) do run: they print RSS but do not bound it.
   local rc=0
-  run_ctest "$dir" -LE '^(bench|packaging|memcheck)$' \
+  run_ctest "$dir" -LE '^(bench|packaging|memcheck|browser|js|agent)$' \
     -E '^(SlowConsumer\.IsClosedWith1008AndMemoryStaysBounded|Fault\.ConnectionFloodFromOneAddressIsCappedWithoutHurtingOthers|Fault\.ThousandGarbageClientsAreClosedCleanlyWhileOthersChat|HistoryMemoryBound\.TheLeastRecentlyUsedConversationsAreDroppedWhole)$' \
     || rc=$?
   echo "sanitizers.sh: ASan stage took $((SECONDS - t0)) s"
