@@ -16,6 +16,7 @@
 
 #include "cluster.h"
 #include "cluster_fixture.h"
+#include "support/envelope_client.h"
 
 namespace flowrelay::ctest {
 namespace {
@@ -464,13 +465,23 @@ TEST_F(ClusterTest, ReplicaKilledOthersKeepExchangingExactlyOnceInOrder) {
 TEST_F(ClusterTest, FullPublishBufferClosesWith1013AndAcceptedMessagesAreDelivered) {
   replicas.push_back(std::make_unique<Replica>(dir, "replica1", redis->url(),
                                                ReplicaOptions{{"buffer_max_messages: 5"}}));
-  replicas.push_back(std::make_unique<Replica>(dir, "replica2", redis->url()));
+  ReplicaOptions with_api;
+  with_api.api_key = "cluster-key";
+  replicas.push_back(std::make_unique<Replica>(dir, "replica2", redis->url(), with_api));
   for (auto& r : replicas) r->wait_ready();
   Replica& A = *replicas[0];
   Replica& B = *replicas[1];
   const size_t a = clients.join(A.ws_port(), "buf");
   const size_t b = clients.join(B.ws_port(), "buf");
-  clients.send(b, "before");  // A publishes nothing before the outage: its buffer is empty
+  // A publishes nothing before the outage: its buffer is empty. "before" goes through B's API,
+  // answered once Redis answered the append: sent by a client, Redis could be killed between
+  // delivering it and answering B, and B would rightly resend it into the empty restarted
+  // Redis (a new epoch), which B's client then sees twice.
+  {
+    test::HttpSession api(B.http_port());
+    const test::Published p = test::publish_via_api(api, "cluster-key", "buf", "before");
+    ASSERT_EQ(p.status, 200) << p.body;
+  }
   ASSERT_TRUE(clients.wait_all_texts({a, b}, 1));
 
   redis->kill();
