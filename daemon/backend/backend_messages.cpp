@@ -33,6 +33,18 @@ void put_user(std::string& out, std::string_view user_json) {
     out += user_json.substr(first, last - first + 1);
 }
 
+// Who sent it, the same fields in every proxy body: `,"user":...,"client":...,"remote_addr":...}`
+// after the caller's own fields.
+void put_client_and_close(std::string& out, std::string_view user_json, std::string_view client,
+                          std::string_view remote_addr) {
+  put_user(out, user_json);
+  out += ',';
+  put_string(out, "client", client);
+  out += ',';
+  put_string(out, "remote_addr", remote_addr);
+  out += '}';
+}
+
 std::string backend_down(const std::string& why) { return "backend unavailable: " + why; }
 
 // The answer as a JSON object, or why not (then `why` is set and the result is null).
@@ -110,12 +122,7 @@ std::string publish_request_body(std::string_view conversation, flowrelay_lane l
   out += lane == FLOWRELAY_LANE_LOG ? ",\"lane\":\"log\"," : ",\"lane\":\"message\",";
   put_string(out, "data", data);
   out += ',';
-  put_user(out, user_json);
-  out += ',';
-  put_string(out, "client", client);
-  out += ',';
-  put_string(out, "remote_addr", remote_addr);
-  out += '}';
+  put_client_and_close(out, user_json, client, remote_addr);
   return out;
 }
 
@@ -127,12 +134,7 @@ std::string cancel_event_body(std::string_view conversation, std::string_view re
   out += ',';
   put_string(out, "reply", reply);
   out += ',';
-  put_user(out, user_json);
-  out += ',';
-  put_string(out, "client", client);
-  out += ',';
-  put_string(out, "remote_addr", remote_addr);
-  out += '}';
+  put_client_and_close(out, user_json, client, remote_addr);
   return out;
 }
 
