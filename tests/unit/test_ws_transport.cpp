@@ -101,7 +101,10 @@ TEST_F(WsTransport, MetricsKeepTheirNamesAndLabels) {
           static_cast<std::string*>(ctx)->append(piece.ptr, piece.len);
         },
         &text);
-    if (text.find("_bucket{le=\"+Inf\"} 1\n") != std::string::npos) break;
+    // Its own line: relay_latency's bucket may be booked before delivery_latency's.
+    if (text.find("flowrelay_delivery_latency_seconds_bucket{le=\"+Inf\"} 1\n") !=
+        std::string::npos)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(text.find("\nflowrelay_connections 1\n"), std::string::npos) << text;

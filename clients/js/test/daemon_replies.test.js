@@ -86,9 +86,13 @@ describe('reply streams on broker-local', () => {
     const tokens = words(30);
     await deltas(conv, 'r2', tokens, 1, 10);
     await waitFor(() => c.reply('r2')?.seq === 10, 'ten deltas');
+    // Refused until deltas 11..20 are in: the client's 20 ms reconnect could otherwise come
+    // back before them (no snapshot to test) or between two polls of its state.
+    proxy.refuse();
     assert.ok(proxy.cut() >= 1);
     await waitFor(() => c.state !== 'open', 'the drop');
     await deltas(conv, 'r2', tokens, 11, 20);  // while the client is away
+    proxy.refuse(false);
     await resumed(seen, 2);
     await deltas(conv, 'r2', tokens, 21, 30);
     await step({ conversation: conv, reply: 'r2', end: true });
