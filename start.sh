@@ -15,7 +15,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhiredis-dev libsystemd-dev)
 test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind
-  lintian rpm systemd file python3)
+  lintian rpm systemd file python3 ccache)  # ccache: the packaging test's second tree
 ci_deps=(clang libclang-rt-14-dev llvm)  # sanitizer and fuzz stages (tests/ci): clang, its runtimes, llvm-symbolizer
 # The chat loop's tests: the example agent (Debian's FastAPI), its WebSocket test client, and
 # the demo page in Debian's chromium driven by npm's playwright-core (tests/browser).

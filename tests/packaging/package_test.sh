@@ -105,6 +105,15 @@ flags=$(cd "$src" && export DEB_BUILD_MAINT_OPTIONS=hardening=+all &&
     "$(dpkg-buildflags --get CXXFLAGS) $(dpkg-buildflags --get CPPFLAGS)" \
     "$(dpkg-buildflags --get LDFLAGS)")
 mapfile -t flag <<<"$flags"
+# The two trees compile the same sources with the same flags (only install paths differ, and
+# with them the daemon's default plugin dir): through ccache the second tree compiles almost
+# nothing. Paths below $work are hashed relative to it, and the working directory not at all,
+# so deb/ and rpm/ share entries.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR=$work/ccache CCACHE_BASEDIR=$work CCACHE_NOHASHDIR=1
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 build_tree() { # name generator [cmake args...]
   local tree=$work/$1 generator=$2; shift 2
   step "configure and build $tree ($generator)"
@@ -113,7 +122,7 @@ build_tree() { # name generator [cmake args...]
     -DFLOWRELAY_BUILD_TESTS=OFF -DFLOWRELAY_BUILD_BENCH=OFF \
     "-DCMAKE_C_FLAGS=${flag[0]}" "-DCMAKE_CXX_FLAGS=${flag[1]}" \
     "-DCMAKE_EXE_LINKER_FLAGS=${flag[2]}" "-DCMAKE_MODULE_LINKER_FLAGS=${flag[2]}" \
-    "-DCMAKE_SHARED_LINKER_FLAGS=${flag[2]}" "$@"
+    "-DCMAKE_SHARED_LINKER_FLAGS=${flag[2]}" "${launcher[@]}" "$@"
   run_logged "$tmp/build-$generator.log" "$cmake" --build "$tree" -j "$jobs"
   step "cpack -G $generator"
   rm -f "$tree"/*.deb "$tree"/*.rpm
