@@ -63,8 +63,9 @@ TEST(PublishProxyLoad, EveryConnectionKeepsItsOrder) {
   // The proxy counts an answer just after relaying its message, which may reach the watcher
   // first: wait (bounded) for the last count.
   const int want = kClients * kMessages;
-  wait_for([&] { return backend_count(daemon.http_port(), "publish", "ok") == want; }, 2000ms);
-  EXPECT_EQ(backend_count(daemon.http_port(), "publish", "ok"), want);
+  EXPECT_TRUE(
+      wait_for([&] { return backend_count(daemon.http_port(), "publish", "ok") == want; }, 2s))
+      << backend_count(daemon.http_port(), "publish", "ok") << " of " << want;
   EXPECT_EQ(metric_value(daemon.http_port(), "flowrelay_backend_queued"), 0);
 }
 
