@@ -111,6 +111,16 @@ local function new_state(stream, seq, replies)
   return {epoch = base36(t[1]) .. '-' .. base36(t[2]), top = 0, c = 0, b = 0, ob = 0, rn = 0,
           lost = 0, f = '', oc = 0}
 end
+-- The regression fence (docs/PROTOCOL.md "Failover and lost writes"): `floor_epoch` and
+-- `floor_offset` are the newest place the calling node knows this channel reached (from its
+-- acknowledged writes and its deliveries; "" and 0 when unknown). A state of that epoch whose
+-- top is below it lost acknowledged writes (a failover to a replica that lagged): appending
+-- there would hand the lost offsets to other messages in the same epoch, which resuming clients
+-- and live subscribers would take for ones they already have.
+local function regressed(st, floor_epoch, floor_offset)
+  return st ~= nil and floor_epoch ~= nil and floor_epoch ~= '' and st.epoch == floor_epoch and
+         st.top < (tonumber(floor_offset) or 0)
+end
 local function save_state(seq, st, ...)
   redis.call('HSET', seq, 'epoch', st.epoch, 'top', string.format('%d', st.top), 'c', st.c,
              'b', st.b, 'ob', st.ob, 'rn', st.rn, 'lost', string.format('%d', st.lost),

@@ -100,8 +100,9 @@ ChannelGap::Outcome ChannelGap::settled(SeamAnswer answer, const flowrelay_histo
       // this after any blip, so it is not reported.
       break;
     case SeamResult::Ahead:
-      // Redis' history is behind the place (a failover to a replica that lagged): offsets
-      // from its top on are new, whatever this node delivered before.
+      // Redis' history is behind the place (a failover to a replica that lagged) and was not
+      // fenced (our fill reads carry the place as their floor, so the script answers a new
+      // epoch instead: Reset): offsets from its top on are new, whatever this node delivered.
       _offset = answer.top;
       outcome.unrecovered = outcome.behind = true;
       break;
@@ -149,7 +150,7 @@ std::optional<GapFill::Read> GapFill::confirmed(std::string_view channel, bool r
       c.read_id = ++_next_id;
       c.floor_read = false;
       _filling.insert_or_assign(it->first, deadline_ms);
-      return Read{it->first, *since, c.read_id};
+      return Read{it->first, *since, c.read_id, c.gap.epoch()};
     }
   }
   // No place yet: learn where history stands now, so that a drop before the first message
@@ -157,7 +158,7 @@ std::optional<GapFill::Read> GapFill::confirmed(std::string_view channel, bool r
   if (c.gap.placed() || c.read_id != 0) return std::nullopt;
   c.read_id = ++_next_id;
   c.floor_read = true;
-  return Read{it->first, kFloorSince, c.read_id};
+  return Read{it->first, kFloorSince, c.read_id, {}};
 }
 
 void GapFill::live(std::string_view channel, std::string_view payload, uint64_t max_held_bytes) {

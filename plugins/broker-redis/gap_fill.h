@@ -55,6 +55,7 @@ class ChannelGap {
   // lower bound only (messages up to `top` may still be on their way): never used to skip.
   void set_floor(std::string_view epoch, uint64_t top);
   bool placed() const { return _place != Place::None; }
+  const std::string& epoch() const { return _epoch; }
 
   // After a resubscribe: holds live messages from now on and returns the `since` of the history
   // read to issue; nullopt (nothing held) when the place is unknown. Again while filling: keeps
@@ -100,10 +101,14 @@ class GapFill {
     std::function<void(flowrelay_log_level, const std::string&)> log;
   };
   // A history read to issue for `channel`; its answer goes to answered() with `id`.
+  // A fill's read carries its place as the floor of the read script's regression fence
+  // (history_scripts.h): a history of that epoch ending before `since` lost writes this node
+  // delivered, and starts a new epoch even if this node never publishes.
   struct Read {
     std::string channel;
     uint64_t since = 0;
     uint64_t id = 0;
+    std::string floor_epoch;  // "": no fence (a floor read)
   };
   // `since` of a read that only wants the epoch and top (the floor).
   static constexpr uint64_t kFloorSince = UINT64_MAX;

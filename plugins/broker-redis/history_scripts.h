@@ -27,10 +27,12 @@ inline std::string reply_text_key(std::string_view channel, std::string_view id)
 }
 
 // EVALSHA <sha> 3 <stream> <seq> <replies> <channel> <lane m|l> <data> <history_size>
-//   <max_age_ms> <max_bytes> <node> <session> <origin seq>
-// -> {offset, epoch, resent}: resent 0: appended and published in wire_format.h's form; 1: a
-// resend of (node, seq) already appended: nothing written, offset is the first one's; 2: a
-// resend whose first entry is no longer in the stream (trimmed): offset 0.
+//   <max_age_ms> <max_bytes> <node> <session> <origin seq> <floor epoch> <floor offset>
+// -> {offset, epoch, resent, fenced}: resent 0: appended and published in wire_format.h's form;
+// 1: a resend of (node, seq) already appended: nothing written, offset is the first one's; 2: a
+// resend whose first entry is no longer in the stream (trimmed): offset 0. fenced 1: the
+// channel's history had regressed below the floor (channel_state_lua.h's regressed()), so this
+// append started a new epoch.
 //
 // Why "seq <= last appended from that node" means a resend: a node numbers its publishes in
 // the order it queues them (one counter, under the lock that orders its outbox) and writes them
@@ -61,6 +63,7 @@ local stream, seq, replies = KEYS[1], KEYS[2], KEYS[3]
 local channel, lane, data = ARGV[1], ARGV[2], ARGV[3]
 local size, max_age, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local node, session, oseq = ARGV[7], ARGV[8], ARGV[9]
+local floor_epoch, floor_offset = ARGV[10], ARGV[11]
 local RESEND_SCAN = 10000
 local HINT = 'h:' .. node
 -- One walk through the stream from `from` (exclusive '(<id>', or '+'/'-'), newest first if
@@ -141,14 +144,19 @@ local function first_offset(want)
 end
 -- Unchecked (no XLEN/HLEN per append): a key lost under the state is noticed by the next read
 -- or reply step, which starts the channel over.
-local st = load_state(stream, seq, replies, false) or new_state(stream, seq, replies)
+local st = load_state(stream, seq, replies, false)
+local fenced = 0
+if regressed(st, floor_epoch, floor_offset) then
+  st, fenced = nil, 1  -- its resend marks went with the lost writes: nothing here is a resend
+end
+st = st or new_state(stream, seq, replies)
 local epoch = st.epoch
 local last_key = 'n:' .. node
 if node ~= '0' and oseq ~= '0' then
   local last = tonumber(redis.call('HGET', seq, last_key) or '0')
   if tonumber(oseq) <= last then
     local first = first_offset(tonumber(oseq))
-    return {first, epoch, first > 0 and 1 or 2}
+    return {first, epoch, first > 0 and 1 or 2, 0}
   end
 end
 st.top = st.top + 1
@@ -165,23 +173,32 @@ end
 expire_all(stream, seq, replies, st, max_age)
 redis.call('PUBLISH', channel, '\030fr2 ' .. lane .. ' ' .. offset .. ' ' .. node .. ' ' ..
            session .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. data)
-return {st.top, epoch, 0}
+return {st.top, epoch, 0, fenced}
 )lua";
 
 // EVALSHA <sha> 3 <stream> <seq> <replies> <since> <history_size> <max_age_ms> <max_bytes>
-// -> {epoch or "", top or 0, trimmed, then per entry with offset > since, oldest first:
+//   [<floor epoch> <floor offset>]
+// -> {epoch or "", top or 0, trimmed, fenced, then per entry with offset > since, oldest first:
 // offset, lane, node, session, seq, data, reply, error}. `reply` is "" for a message, else
 // "<kind s|r> <id> <seq> <reason|-> <ttft_ms> <duration_ms>": open replies as SNAPSHOTs (their
 // text so far, at their newest step's offset), compacted ones as REPLYs; `error` a REPLY's.
 // `trimmed`: the newest offset ever dropped from this epoch's history (exact: every drop goes
 // through trim() or forget_open()), so every offset above it is in the answer or covered by
-// one of its reply entries.
+// one of its reply entries. The floor (the broker's own gap reads only: transports' reads pass
+// none) fences a regressed history as the append script does: the answer is then the new,
+// empty epoch, with fenced 1, so that the new epoch starts even if this node never publishes.
 inline constexpr std::string_view kHistoryBody = R"lua(
 local stream, seq, replies = KEYS[1], KEYS[2], KEYS[3]
 local since, size = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_age, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
 local st = load_state(stream, seq, replies, true)
-if not st then return {'', 0, 0} end
+local fenced = 0
+if regressed(st, ARGV[5], ARGV[6]) then
+  st, fenced = new_state(stream, seq, replies), 1
+  save_state(seq, st)
+  expire_all(stream, seq, replies, st, max_age)
+end
+if not st then return {'', 0, 0, 0} end
 local c, rn, lost = st.c, st.rn, st.lost
 trim(stream, replies, st, size, max_bytes, max_age)
 -- Open replies past `since`, with their text (a text key gone: that reply is trimmed).
@@ -200,7 +217,7 @@ for i = 1, #all, 2 do
 end
 if st.c ~= c or st.rn ~= rn or st.lost ~= lost then save_state(seq, st) end
 table.sort(open, function(x, y) return x[1] < y[1] end)
-local out = {st.epoch, st.top, st.lost}
+local out = {st.epoch, st.top, st.lost, fenced}
 local j = 1
 local function add_open(before)
   while open[j] and open[j][1] < before do

@@ -84,14 +84,62 @@ void Publisher::send_pending() {
   if (!_link.up() || !_ready || _reloading) return;
   const HistoryBounds bounds{_ctx.live.history_size.load(), _ctx.live.history_max_age_ms.load(),
                              _ctx.live.history_max_bytes.load()};
+  const bool wait = _ctx.live.wait_replicas.load() > 0;
+  bool stored = false;
   // Everything queued is appended to hiredis' output buffer and leaves in one write.
   while (!_pending.empty()) {
-    if (_pending.front().write(_link.context(), reply_cb, this, _scripts, bounds) != REDIS_OK)
+    PublisherRequest& r = _pending.front();
+    if (r.kind != PublisherRequest::Kind::History) {
+      // Looked up when written, not when queued: the newest acknowledgement counts.
+      const ChannelFloors::Floor* floor = _floors.find(r.channel);
+      r.floor_epoch = floor ? floor->epoch : std::string();
+      r.floor_offset = floor ? floor->offset : 0;
+    }
+    if (r.write(_link.context(), reply_cb, this, _scripts, bounds) != REDIS_OK)
       return;  // the context is going down; the request stays pending
+    r.awaits_wait = wait && r.stores();
+    stored = stored || r.awaits_wait;
     if (_inflight.empty()) _progress_ms = monotonic_ms();
-    _inflight.push_back(std::move(_pending.front()));
+    _inflight.push_back(std::move(r));
     _pending.pop_front();
   }
+  if (stored) write_wait();
+}
+
+// One WAIT per batch, not per write: it blocks this connection's pipeline until the replicas
+// answer, and it covers every earlier write of the connection anyway.
+void Publisher::write_wait() {
+  if (redisAsyncCommand(_link.context(), reply_cb, this, "WAIT %u %u",
+                        _ctx.live.wait_replicas.load(),
+                        _ctx.live.wait_timeout_ms.load()) != REDIS_OK)
+    return;  // going down: the batch is requeued unanswered
+  PublisherRequest marker;
+  marker.kind = PublisherRequest::Kind::Wait;
+  marker.internal = true;
+  _inflight.push_back(std::move(marker));
+}
+
+void Publisher::wait_answered(const redisReply* reply) {
+  const uint32_t want = _ctx.live.wait_replicas.load();
+  const long long got = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+  if (got >= 0 && static_cast<uint64_t>(got) >= want) {
+    _wait_short_logged = false;
+  } else if (want > 0) {
+    // The writes are in the master all the same: completed, but a failover now may lose them.
+    _ctx.count.add(_ctx.count.wait_short);
+    if (!_wait_short_logged) {
+      _wait_short_logged = true;
+      _ctx.log(FLOWRELAY_LOG_WARNING,
+               got < 0 ? "redis refused WAIT (" + std::string(str_of(reply)) +
+                             "): writes completed without the replicas' acknowledgement"
+                       : "only " + std::to_string(got) + " of " + std::to_string(want) +
+                             " replicas acknowledged within wait_timeout_ms: writes completed "
+                             "anyway (a failover now may lose them)");
+    }
+  }
+  auto batch = std::move(_awaiting_wait);
+  _awaiting_wait.clear();
+  for (auto& [request, copied] : batch) finish(request, copied.get());
 }
 
 void Publisher::on_connected() {
@@ -102,8 +150,16 @@ void Publisher::on_connected() {
 void Publisher::on_down() { requeue_unanswered(); }
 
 int64_t Publisher::check(int64_t now) {
+  if (now >= _next_sweep_ms) {
+    const uint64_t max_age = _ctx.live.history_max_age_ms.load();
+    _floors.sweep(now - static_cast<int64_t>(max_age));
+    _next_sweep_ms = now + static_cast<int64_t>(std::clamp<uint64_t>(max_age / 4, 1000, 60000));
+  }
   if (!_link.up() || _inflight.empty()) return INT64_MAX;
-  const uint32_t timeout = _ctx.live.command_timeout_ms.load();
+  // A WAIT may hold the pipeline for wait_timeout_ms on top of Redis' own answer.
+  const uint32_t timeout =
+      _ctx.live.command_timeout_ms.load() +
+      (_ctx.live.wait_replicas.load() > 0 ? _ctx.live.wait_timeout_ms.load() : 0);
   if (now - _progress_ms <= timeout) return _progress_ms + timeout + 1;
   _link.drop("no reply from Redis within command_timeout_ms", false);
   return INT64_MAX;
@@ -141,16 +197,22 @@ void Publisher::reply_cb(redisAsyncContext*, void* r, void* priv) {
   PublisherRequest request = std::move(self->_inflight.front());
   self->_inflight.pop_front();
   self->_progress_ms = monotonic_ms();
-  if (is_noscript(reply) && !self->_scripts_refused)
+  if (request.kind == PublisherRequest::Kind::Wait)
+    self->wait_answered(reply);
+  else if (is_noscript(reply) && !self->_scripts_refused)
     self->retry_after_reload(std::move(request));
+  else if (request.awaits_wait)
+    self->_awaiting_wait.emplace_back(std::move(request), copy_reply(reply));
   else
     self->finish(request, reply);
   if (self->_reloading && self->_inflight.empty()) self->finish_reload();
 }
 
 void Publisher::finish(const PublisherRequest& request, const redisReply* reply) {
+  PublisherRequest::Ack ack;
   if (request.internal) {
-    request.complete(reply);  // a failure is the gap fill's to log
+    request.complete(reply, &ack);  // a failure is the gap fill's to log
+    noted(request, ack);
     return;
   }
   // Released first: a completion may publish again.
@@ -158,7 +220,9 @@ void Publisher::finish(const PublisherRequest& request, const redisReply* reply)
   _buffered_bytes.fetch_sub(request.bytes(), std::memory_order_relaxed);
   const bool read = request.kind == PublisherRequest::Kind::History;
   auto& count = _ctx.count;
-  switch (request.complete(reply)) {
+  const auto outcome = request.complete(reply, &ack);
+  noted(request, ack);
+  switch (outcome) {
     case PublisherRequest::Outcome::Done:
       count.add(read ? count.history_reads : count.published);
       return;
@@ -188,6 +252,21 @@ void Publisher::finish(const PublisherRequest& request, const redisReply* reply)
                   request.channel + ": " + why);
 }
 
+void Publisher::noted(const PublisherRequest& request, const PublisherRequest::Ack& ack) {
+  if (ack.fenced) {
+    // One line per regression: the fence starts a new epoch, so the floor of the old one
+    // (still carried by the rest of this batch) no longer matches and fences nothing more.
+    _ctx.count.add(_ctx.count.history_regressions);
+    _ctx.log(FLOWRELAY_LOG_WARNING,
+             "history of " + request.channel + " had lost writes this node knew of (epoch " +
+                 request.floor_epoch + " ended before offset " +
+                 std::to_string(request.floor_offset) +
+                 ": a failover to a replica that lagged?): started epoch " + ack.epoch +
+                 "; clients resuming the old one get recovered:false");
+  }
+  _floors.note(request.channel, ack.epoch, ack.offset, monotonic_ms());
+}
+
 // Redis lost the scripts (SCRIPT FLUSH, or a failover to a replica that never had them).
 // Everything sent before the reload is refused alike (unless another client reloaded them in
 // between): collect it, then reload and resend it, ahead of what was never sent.
@@ -213,10 +292,19 @@ void Publisher::requeue_unanswered() {
   // Unanswered requests go back in front, in order, behind those refused with NOSCRIPT (the
   // oldest): Redis may have run some before the link broke; the append script recognises
   // those by origin and does not store them twice. The scripts are loaded again on connect.
+  // Those answered but still waiting for their WAIT are the oldest: the resend is stored once
+  // if they did reach the replicas, appended anew if the new master never had them.
   while (!_inflight.empty()) {
-    _inflight.back().may_have_run = true;
-    _pending.push_front(std::move(_inflight.back()));
+    if (_inflight.back().kind != PublisherRequest::Kind::Wait) {
+      _inflight.back().may_have_run = true;
+      _pending.push_front(std::move(_inflight.back()));
+    }
     _inflight.pop_back();
+  }
+  while (!_awaiting_wait.empty()) {
+    _awaiting_wait.back().first.may_have_run = true;
+    _pending.push_front(std::move(_awaiting_wait.back().first));
+    _awaiting_wait.pop_back();
   }
   requeue_refused();
   _reloading = false;
@@ -255,8 +343,11 @@ void Publisher::abandon() {
     std::lock_guard lock(_mutex);
     outbox.swap(_outbox);
   }
+  // Answered by Redis, only their WAIT is missing: completed as answered.
+  for (const auto& [request, copied] : _awaiting_wait) request.complete(copied.get());
   for (auto* queue : {&_retry, &_inflight, &_pending})
-    for (const auto& request : *queue) request.fail(FLOWRELAY_EUNAVAIL);
+    for (const auto& request : *queue)
+      if (request.kind != PublisherRequest::Kind::Wait) request.fail(FLOWRELAY_EUNAVAIL);
   for (const auto& request : outbox) request.fail(FLOWRELAY_EUNAVAIL);
 }
 

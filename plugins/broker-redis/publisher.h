@@ -6,6 +6,11 @@
 // a reply step is recognised by its seq or its ended state: reply_scripts.h);
 // NOSCRIPT (Redis lost the scripts) holds new requests, reloads, and resends what was refused
 // (renumbered if it never ran: publisher.cpp's requeue_refused).
+//
+// Durability across a failover (docs/PROTOCOL.md "Failover and lost writes"): every write
+// carries the channel's floor (channel_floors.h) for the scripts' regression fence; with
+// wait_replicas each batch of writes is followed by one WAIT, and the batch completes when it
+// answered (a link lost before that requeues the batch like any unanswered request).
 #pragma once
 
 #include <hiredis/async.h>
@@ -17,9 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "channel_floors.h"
 #include "publisher_request.h"
 #include "redis_context.h"
 #include "redis_link.h"
+#include "reply_copy.h"
 
 namespace flowrelay::redis {
 
@@ -51,6 +58,11 @@ class Publisher {
   // [destroy, broker thread gone] Completes, in order, what Redis never answered.
   void abandon();
 
+  // [broker thread] The subscriber delivered (epoch, offset) of `channel`: a floor too.
+  void note_delivered(std::string_view channel, std::string_view epoch, uint64_t offset) {
+    _floors.note(channel, epoch, offset, monotonic_ms());
+  }
+
   RedisLink& link() { return _link; }
   uint64_t buffered_messages() const { return _buffered_messages.load(std::memory_order_relaxed); }
   uint64_t buffered_bytes() const { return _buffered_bytes.load(std::memory_order_relaxed); }
@@ -58,6 +70,9 @@ class Publisher {
  private:
   void load_scripts();
   void finish(const PublisherRequest& request, const redisReply* reply);
+  void noted(const PublisherRequest& request, const PublisherRequest::Ack& ack);
+  void write_wait();
+  void wait_answered(const redisReply* reply);
   void retry_after_reload(PublisherRequest&& request);
   void finish_reload();
   void requeue_unanswered();
@@ -83,7 +98,12 @@ class Publisher {
   std::deque<PublisherRequest> _pending;   // accepted, not yet written to Redis (in order)
   std::deque<PublisherRequest> _inflight;  // written, waiting for Redis' reply (in order)
   std::deque<PublisherRequest> _retry;     // refused with NOSCRIPT, resent once reloaded
-  int64_t _progress_ms = 0;                // last write into an empty pipeline, or last reply
+  // Answered by their script, completed once their batch's WAIT answers (in order).
+  std::deque<std::pair<PublisherRequest, CopiedReply>> _awaiting_wait;
+  ChannelFloors _floors;
+  int64_t _next_sweep_ms = 0;
+  bool _wait_short_logged = false;  // once per outage: until a WAIT reaches wait_replicas
+  int64_t _progress_ms = 0;         // last write into an empty pipeline, or last reply
   bool _ready = false;
   bool _reloading = false;        // NOSCRIPT seen: hold new requests until reloaded
   bool _scripts_refused = false;  // SCRIPT LOAD failed: NOSCRIPT is final, no retry

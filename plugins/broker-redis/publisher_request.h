@@ -27,6 +27,13 @@ struct PublisherRequest {
     Publish,  // through the append script while history is on, else a plain PUBLISH
     History,  // the read script
     Reply,    // a reply step through the reply script (reply_request.cpp)
+    Wait,     // WAIT after a batch of writes (wait_replicas): the publisher's own marker
+  };
+  // Where a completed write (or a fenced read) left the channel, for the publisher's floors.
+  struct Ack {
+    std::string epoch;
+    uint64_t offset = 0;  // 0: nothing to note
+    bool fenced = false;  // the script found the history regressed and started a new epoch
   };
   // How Redis answered, as complete() saw it.
   enum class Outcome : uint8_t {
@@ -59,21 +66,30 @@ struct PublisherRequest {
   // The broker's own read (gap_fill.h): outside the publish buffer and its accounting, and not
   // reported on failure (the gap fill gives up and logs it).
   bool internal = false;
+  // The channel's floor when written (channel_floors.h; "" and 0: none), for the fence.
+  std::string floor_epoch;
+  uint64_t floor_offset = 0;
+  // Written in a batch followed by WAIT (wait_replicas): completed once the WAIT answered.
+  bool awaits_wait = false;
+
+  // Stores something in history (what WAIT must cover).
+  bool stores() const { return kind == Kind::Reply || (kind == Kind::Publish && scripted); }
 
   // What it holds against the buffer bound.
   uint64_t bytes() const { return channel.size() + data.size() + reply_id.size(); }
   // Appends the command to the context's output buffer; hiredis' status (REDIS_OK...).
   int write(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, const HistoryScripts& scripts,
             HistoryBounds bounds);
-  // Calls the completion (if any) with Redis' reply.
-  Outcome complete(const redisReply* reply) const;
+  // Calls the completion (if any) with Redis' reply; `ack` (if given) says where it left the
+  // channel.
+  Outcome complete(const redisReply* reply, Ack* ack = nullptr) const;
   // Calls the completion (if any) with an error: the request is abandoned.
   void fail(flowrelay_status status) const;
 
  private:
   int write_reply(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                   const HistoryScripts& scripts, HistoryBounds bounds) const;
-  Outcome complete_reply(const redisReply* reply) const;
+  Outcome complete_reply(const redisReply* reply, Ack* ack) const;
 };
 
 }  // namespace flowrelay::redis

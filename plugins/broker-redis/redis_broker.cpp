@@ -195,6 +195,13 @@ void RedisBroker::metrics(sdk::PrometheusText& out) const {
             _publisher.buffered_messages(), b);
   out.gauge("flowrelay_broker_buffered_bytes", "Bytes of those publishes",
             _publisher.buffered_bytes(), b);
+  out.counter("flowrelay_redis_history_regressions_total",
+              "Channel histories found behind what this node had acknowledged or delivered "
+              "(Redis lost writes: a failover?): a new epoch was started",
+              get(c.history_regressions), b);
+  out.counter("flowrelay_redis_wait_short_total",
+              "WAITs after a batch of writes answered by fewer than wait_replicas replicas",
+              get(c.wait_short), b);
 }
 
 std::string RedisBroker::reconfigure(const flowrelay_option* options, size_t n) {

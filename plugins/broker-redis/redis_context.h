@@ -29,6 +29,7 @@ struct LiveOptions {
   std::atomic<uint64_t> buffer_max_messages{0}, buffer_max_bytes{0};
   std::atomic<uint64_t> history_size{0}, history_max_age_ms{0}, history_max_bytes{0};
   std::atomic<uint32_t> presence_ttl_ms{0};
+  std::atomic<uint32_t> wait_replicas{0}, wait_timeout_ms{0};
   void apply(const RedisOptions& o) {
     connect_timeout_ms = o.connect_timeout_ms;
     command_timeout_ms = o.command_timeout_ms;
@@ -41,6 +42,8 @@ struct LiveOptions {
     history_max_age_ms = o.history_max_age_ms;
     history_max_bytes = o.history_max_bytes;
     presence_ttl_ms = o.presence_ttl_ms;
+    wait_replicas = o.wait_replicas;
+    wait_timeout_ms = o.wait_timeout_ms;
   }
 };
 
@@ -56,6 +59,8 @@ struct Counters {
   C resends_stored_once{0};  // resends the append script recognised: not stored again
   C resend_offsets_lost{0};  // of those, whose first entry was trimmed (completion: offset 0)
   C subscribe_refused{0};    // channels whose (re)subscribe Redis refused
+  C history_regressions{0};  // histories found behind this node's floor: new epoch started
+  C wait_short{0};           // WAITs answered by fewer replicas than wait_replicas
   std::atomic<int> pub_up{0}, sub_up{0};
   void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

@@ -52,6 +52,13 @@ const sdk::OptionTable<RedisOptions>& table() {
            "milliseconds from 1000 to 3600000",
            "a node's presence counts expire this long after its last refresh (every third of "
            "it): how long a crashed node's clients still count"},
+          {"wait_replicas", &O::wait_replicas, "0", 0, 100, Reload::Live,
+           "a number from 0 (off) to 100",
+           "after each batch of history writes, WAIT for this many replicas to acknowledge "
+           "them before completing the publishes (survives a failover; costs a round trip "
+           "to the replicas per batch)"},
+          {"wait_timeout_ms", &O::wait_timeout_ms, "1000", 1, kMaxMs, Reload::Live, kMs,
+           "the WAIT's timeout: fewer replicas by then completes the batch anyway (counted)"},
       });
   return t;
 }

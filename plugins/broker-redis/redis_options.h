@@ -39,6 +39,9 @@ struct RedisOptions {
   uint64_t history_max_bytes = 0;   // data bytes kept per channel (messages, replies' text)
   uint32_t presence_ttl_ms = 0;     // a node's presence entries expire this long after its last
                                     // refresh (it refreshes every third of it)
+  // Durability across a failover (docs/PROTOCOL.md "Failover and lost writes").
+  uint32_t wait_replicas = 0;    // WAIT for this many replicas after each batch of writes
+  uint32_t wait_timeout_ms = 0;  // ...at most this long
 };
 
 // Defaults, then `options`; `env_url` (REDIS_URL) wins over `url` when set and non-empty.

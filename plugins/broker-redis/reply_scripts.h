@@ -23,8 +23,11 @@ namespace flowrelay::redis {
 
 // EVALSHA <sha> 4 <stream> <seq> <replies> <text key of id> <channel> <step o|d|e> <id>
 //   <seq (DELTA)> <reason (END)> <data (DELTA) or error (END)> <history_size> <max_age_ms>
-//   <max_bytes> <node> <session>
-// -> {result, offset, epoch, expected_seq, ended}: result 0 stored (and published in
+//   <max_bytes> <node> <session> <floor epoch> <floor offset>
+// -> {result, offset, epoch, expected_seq, ended, fenced}: fenced 1 if the channel's history had
+// regressed below the floor (channel_state_lua.h): a new epoch was started first, so the step
+// takes no offset of the lost writes (a DELTA or END of a reply opened before them finds the
+// reply unknown: a conflict). result 0 stored (and published in
 // wire_format.h's fr3 form), 1 duplicate (offset: the first copy's when known, else 0),
 // 2 conflict (expected_seq, or ended = how the reply ended), 3 too big (the channel's open
 // replies would hold more than max_bytes of text: history never drops an open reply, so the
@@ -36,6 +39,8 @@ local reason, data = ARGV[5], ARGV[6]
 local size, max_age, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local node, session = ARGV[10], ARGV[11]
 local st = load_state(stream, seq, replies, true)
+local fenced = 0
+if regressed(st, ARGV[12], ARGV[13]) then st, fenced = new_state(stream, seq, replies), 1 end
 local epoch = st and st.epoch or ''
 local r = st and parse_reply(redis.call('HGET', replies, id))
 local forgot = false
@@ -44,8 +49,9 @@ if r and not r.ended and redis.call('STRLEN', text) ~= r.len then
   r, forgot = nil, true
 end
 local function answer(result, offset, expected, ended)
-  if forgot then save_state(seq, st) end
-  return {result, offset, epoch, expected or 0, ended or ''}
+  if forgot or fenced == 1 then save_state(seq, st) end
+  if fenced == 1 then expire_all(stream, seq, replies, st, max_age) end
+  return {result, offset, epoch, expected or 0, ended or '', fenced}
 end
 if step == 'o' then
   if r then return answer(1, (not r.ended and r.seq == 0) and r.off or 0) end
@@ -107,7 +113,7 @@ save_state(seq, st)
 expire_all(stream, seq, replies, st, max_age)
 redis.call('PUBLISH', channel, '\030fr3 m ' .. offset .. ' ' .. node .. ' ' .. session .. ' 0 ' ..
            epoch .. ' ' .. step .. ' ' .. id .. ' ' .. rseq .. tail .. '\n' .. payload)
-return {0, st.top, epoch, 0, ''}
+return {0, st.top, epoch, 0, '', fenced}
 )lua";
 
 inline std::string reply_script() {

@@ -198,6 +198,8 @@ void Subscriber::reply_cb(redisAsyncContext*, void* r, void* priv) {
 
 void Subscriber::deliver(std::string_view channel, const WireMessage& wire) {
   const flowrelay_message m = to_message(wire);
+  // What this node delivered is a floor of the channel's history (publisher.h: the fence).
+  if (wire.offset > 0) _publisher.note_delivered(channel, wire.epoch, wire.offset);
   _ctx.host.deliver(channel, m);
 }
 

@@ -27,6 +27,10 @@ void Subscriber::read_gap(const std::string& channel, bool resubscribed, int64_t
   r.kind = PublisherRequest::Kind::History;
   r.internal = true;
   r.since = read->since;
+  if (read->since != GapFill::kFloorSince) {
+    r.floor_epoch = std::move(read->floor_epoch);
+    r.floor_offset = read->since;
+  }
   r.read = gap_read_cb;
   r.ctx = new GapRead{this, read->channel, read->id};
   r.channel = std::move(read->channel);

@@ -238,9 +238,9 @@ class BrokerRedisHistory : public ::testing::Test {
   };
   static Appended appended_of(const redisReply* r) {
     Appended a;
-    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 3)
+    EXPECT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4)
         << (r && r->type == REDIS_REPLY_ERROR ? r->str : "no array");
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
       a.offset = r->element[0]->integer;
       a.epoch.assign(r->element[1]->str, r->element[1]->len);
       a.resent = r->element[2]->integer;
