@@ -44,7 +44,9 @@ RedisBroker::RedisBroker(sdk::BrokerHost host, const flowrelay_option* options, 
     : _ctx(host, parse_options(options, n, std::getenv("REDIS_URL"))),
       _publisher(_ctx, *this, wake, this),
       _subscriber(_ctx, *this, _publisher, wake, this, [this] { update_ready(); }),
-      _presence(_ctx, _publisher.link(), wake, this) {}
+      _presence(_ctx, _publisher.link(), wake, this) {
+  if (_ctx.sentinel_mode()) _sentinels = std::make_unique<SentinelWatch>(_ctx);
+}
 
 RedisBroker::~RedisBroker() {
   if (_thread.joinable()) {
@@ -67,7 +69,14 @@ void RedisBroker::start() {
   ev.events = EPOLLIN;
   ev.data.ptr = &kWakeTag;
   epoll_ctl(_ctx.epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
-  _ctx.log(FLOWRELAY_LOG_INFO, "connecting to " + _ctx.options.endpoint.describe());
+  if (_sentinels) {
+    std::string list;
+    for (const auto& s : _ctx.options.sentinels) list += (list.empty() ? "" : ",") + s.describe();
+    _ctx.log(FLOWRELAY_LOG_INFO,
+             "asking sentinels " + list + " for master " + _ctx.options.master_name);
+  } else {
+    _ctx.log(FLOWRELAY_LOG_INFO, "connecting to " + _ctx.options.endpoint.describe());
+  }
   _thread = std::thread([this] { run(); });
 }
 
@@ -152,6 +161,11 @@ void RedisBroker::metrics(sdk::PrometheusText& out) const {
   out.family("flowrelay_redis_connected", "gauge", "1 while the link to Redis is up")
       .sample("flowrelay_redis_connected", "link=\"publisher\"", uint64_t(c.pub_up.load()))
       .sample("flowrelay_redis_connected", "link=\"subscriber\"", uint64_t(c.sub_up.load()));
+  out.counter("flowrelay_redis_master_changes_total",
+              "Times the sentinels named another master (the master links followed)",
+              get(c.master_changes), b);
+  out.gauge("flowrelay_redis_sentinel_connected", "1 while a sentinel query link is up",
+            uint64_t(c.sentinel_up.load()), b);
   out.counter("flowrelay_redis_reconnects_total", "Redis links re-established", get(c.reconnects),
               b);
   out.counter("flowrelay_broker_published_total", "Publishes acknowledged by Redis",
@@ -207,12 +221,17 @@ void RedisBroker::metrics(sdk::PrometheusText& out) const {
 std::string RedisBroker::reconfigure(const flowrelay_option* options, size_t n) {
   const RedisOptions fresh = parse_options(options, n, std::getenv("REDIS_URL"));
   _ctx.live.apply(fresh);
-  return fresh.endpoint == _ctx.options.endpoint ? "" : "url";
+  const bool same = fresh.endpoint == _ctx.options.endpoint &&
+                    fresh.sentinels == _ctx.options.sentinels &&
+                    fresh.master_name == _ctx.options.master_name &&
+                    fresh.sentinel_password == _ctx.options.sentinel_password;
+  return same ? "" : "url";
 }
 
 // ---------------------------------------------------------------------------- broker thread
 
 void RedisBroker::run() {
+  if (_sentinels) _sentinels->connect();
   _publisher.link().connect();
   _subscriber.link().connect();
   int wait_ms = 0;
@@ -240,13 +259,18 @@ void RedisBroker::run() {
       wait_ms = 10;
       continue;
     }
+    relink_if_master_moved();
     _subscriber.take_ops();
     _publisher.take_outbox();
     _publisher.send_pending();
     const int64_t now = monotonic_ms();
-    const int64_t next =
-        std::min({_publisher.link().check(now), _subscriber.link().check(now),
-                  _publisher.check(now), _subscriber.check(now), _presence.check(now)});
+    int64_t next = std::min({_publisher.link().check(now), _subscriber.link().check(now),
+                             _publisher.check(now), _subscriber.check(now), _presence.check(now)});
+    if (_sentinels) {
+      next = std::min(next, _sentinels->check(now));
+      relink_if_master_moved();  // an answer can only come from epoll; this is cheap
+      _sentinels->free_dead_adapters();
+    }
     _publisher.link().free_dead_adapters();
     _subscriber.link().free_dead_adapters();
     wait_ms = static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
@@ -254,8 +278,19 @@ void RedisBroker::run() {
   _ctx.closing = true;
   _publisher.link().close();
   _subscriber.link().close();
+  if (_sentinels) _sentinels->close();
   _publisher.link().free_dead_adapters();
   _subscriber.link().free_dead_adapters();
+  if (_sentinels) _sentinels->free_dead_adapters();
+}
+
+// Outside hiredis callbacks (the answer came on a sentinel link): both master links leave the
+// old master at once, without backoff; the publisher requeues what it did not answer.
+void RedisBroker::relink_if_master_moved() {
+  if (!_sentinels || !_sentinels->take_master_change()) return;
+  const std::string reason = "the master moved to " + _ctx.master.describe();
+  _publisher.link().reconnect_now(reason);
+  _subscriber.link().reconnect_now(reason);
 }
 
 void RedisBroker::update_ready() {
@@ -285,6 +320,7 @@ void RedisBroker::link_up(RedisLink& link) {
 }
 
 void RedisBroker::link_down(RedisLink& link, bool refused, const std::string& reason) {
+  if (_sentinels) _sentinels->ask_now();  // the master may have moved
   if (&link == &_publisher.link()) {
     _ctx.count.pub_up = 0;
     _publisher.on_down();

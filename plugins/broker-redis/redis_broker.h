@@ -8,6 +8,7 @@
 
 #include <flowrelay/plugin.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "publisher.h"
 #include "redis_context.h"
 #include "redis_link.h"
+#include "sentinel_watch.h"
 #include "subscriber.h"
 
 namespace flowrelay::redis {
@@ -60,6 +62,7 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   void run();
   static void wake(void* self);
   void update_ready();
+  void relink_if_master_moved();
 
   void link_connected(RedisLink& link) override;
   void link_up(RedisLink& link) override;
@@ -69,6 +72,7 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   Publisher _publisher;
   Subscriber _subscriber;
   Presence _presence;
+  std::unique_ptr<SentinelWatch> _sentinels;  // sentinel mode only
   std::thread _thread;
   int _wake_fd = -1;
   std::atomic<bool> _stop{false};

@@ -30,6 +30,7 @@ struct LiveOptions {
   std::atomic<uint64_t> history_size{0}, history_max_age_ms{0}, history_max_bytes{0};
   std::atomic<uint32_t> presence_ttl_ms{0};
   std::atomic<uint32_t> wait_replicas{0}, wait_timeout_ms{0};
+  std::atomic<uint32_t> sentinel_check_ms{0};
   void apply(const RedisOptions& o) {
     connect_timeout_ms = o.connect_timeout_ms;
     command_timeout_ms = o.command_timeout_ms;
@@ -44,6 +45,7 @@ struct LiveOptions {
     presence_ttl_ms = o.presence_ttl_ms;
     wait_replicas = o.wait_replicas;
     wait_timeout_ms = o.wait_timeout_ms;
+    sentinel_check_ms = o.sentinel_check_ms;
   }
 };
 
@@ -62,16 +64,25 @@ struct Counters {
   C history_regressions{0};  // histories found behind this node's floor: new epoch started
   C wait_short{0};           // WAITs answered by fewer replicas than wait_replicas
   std::atomic<int> pub_up{0}, sub_up{0};
+  C master_changes{0};       // the sentinels named another master
+  std::atomic<int> pub_up{0}, sub_up{0}, sentinel_up{0};
   void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
 struct RedisContext {
-  RedisContext(sdk::BrokerHost h, RedisOptions o) : host(h), options(std::move(o)) {
+  RedisContext(sdk::BrokerHost h, RedisOptions o)
+      : host(h), options(std::move(o)), master(options.endpoint) {
     live.apply(options);
+    if (sentinel_mode()) master.host.clear();  // not known until a sentinel names it
   }
+  bool sentinel_mode() const { return !options.sentinels.empty(); }
+
   sdk::BrokerHost host;
   const RedisOptions options;  // as started: url/endpoint; the tunables live in `live`
   LiveOptions live;
+  // [broker thread] Where the master links connect: options.endpoint, or in sentinel mode the
+  // address the sentinels gave (host empty until then) with the URL's credentials and db.
+  RedisEndpoint master;
   Counters count;
   int epoll_fd = -1;
   bool closing = false;  // [broker thread] destroy() under way: no reports, no reconnects

@@ -14,7 +14,23 @@ int64_t monotonic_ms() {
 
 RedisLink::RedisLink(RedisContext& ctx, LinkEvents& events, const char* role,
                      const char* client_name, bool select_db)
-    : _ctx(ctx), _events(events), _role(role), _client_name(client_name), _select_db(select_db) {}
+    : _ctx(ctx),
+      _events(events),
+      _role(role),
+      _client_name(client_name),
+      _select_db(select_db),
+      _target(ctx.master),
+      _check_role(ctx.sentinel_mode()) {}
+
+RedisLink::RedisLink(RedisContext& ctx, LinkEvents& events, const char* role,
+                     const char* client_name, const RedisEndpoint& target)
+    : _ctx(ctx),
+      _events(events),
+      _role(role),
+      _client_name(client_name),
+      _select_db(false),
+      _target(target),
+      _check_role(false) {}
 
 // The owner close()s the link on its thread first; whatever hiredis still holds is gone then.
 RedisLink::~RedisLink() { free_dead_adapters(); }
@@ -24,7 +40,13 @@ void RedisLink::close() {
 }
 
 void RedisLink::connect() {
-  const auto& ep = _ctx.options.endpoint;
+  if (_target.host.empty() && _target.unix_path.empty()) {
+    // The master is not known yet: the sentinel watch asks, and relinks once it is.
+    _retry_at_ms = monotonic_ms() + _ctx.live.reconnect_min_ms.load();
+    return;
+  }
+  _connected_to = _target;
+  const auto& ep = _connected_to;
   redisAsyncContext* ac = ep.unix_path.empty() ? redisAsyncConnect(ep.host.c_str(), ep.port)
                                                : redisAsyncConnectUnix(ep.unix_path.c_str());
   if (!ac || ac->err) {
@@ -56,7 +78,7 @@ void RedisLink::connect_cb(const redisAsyncContext* ac, int status) {
 }
 
 void RedisLink::on_connected() {
-  const auto& ep = _ctx.options.endpoint;
+  const auto& ep = _connected_to;
   _state = State::Authenticating;
   _since_ms = monotonic_ms();
   // AUTH and SELECT go first; the link is Up once Redis accepted them (or a PING when there
@@ -87,14 +109,50 @@ void RedisLink::auth_cb(redisAsyncContext* ac, void* r, void* last) {
     link.drop("redis said: " + why, true);
     return;
   }
-  if (last && link._state == State::Authenticating) link.on_up();
+  if (!last || link._state != State::Authenticating) return;
+  if (!link._check_role) {
+    link.on_up();
+    return;
+  }
+  redisAsyncCommand(ac, role_cb, nullptr, "ROLE");
+}
+
+// Sentinel mode: a failover demotes the old master; a link that reached it (an address the
+// sentinels gave a moment earlier) must not carry writes there.
+void RedisLink::role_cb(redisAsyncContext* ac, void* r, void*) {
+  auto& link = *static_cast<RedisLink*>(ac->data);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || link._state != State::Authenticating) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    if (!link._role_error_logged)
+      link._ctx.log(FLOWRELAY_LOG_WARNING, "redis " + link.describe() + " refused ROLE (" +
+                                               std::string(str_of(reply)) +
+                                               "); trusting the sentinels that it is the master");
+    link._role_error_logged = true;
+    link.on_up();
+    return;
+  }
+  const bool master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                      reply->element[0]->type == REDIS_REPLY_STRING &&
+                      str_of(reply->element[0]) == "master";
+  if (master) {
+    link._replica_logged = false;
+    link.on_up();
+    return;
+  }
+  if (!link._replica_logged)
+    link._ctx.log(FLOWRELAY_LOG_WARNING, link.describe() + " is a replica, not the master of " +
+                                             link._ctx.options.master_name +
+                                             "; asking the sentinels again");
+  link._replica_logged = true;
+  link.drop("not the master", true);
 }
 
 void RedisLink::on_up() {
   if (_failures > 0) {
     _ctx.count.add(_ctx.count.reconnects);
-    _ctx.log(FLOWRELAY_LOG_NOTICE, std::string("redis ") + _role + " connection restored (" +
-                                       _ctx.options.endpoint.describe() + ")");
+    _ctx.log(FLOWRELAY_LOG_NOTICE,
+             std::string("redis ") + _role + " connection restored (" + describe() + ")");
   } else {
     _ctx.log(FLOWRELAY_LOG_INFO, std::string("redis ") + _role + " connected");
   }
@@ -131,9 +189,9 @@ void RedisLink::mark_down(const std::string& reason, bool refused) {
   _retry_at_ms = monotonic_ms() + _backoff_ms;
   if (was_up || _failures == 0) {
     // Logged once per outage, not per attempt.
-    _ctx.log(FLOWRELAY_LOG_WARNING,
-             std::string("redis ") + _role + " connection " + (was_up ? "lost" : "failed") + " (" +
-                 _ctx.options.endpoint.describe() + "): " + reason + "; reconnecting");
+    _ctx.log(FLOWRELAY_LOG_WARNING, std::string("redis ") + _role + " connection " +
+                                        (was_up ? "lost" : "failed") + " (" + describe() +
+                                        "): " + reason + "; reconnecting");
   }
   ++_failures;
   _events.link_down(*this, refused, reason);
@@ -152,6 +210,17 @@ void RedisLink::drop(const std::string& reason, bool in_callback) {
   redisAsyncContext* ac = _ac;
   redisAsyncFree(ac);
   if (_ac == ac) mark_down(reason, false);  // ...and nothing if it was still connecting
+}
+
+void RedisLink::reconnect_now(const std::string& reason) {
+  if (_state != State::Down) {
+    if (_ac)
+      drop(reason, false);
+    else
+      mark_down(reason, false);
+  }
+  _backoff_ms = 0;
+  _retry_at_ms = 0;
 }
 
 int64_t RedisLink::check(int64_t now) {

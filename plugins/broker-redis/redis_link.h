@@ -36,10 +36,15 @@ class RedisLink {
  public:
   enum class State { Down, Connecting, Authenticating, Up };
 
-  // `role` names it in logs ("publisher"), `client_name` in CLIENT LIST; `select_db`: send
-  // SELECT (Pub/Sub ignores databases, keys do not).
+  // A link to the master (ctx.master). `role` names it in logs ("publisher"), `client_name` in
+  // CLIENT LIST; `select_db`: send SELECT (Pub/Sub ignores databases, keys do not). In sentinel
+  // mode it is Up only once ROLE said "master": nothing is written to a demoted replica.
   RedisLink(RedisContext& ctx, LinkEvents& events, const char* role, const char* client_name,
             bool select_db);
+  // A link to `target` (a sentinel), which must outlive it; no ROLE check. A target with no
+  // host is not known yet: the link stays Down, silently.
+  RedisLink(RedisContext& ctx, LinkEvents& events, const char* role, const char* client_name,
+            const RedisEndpoint& target);
   ~RedisLink();
   RedisLink(const RedisLink&) = delete;
   RedisLink& operator=(const RedisLink&) = delete;
@@ -48,6 +53,9 @@ class RedisLink {
   // Closes the link now (a timeout, a refusal); it reconnects after the backoff. From inside a
   // hiredis callback of this link, `in_callback` must be true.
   void drop(const std::string& reason, bool in_callback);
+  // Drops the link if it is not Down and connects again at once, without backoff (the master
+  // moved). Not from inside this link's hiredis callbacks.
+  void reconnect_now(const std::string& reason);
   // Connect timeout and reconnect; returns the next time it needs a call.
   int64_t check(int64_t now);
   // Frees adapters hiredis is done with (outside hiredis callbacks).
@@ -59,6 +67,8 @@ class RedisLink {
   State state() const { return _state; }
   redisAsyncContext* context() const { return _ac; }
   const char* role() const { return _role; }
+  // The endpoint of the current (or last) connection, for logs: no password.
+  std::string describe() const { return _connected_to.describe(); }
 
  private:
   void on_connected();
@@ -68,12 +78,18 @@ class RedisLink {
   static void connect_cb(const redisAsyncContext* ac, int status);
   static void disconnect_cb(const redisAsyncContext* ac, int status);
   static void auth_cb(redisAsyncContext* ac, void* reply, void* last);
+  static void role_cb(redisAsyncContext* ac, void* reply, void*);
 
   RedisContext& _ctx;
   LinkEvents& _events;
   const char* _role;
   const char* _client_name;
   bool _select_db;
+  const RedisEndpoint& _target;
+  bool _check_role;
+  bool _role_error_logged = false;  // ROLE refused (ACL): logged once, then accepted
+  bool _replica_logged = false;     // connected to a replica: logged once per episode
+  RedisEndpoint _connected_to;      // _target as of connect()
   redisAsyncContext* _ac = nullptr;
   State _state = State::Down;
   int64_t _since_ms = 0;     // when the current state began

@@ -3,6 +3,7 @@
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
+#include <cctype>
 #include <string_view>
 
 namespace flowrelay::redis {
@@ -23,7 +24,13 @@ const sdk::OptionTable<RedisOptions>& table() {
       "broker-redis",
       {
           {"url", &O::url, "redis://localhost:6379", 0, 0, Reload::Restart, nullptr,
-           "redis://[user:password@]host[:port][/db] or unix:///path[?db=N]; REDIS_URL wins"},
+           "redis://[user:password@]host[:port][/db], unix:///path[?db=N] or "
+           "redis+sentinel://[user:password@]host[:port][,host[:port]...]/MASTER[/db] (the "
+           "sentinels' default port is 26379); REDIS_URL wins"},
+          {"sentinel_password", &O::sentinel_password, "", 0, 0, Reload::Restart, nullptr,
+           "AUTH to the sentinels when set (the URL's password is the master's)"},
+          {"sentinel_check_ms", &O::sentinel_check_ms, "2000", 1, kMaxMs, Reload::Live, kMs,
+           "the sentinels are asked for the master this often, besides +switch-master"},
           {"connect_timeout_ms", &O::connect_timeout_ms, "2000", 1, kMaxMs, Reload::Live, kMs,
            "a connection not up within this is retried"},
           {"command_timeout_ms", &O::command_timeout_ms, "3000", 1, kMaxMs, Reload::Live, kMs,
@@ -121,16 +128,99 @@ std::string RedisEndpoint::describe() const {
   return s;
 }
 
+namespace {
+
+bool valid_master_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+// "host[:port]"; the port defaults to the sentinels' 26379. IPv6 literals are not accepted.
+bool parse_sentinel_host(std::string_view item, RedisEndpoint& out, std::string& error) {
+  const auto colon = item.find(':');
+  out.host.assign(item.substr(0, colon));
+  out.port = 26379;
+  if (out.host.empty()) {
+    error = "empty sentinel host in '" + std::string(item) + "'";
+    return false;
+  }
+  if (colon != std::string_view::npos &&
+      !parse_number(item.substr(colon + 1), 1, 65535, out.port)) {
+    error = "sentinel port must be a number from 1 to 65535 in '" + std::string(item) + "'";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_sentinel_url(const std::string& url, RedisOptions& o, std::string& error) {
+  constexpr std::string_view kScheme = "redis+sentinel://";
+  std::string_view rest(url);
+  if (!rest.starts_with(kScheme)) {
+    error = "scheme must be redis+sentinel://";
+    return false;
+  }
+  rest.remove_prefix(kScheme.size());
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view info = authority.substr(0, at);
+    const auto colon = info.find(':');
+    if (colon == std::string_view::npos) {
+      o.endpoint.password.assign(info);
+    } else {
+      o.endpoint.user.assign(info.substr(0, colon));
+      o.endpoint.password.assign(info.substr(colon + 1));
+    }
+    authority.remove_prefix(at + 1);
+  }
+  o.sentinels.clear();
+  while (true) {
+    const auto comma = authority.find(',');
+    RedisEndpoint sentinel;
+    if (!parse_sentinel_host(authority.substr(0, comma), sentinel, error)) return false;
+    o.sentinels.push_back(std::move(sentinel));
+    if (comma == std::string_view::npos) break;
+    authority.remove_prefix(comma + 1);
+  }
+  const auto db_slash = path.find('/');
+  const std::string_view name = path.substr(0, db_slash);
+  if (name.empty()) {
+    error = "missing master name: redis+sentinel://host:26379/MASTER_NAME";
+    return false;
+  }
+  if (!valid_master_name(name)) {
+    error = "master name '" + std::string(name) + "' must be letters, digits, '.', '_' or '-'";
+    return false;
+  }
+  o.master_name.assign(name);
+  if (db_slash != std::string_view::npos &&
+      !parse_number(path.substr(db_slash + 1), 0, 1 << 20, o.endpoint.db)) {
+    error = "the path after the master name must be a database number, got '" +
+            std::string(path.substr(db_slash + 1)) + "'";
+    return false;
+  }
+  return true;
+}
+
 RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url) {
   RedisOptions o = table().parse(options, n);
   if (o.reconnect_max_ms < o.reconnect_min_ms) o.reconnect_max_ms = o.reconnect_min_ms;
   const bool from_env = env_url && *env_url;
   if (from_env) o.url = env_url;
   std::string error;
-  if (!o.endpoint.parse(o.url, error))
+  const bool sentinel = o.url.starts_with("redis+sentinel://");
+  if (!(sentinel ? parse_sentinel_url(o.url, o, error) : o.endpoint.parse(o.url, error)))
     throw sdk::OptionError("broker-redis: invalid " +
                            std::string(from_env ? "REDIS_URL" : "option 'url'") + " '" + o.url +
                            "': " + error);
+  // The sentinels' own AUTH; the URL's user and password are the master's.
+  for (auto& s : o.sentinels) s.password = o.sentinel_password;
   return o;
 }
 

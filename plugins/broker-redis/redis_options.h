@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace flowrelay::redis {
 
@@ -26,7 +27,15 @@ struct RedisEndpoint {
 
 struct RedisOptions {
   std::string url;  // restart-only; the rest applies on reload
+  // Standalone: the Redis to use. Sentinel mode: the master's user, password and db only; its
+  // address comes from the sentinels (RedisContext::master).
   RedisEndpoint endpoint;
+  // redis+sentinel://[user:pass@]host1[:port],host2[:port]/MASTER[/db]: asked in turn, each
+  // with sentinel_password. Empty: standalone.
+  std::vector<RedisEndpoint> sentinels;
+  std::string master_name;
+  std::string sentinel_password;   // restart-only
+  uint32_t sentinel_check_ms = 0;  // the master is re-asked this often
   uint32_t connect_timeout_ms = 0;
   uint32_t command_timeout_ms = 0;   // a reply (or heartbeat) later than this: reconnect
   uint32_t ping_interval_ms = 0;     // liveness probe of the subscriber connection
@@ -46,6 +55,10 @@ struct RedisOptions {
 
 // Defaults, then `options`; `env_url` (REDIS_URL) wins over `url` when set and non-empty.
 // Throws sdk::OptionError naming the key ('history_size') or REDIS_URL.
+// redis+sentinel://[user:pass@]host1[:port][,host2[:port]...]/MASTER[/db] into `o`'s
+// endpoint (credentials, db), sentinels and master_name. False with a message otherwise.
+bool parse_sentinel_url(const std::string& url, RedisOptions& o, std::string& error);
+
 RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url);
 
 }  // namespace flowrelay::redis
