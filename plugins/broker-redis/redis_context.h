@@ -63,7 +63,6 @@ struct Counters {
   C subscribe_refused{0};    // channels whose (re)subscribe Redis refused
   C history_regressions{0};  // histories found behind this node's floor: new epoch started
   C wait_short{0};           // WAITs answered by fewer replicas than wait_replicas
-  std::atomic<int> pub_up{0}, sub_up{0};
   C master_changes{0};       // the sentinels named another master
   std::atomic<int> pub_up{0}, sub_up{0}, sentinel_up{0};
   void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
