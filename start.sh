@@ -14,7 +14,7 @@ build_dir=${FLOWRELAY_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_deps=(build-essential cmake pkg-config libpoco-dev libyaml-cpp-dev libhiredis-dev libsystemd-dev)
-test_deps=(googletest libgtest-dev libbenchmark-dev redis-server nginx libnginx-mod-nchan curl valgrind
+test_deps=(googletest libgtest-dev libbenchmark-dev redis-server redis-sentinel nginx libnginx-mod-nchan curl valgrind
   lintian rpm systemd file python3 ccache)  # ccache: the packaging test's second tree
 ci_deps=(clang libclang-rt-14-dev llvm)  # sanitizer and fuzz stages (tests/ci): clang, its runtimes, llvm-symbolizer
 # The chat loop's tests: the example agent (Debian's FastAPI), its WebSocket test client, and

@@ -83,7 +83,8 @@ std::optional<std::string> redis_command(uint16_t port, const std::vector<std::s
   return reply;
 }
 
-RedisServer::RedisServer(const TempDir& dir) : _dir(dir) {
+RedisServer::RedisServer(const TempDir& dir, std::vector<std::string> extra_args, std::string name)
+    : _dir(dir), _extra_args(std::move(extra_args)), _name(std::move(name)) {
   for (int attempt = 1;; ++attempt) {
     _port = free_port();
     try {
@@ -97,10 +98,23 @@ RedisServer::RedisServer(const TempDir& dir) : _dir(dir) {
 }
 
 Clock::time_point RedisServer::start(Millis timeout) {
-  const std::string log_path = _dir.path() + "/redis-" + std::to_string(++_generation) + ".log";
-  _proc.start({redis_binary(), "--port", std::to_string(_port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", _dir.path(), "--logfile", ""},
-              logged_to(log_path));
+  const std::string log_path =
+      _dir.path() + "/" + _name + "-" + std::to_string(++_generation) + ".log";
+  std::vector<std::string> argv = {redis_binary(),
+                                   "--port",
+                                   std::to_string(_port),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   _dir.path(),
+                                   "--logfile",
+                                   ""};
+  argv.insert(argv.end(), _extra_args.begin(), _extra_args.end());
+  _proc.start(argv, logged_to(log_path));
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     if (answers_ping(100ms)) return Clock::now();
@@ -123,7 +137,7 @@ void RedisServer::pause() { _proc.signal(SIGSTOP); }
 void RedisServer::resume() { _proc.signal(SIGCONT); }
 
 std::string RedisServer::log() const {
-  return _dir.read("redis-" + std::to_string(_generation) + ".log");
+  return _dir.read(_name + "-" + std::to_string(_generation) + ".log");
 }
 
 // ---------------------------------------------------------------------------------------------

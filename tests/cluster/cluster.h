@@ -44,7 +44,10 @@ std::optional<std::string> redis_command(uint16_t port, const std::vector<std::s
 
 class RedisServer {
  public:
-  explicit RedisServer(const TempDir& dir);  // picks a free port, starts, waits for PONG
+  // Picks a free port, starts, waits for PONG. `extra_args` go after the defaults (e.g.
+  // "--replicaof"); `name` prefixes the log files, so several servers can share one dir.
+  explicit RedisServer(const TempDir& dir, std::vector<std::string> extra_args = {},
+                       std::string name = "redis");
   uint16_t port() const { return _port; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(_port); }
   pid_t pid() const { return _proc.pid(); }
@@ -60,6 +63,8 @@ class RedisServer {
 
  private:
   const TempDir& _dir;
+  std::vector<std::string> _extra_args;
+  std::string _name;
   uint16_t _port = 0;
   int _generation = 0;
   Process _proc;
