@@ -30,7 +30,9 @@ std::string field(const std::string& line, const std::string& key) {
 }  // namespace
 
 SentinelSet::SentinelSet(const TempDir& dir) : _dir(dir) {
-  _nodes.push_back(std::make_unique<RedisServer>(dir, std::vector<std::string>{}, "redis-m"));
+  // No diskless-sync delay (5 s by default): the replicas hold the data from the start.
+  _nodes.push_back(std::make_unique<RedisServer>(
+      dir, std::vector<std::string>{"--repl-diskless-sync-delay", "0"}, "redis-m"));
   const std::string master = std::to_string(_nodes[0]->port());
   for (int i = 1; i <= 2; ++i) {
     _nodes.push_back(std::make_unique<RedisServer>(
@@ -60,6 +62,11 @@ bool SentinelSet::wait_settled(Millis timeout) const {
         for (uint16_t p : _sentinel_ports) {
           const std::string line = master_line(p);
           if (field(line, "slaves") != "2" || field(line, "sentinels") != "3") return false;
+        }
+        // ...and both replicas have synced (a replica still loading would be promoted empty).
+        for (size_t i = 1; i < _nodes.size(); ++i) {
+          const auto info = redis_command(_nodes[i]->port(), {"INFO", "replication"}, 500ms);
+          if (!info || info->find("master_link_status:up") == std::string::npos) return false;
         }
         return true;
       },
