@@ -122,7 +122,7 @@ stage_tsan() {
   cmake --build "$dir" -j "$jobs" --target unit_tests broker_conformance broker_in_daemon_test \
     integration_tests flowrelayd flowrelay-transport-ws flowrelay-broker-local \
     flowrelay-broker-redis broker_redis_history_test broker_redis_gap_fill_test \
-    broker_redis_presence_test broker_redis_replies_test
+    broker_redis_presence_test broker_redis_replies_test broker_redis_sentinel_test
   echo "sanitizers.sh: TSan build took $((SECONDS - t0)) s"
   local logs=$dir/sanitizer-logs
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan$symbolizer:suppressions=$here/tsan.supp"
