@@ -4,25 +4,25 @@
 #include <gtest/gtest.h>
 
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "broker_test_host.h"
 #include "plugin_loader.h"
+#include "support/ports.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace flowrelay::test {
 namespace {
@@ -36,55 +36,6 @@ std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
 }
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-template <class F>
-bool wait_for(F&& ok, Clock::duration timeout = kTimeout) {
-  const auto until = Clock::now() + timeout;
-  while (!ok()) {
-    if (Clock::now() >= until) return false;
-    std::this_thread::sleep_for(20ms);  // polling a condition, bounded by `timeout`
-  }
-  return true;
-}
-
-// One redis-server or redis-sentinel, killed when it goes out of scope.
-class Process {
- public:
-  Process(std::vector<std::string> args, const std::string& log) {
-    _pid = fork();
-    if (_pid == 0) {
-      // Its chatter goes to the temp dir (kept for a failed run's reader until TearDown).
-      if (FILE* f = std::freopen(log.c_str(), "a", stdout)) dup2(fileno(f), 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Process() { stop(); }
-  void stop() {
-    if (_pid <= 0) return;
-    kill(_pid, SIGKILL);
-    waitpid(_pid, nullptr, 0);
-    _pid = -1;
-  }
-
- private:
-  pid_t _pid = -1;
-};
 
 // A reply of `port` to `args`, as a string ("" on no answer).
 std::string ask(int port, const std::vector<std::string>& args) {
@@ -126,49 +77,49 @@ class BrokerRedisSentinel : public ::testing::Test {
       GTEST_FAIL() << e.what();
     }
     vt_ = plugin_->broker();
-    char tmpl[] = "/tmp/fr-sentinel.XXXXXX";
-    dir_ = mkdtemp(tmpl);
     master_port_ = free_port();
     replica_port_ = free_port();
     sentinel_port_ = free_port();
     const std::string server = env("REDIS_SERVER").empty() ? "redis-server" : env("REDIS_SERVER");
     const auto common = [&](int port) {
-      return std::vector<std::string>{
-          server,   "--port", std::to_string(port), "--bind", "127.0.0.1",
-          "--save", "",       "--appendonly",       "no",     "--dir",
-          dir_};
+      return std::vector<std::string>{server,   "--port",       std::to_string(port),
+                                      "--bind", "127.0.0.1",    "--save",
+                                      "",       "--appendonly", "no",
+                                      "--dir",  dir_.path()};
     };
-    master_ = std::make_unique<Process>(common(master_port_), dir_ + "/master.log");
+    master_.start(common(master_port_), {dir_.file("master.log"), {}});
     auto replica_args = common(replica_port_);
     replica_args.insert(replica_args.end(),
                         {"--replicaof", "127.0.0.1", std::to_string(master_port_)});
-    replica_ = std::make_unique<Process>(replica_args, dir_ + "/replica.log");
-    ASSERT_TRUE(wait_for([&] { return ask(master_port_, {"PING"}) == "PONG"; }));
-    ASSERT_TRUE(wait_for([&] {
-      return ask(replica_port_, {"INFO", "replication"}).find("master_link_status:up") !=
-             std::string::npos;
-    }));
+    replica_.start(replica_args, {dir_.file("replica.log"), {}});
+    ASSERT_TRUE(wait_for([&] { return ask(master_port_, {"PING"}) == "PONG"; }, kTimeout));
+    ASSERT_TRUE(wait_for(
+        [&] {
+          return ask(replica_port_, {"INFO", "replication"}).find("master_link_status:up") !=
+                 std::string::npos;
+        },
+        kTimeout));
   }
 
   void start_sentinel() {
-    const std::string conf = dir_ + "/sentinel.conf";
-    std::ofstream(conf) << "port " << sentinel_port_ << "\nbind 127.0.0.1\ndir " << dir_
-                        << "\nsentinel monitor " << kName << " 127.0.0.1 " << master_port_
-                        << " 1\nsentinel down-after-milliseconds " << kName
-                        << " 1000\nsentinel failover-timeout " << kName << " 5000\n";
+    std::ostringstream text;
+    text << "port " << sentinel_port_ << "\nbind 127.0.0.1\ndir " << dir_.path()
+         << "\nsentinel monitor " << kName << " 127.0.0.1 " << master_port_
+         << " 1\nsentinel down-after-milliseconds " << kName << " 1000\nsentinel failover-timeout "
+         << kName << " 5000\n";
     const std::string bin =
         env("REDIS_SENTINEL").empty() ? "redis-sentinel" : env("REDIS_SENTINEL");
-    sentinel_ =
-        std::make_unique<Process>(std::vector<std::string>{bin, conf}, dir_ + "/sentinel.log");
-    ASSERT_TRUE(wait_for([&] { return ask(sentinel_port_, {"PING"}) == "PONG"; }));
+    // A sentinel rewrites its config file: its own in the temp dir.
+    const std::string conf = dir_.write("sentinel.conf", text.str());
+    sentinel_.start({bin, conf}, {dir_.file("sentinel.log"), {}});
+    ASSERT_TRUE(wait_for([&] { return ask(sentinel_port_, {"PING"}) == "PONG"; }, kTimeout));
   }
 
   void TearDown() override {
     if (broker_) vt_->destroy(broker_);
-    sentinel_.reset();
-    replica_.reset();
-    master_.reset();
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+    sentinel_.kill_group();
+    replica_.kill_group();
+    master_.kill_group();
   }
 
   void create(const std::string& name) {
@@ -196,9 +147,9 @@ class BrokerRedisSentinel : public ::testing::Test {
   const flowrelay_broker_vtable* vt_ = nullptr;
   BrokerTestHost host_;
   flowrelay_broker* broker_ = nullptr;
-  std::string dir_;
+  TempDir dir_{"fr-sentinel"};
   int master_port_ = 0, replica_port_ = 0, sentinel_port_ = 0;
-  std::unique_ptr<Process> master_, replica_, sentinel_;
+  Process master_, replica_, sentinel_;
 };
 
 TEST_F(BrokerRedisSentinel, PublishesAndHistoryThroughTheSentinelAndFollowAFailover) {
@@ -227,9 +178,11 @@ TEST_F(BrokerRedisSentinel, PublishesAndHistoryThroughTheSentinelAndFollowAFailo
   ASSERT_EQ(acked.size(), 5u);
 
   // The replica must be known to the sentinel before it can be promoted.
-  ASSERT_TRUE(wait_for([&] {
-    return ask(sentinel_port_, {"SENTINEL", "FAILOVER", kName}) == "OK";
-  }));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return ask(sentinel_port_, {"SENTINEL", "FAILOVER", kName}) == "OK";
+      },
+      kTimeout));
   int next = 5;
   const bool moved = wait_for(
       [&] {
@@ -263,10 +216,13 @@ TEST_F(BrokerRedisSentinel, PublishesAndHistoryThroughTheSentinelAndFollowAFailo
             << (fenced ? "lost writes fenced: new epoch" : "same epoch") << "\n";
   // Counted just after the completion it belongs to: waited for (bounded).
   if (fenced)
-    EXPECT_TRUE(wait_for([&] {
-      return metrics().find("flowrelay_redis_history_regressions_total{broker=\"redis\"} 0") ==
-             std::string::npos;
-    })) << "a new epoch, but no regression counted";
+    EXPECT_TRUE(wait_for(
+        [&] {
+          return metrics().find("flowrelay_redis_history_regressions_total{broker=\"redis\"} 0") ==
+                 std::string::npos;
+        },
+        kTimeout))
+        << "a new epoch, but no regression counted";
   else
     EXPECT_EQ(got.size(), acked.size()) << "acknowledged messages missing in the same epoch";
 }
@@ -274,7 +230,7 @@ TEST_F(BrokerRedisSentinel, PublishesAndHistoryThroughTheSentinelAndFollowAFailo
 TEST_F(BrokerRedisSentinel, AnUnknownMasterIsReportedNotReady) {
   start_sentinel();
   create("no-such-master");
-  ASSERT_TRUE(wait_for([&] { return !host_.errors().empty(); })) << "no report";
+  ASSERT_TRUE(wait_for([&] { return !host_.errors().empty(); }, kTimeout)) << "no report";
   EXPECT_NE(host_.errors()[0].second.find("does not know master no-such-master"), std::string::npos)
       << host_.errors()[0].second;
   EXPECT_TRUE(host_.ready_history().empty() || host_.ready_history().back() == 0);
