@@ -155,21 +155,23 @@ BENCHMARK(BM_Utf8Mixed)->Arg(64)->Arg(4096);
 // A host that does nothing: what a Session costs by itself (transport-ws/session.h).
 class NullSessionHost final : public flowrelay::ws::SessionHost {
  public:
-  flowrelay_status join(flowrelay::ws::Session&, std::string_view) override { return FLOWRELAY_OK; }
-  void leave(flowrelay::ws::Session&) override {}
-  flowrelay_status publish(flowrelay::ws::Session&, flowrelay_lane, std::string_view,
+  flowrelay_status join(flowrelay::stream::Connection&, std::string_view) override {
+    return FLOWRELAY_OK;
+  }
+  void leave(flowrelay::stream::Connection&) override {}
+  flowrelay_status publish(flowrelay::stream::Connection&, flowrelay_lane, std::string_view,
                            std::string_view) override {
     return FLOWRELAY_OK;
   }
-  flowrelay_status authorize(flowrelay::ws::Session&, std::string_view, std::string_view,
+  flowrelay_status authorize(flowrelay::stream::Connection&, std::string_view, std::string_view,
                              std::string_view) override {
     return FLOWRELAY_EUNSUPPORTED;
   }
-  void opened(flowrelay::ws::Session&) override {}
-  void read_history(flowrelay::ws::Session&, uint64_t) override {}
-  void wants_write(flowrelay::ws::Session&) override {}
-  void set_timer(flowrelay::ws::Session&, flowrelay::ws::SessionTimer) override {}
-  void slow_consumer(flowrelay::ws::Session&, uint64_t) override {}
+  void opened(flowrelay::stream::Connection&) override {}
+  void read_history(flowrelay::stream::Connection&, uint64_t) override {}
+  void wants_write(flowrelay::stream::Connection&) override {}
+  void set_timer(flowrelay::stream::Connection&, flowrelay::ws::SessionTimer) override {}
+  void slow_consumer(flowrelay::stream::Connection&, uint64_t) override {}
   std::shared_ptr<const flowrelay::ws::AccessPolicy> access_policy() override { return nullptr; }
   int64_t now_ms() override { return 0; }
 };
@@ -194,7 +196,7 @@ struct OpenSessions {
       written(*sessions.back());
     }
   }
-  static void written(flowrelay::ws::Session& s) {
+  static void written(flowrelay::stream::Connection& s) {
     s.out().consume(s.out().bytes(), [](const flowrelay::ws::SharedFrame*) {});
   }
 };
@@ -218,7 +220,7 @@ void BM_SessionDeliver(benchmark::State& state) {
   OpenSessions open(n);
   const std::string payload(64, 'x');
   for (auto _ : state) {
-    auto* f = flowrelay::ws::SharedFrame::message("chat:42", Opcode::Text, payload);
+    auto* f = flowrelay::ws::ws_frame("chat:42", Opcode::Text, payload);
     f->ref(n);
     for (auto& s : open.sessions) s->deliver(f);
     f->unref();

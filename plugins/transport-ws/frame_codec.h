@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "close_code.h"
+#include "utf8_repair.h"
+
 namespace flowrelay::ws {
 
 enum class Opcode : uint8_t {
@@ -17,19 +20,10 @@ enum class Opcode : uint8_t {
   Pong = 0xA,
 };
 
-// Close codes used by the server (RFC 6455 section 7.4.1).
-namespace close_code {
-inline constexpr uint16_t Normal = 1000;
-inline constexpr uint16_t GoingAway = 1001;
-inline constexpr uint16_t ProtocolError = 1002;
-inline constexpr uint16_t UnsupportedData = 1003;
-inline constexpr uint16_t NoStatus = 1005;  // never sent on the wire
-inline constexpr uint16_t InvalidPayload = 1007;
-inline constexpr uint16_t PolicyViolation = 1008;
-inline constexpr uint16_t TooBig = 1009;
-inline constexpr uint16_t InternalError = 1011;
-inline constexpr uint16_t TryAgainLater = 1013;
-}  // namespace close_code
+// transport-ws is built on the stream library (plugins/common/stream): its names (the close
+// codes shared with transport-sse's close event, the UTF-8 validator, shared frames, the event
+// loop) are visible in this namespace unqualified.
+using namespace flowrelay::stream;
 
 struct FrameHeader {
   bool fin = false;
@@ -64,16 +58,6 @@ void unmask(uint8_t* data, size_t len, const uint8_t mask[4], uint64_t offset);
 // Writes an unmasked server frame header (FIN set) for a payload of payload_len bytes into
 // out (at least 10 bytes). Returns the header length (2, 4 or 10).
 size_t encode_header(uint8_t* out, Opcode opcode, uint64_t payload_len);
-
-// Incremental UTF-8 validator (Bjoern Hoehrmann's DFA): feed fragments in order; a code point
-// may be split across calls. State 0 = accept (complete), 1 = reject; others = mid-sequence.
-struct Utf8Validator {
-  uint32_t state = 0;
-  // Returns false as soon as the input so far cannot be valid UTF-8.
-  bool feed(const uint8_t* data, size_t len);
-  bool complete() const { return state == 0; }
-  void reset() { state = 0; }
-};
 
 // A close code a peer may send (1000-1003, 1007-1011, the IANA-registered 1012-1014, 3000-4999);
 // 1004-1006, 1015 and undefined ranges are protocol errors.

@@ -5,12 +5,12 @@
 #include <string>
 #include <string_view>
 
+#include "access_policy.h"
 #include "conversation_id.h"
+#include "frame_codec.h"
 #include "net/http_response.h"
 
 namespace flowrelay::ws {
-
-class AccessPolicy;
 
 struct HandshakeResult {
   int status = 0;            // 101 on success, else the HTTP error to answer with

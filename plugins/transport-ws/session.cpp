@@ -7,6 +7,7 @@
 
 #include "access_policy.h"
 #include "ack_window.h"
+#include "delta_merge.h"
 #include "envelope.h"
 #include "envelope_reply.h"
 #include "handshake.h"
@@ -15,7 +16,7 @@
 namespace flowrelay::ws {
 
 Session::Session(SessionHost& host, const SessionConfig& config, uint64_t id)
-    : _host(host), _config(config), _id(id) {}
+    : Connection(host, config, id) {}
 
 Session::~Session() {
   delete _in;
@@ -151,7 +152,7 @@ void Session::on_timer() {
       // Quiet for idle_timeout_ms: ping; any frame (the pong) restarts the timer.
       touch();
       _ping_sent = true;
-      return send(SharedFrame::message({}, Opcode::Ping, {}));
+      return send(ws_frame({}, Opcode::Ping, {}));
     case State::Closed:
       return;
   }
@@ -220,14 +221,14 @@ void Session::drop_slow(uint64_t queued) {
   _host.slow_consumer(*this, queued);
   static constexpr char kBody[] = "\x03\xf0slow consumer";  // 1008
   static_assert(close_code::PolicyViolation == 0x03f0);
-  _out.push(SharedFrame::message({}, Opcode::Close, {kBody, sizeof kBody - 1}));
+  _out.push(ws_frame({}, Opcode::Close, {kBody, sizeof kBody - 1}));
   _state = State::Closing;
   _host.leave(*this);
   _host.set_timer(*this, SessionTimer::Closing);
 }
 
 void Session::send_error(int code, std::string_view reason, std::string_view id) {
-  send(SharedFrame::message({}, Opcode::Text, envelope_error(code, reason, id)));
+  send(ws_frame({}, Opcode::Text, envelope_error(code, reason, id)));
 }
 
 void Session::close(uint16_t code, std::string_view reason) {
@@ -245,7 +246,7 @@ void Session::send_close(uint16_t code, std::string_view reason) {
   body[1] = char(code & 0xff);
   const size_t n = utf8_prefix(reason, sizeof body - 2).size();  // whole characters only
   if (n) std::memcpy(body + 2, reason.data(), n);                // reason may be {} (null data)
-  begin_closing(SharedFrame::message({}, Opcode::Close, {body, n + 2}));
+  begin_closing(ws_frame({}, Opcode::Close, {body, n + 2}));
 }
 
 void Session::send_http(std::string_view response) {
@@ -269,13 +270,13 @@ namespace {
 SharedFrame* history_frame(const HistoryResult::Entry& e, std::string_view epoch) {
   SharedFrame* f;
   if (e.reply.kind == FLOWRELAY_KIND_MESSAGE) {
-    f = SharedFrame::message({}, Opcode::Text, envelope_message(e.lane, e.offset, epoch, e.data));
+    f = ws_frame({}, Opcode::Text, envelope_message(e.lane, e.offset, epoch, e.data));
   } else {
     const HistoryResult::Reply& r = e.reply;
     auto str = [](const std::string& s) { return flowrelay_str{s.data(), s.size()}; };
     const flowrelay_reply reply{sizeof reply, r.kind,    str(r.id),     r.seq,  str(r.reason),
                                 str(r.error), r.ttft_ms, r.duration_ms, r.bytes};
-    f = SharedFrame::message({}, Opcode::Text, envelope_reply(reply, e.offset, epoch, e.data));
+    f = ws_frame({}, Opcode::Text, envelope_reply(reply, e.offset, epoch, e.data));
   }
   f->set_position(e.lane, e.offset);
   return f;
@@ -326,8 +327,8 @@ void Session::replay(const HistoryResult& h) {
       _config.stats.deliveries.add();
     }
   }
-  send(SharedFrame::message({}, Opcode::Text,
-                            envelope_resumed(verdict.recovered(), _seam->seam_offset(), h.epoch)));
+  send(ws_frame({}, Opcode::Text,
+                envelope_resumed(verdict.recovered(), _seam->seam_offset(), h.epoch)));
   _seam->release(
       [this](SharedFrame*&& f) {
         send(f);

@@ -104,7 +104,7 @@ void Session::on_frame(const FrameHeader& h, char* payload) {
       }
       return;
     case Opcode::Ping:
-      return send(SharedFrame::message({}, Opcode::Pong, {payload, len}));
+      return send(ws_frame({}, Opcode::Pong, {payload, len}));
     case Opcode::Pong:
       return;
     case Opcode::Close:
@@ -115,7 +115,7 @@ void Session::on_frame(const FrameHeader& h, char* payload) {
 }
 
 void Session::on_close_frame(const char* payload, size_t len) {
-  if (len == 0) return begin_closing(SharedFrame::message({}, Opcode::Close, {}));
+  if (len == 0) return begin_closing(ws_frame({}, Opcode::Close, {}));
   if (len == 1) return send_close(close_code::ProtocolError, "close payload of one byte");
   const uint16_t code = uint16_t(uint8_t(payload[0]) << 8 | uint8_t(payload[1]));
   if (!is_valid_close_code(code)) return send_close(close_code::ProtocolError, "bad close code");

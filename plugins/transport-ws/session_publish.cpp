@@ -145,8 +145,7 @@ void Session::refuse(uint32_t code, std::string_view reason, std::string_view id
       .add();
   if (_envelope && (!id.empty() || refused || code == 501)) {
     for (uint32_t i = 0; i < answers; ++i)
-      send(SharedFrame::message({}, Opcode::Text,
-                                envelope_error(static_cast<int>(code), reason, id, extra)));
+      send(ws_frame({}, Opcode::Text, envelope_error(static_cast<int>(code), reason, id, extra)));
     return;
   }
   send_close(refused       ? close_code::PolicyViolation
@@ -158,7 +157,7 @@ void Session::refuse(uint32_t code, std::string_view reason, std::string_view id
 void Session::send_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,
                        bool duplicate) {
   _config.stats.acks_sent.add();
-  send(SharedFrame::message({}, Opcode::Text, envelope_ack(id, offset, epoch, relayed, duplicate)));
+  send(ws_frame({}, Opcode::Text, envelope_ack(id, offset, epoch, relayed, duplicate)));
 }
 
 }  // namespace flowrelay::ws

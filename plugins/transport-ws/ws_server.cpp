@@ -10,15 +10,27 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "delta_merge.h"
 #include "envelope.h"
-#include "envelope_reply.h"
+#include "loop_metrics.h"
 #include "net/acceptor.h"
+#include "session.h"
 #include "utf8_repair.h"
 
 namespace flowrelay::ws {
 
+namespace {
+
+Connection* make_session(SessionHost& host, const SessionConfig& config, uint64_t id) {
+  return new Session(host, config, id);
+}
+
+constexpr TransportIdentity kIdentity{"transport-ws", "ws", "flowrelay_", &make_session};
+
+}  // namespace
+
 WsServer::WsServer(sdk::TransportHost host, const flowrelay_option* options, size_t n)
-    : _ctx(host, parse_ws_options(options, n, host.config_dir())),
+    : _ctx(host, parse_ws_options(options, n, host.config_dir()), kIdentity),
       _given(sdk::capture(options, n)) {}
 
 WsServer::~WsServer() {
@@ -78,17 +90,16 @@ void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
     // A reply's step (on the message lane): raw clients get a delta's text, nothing else.
     lane = FLOWRELAY_LANE_MESSAGE;
     const bool delta = reply->kind == FLOWRELAY_KIND_DELTA;
-    if (delta) raw = SharedFrame::message(channel, Opcode::Text, data);
+    if (delta) raw = ws_frame(channel, Opcode::Text, data);
     if (envelopes)
-      env = delta
-                ? delta_frame(channel, *reply, m.offset, sdk::view(m.epoch), data)
-                : SharedFrame::message(channel, Opcode::Text,
-                                       envelope_reply(*reply, m.offset, sdk::view(m.epoch), data));
+      env = delta ? delta_frame(channel, *reply, m.offset, sdk::view(m.epoch), data)
+                  : ws_frame(channel, Opcode::Text,
+                             envelope_reply(*reply, m.offset, sdk::view(m.epoch), data));
   } else {
-    if (lane == FLOWRELAY_LANE_MESSAGE) raw = SharedFrame::message(channel, Opcode::Text, data);
+    if (lane == FLOWRELAY_LANE_MESSAGE) raw = ws_frame(channel, Opcode::Text, data);
     if (envelopes)
-      env = SharedFrame::message(channel, Opcode::Text,
-                                 envelope_message(lane, m.offset, sdk::view(m.epoch), data));
+      env = ws_frame(channel, Opcode::Text,
+                     envelope_message(lane, m.offset, sdk::view(m.epoch), data));
   }
   for (SharedFrame* f : {raw, env}) {
     if (!f) continue;
@@ -105,11 +116,16 @@ void WsServer::subscribed(std::string_view channel, flowrelay_status status) {
   for (auto& loop : _loops) loop->post_subscribed(channel, status);
 }
 
+void WsServer::metrics(sdk::PrometheusText& out) const {
+  write_loop_metrics(out, _loops, _ctx.metric_prefix,
+                     _utf8_repaired.load(std::memory_order_relaxed));
+}
+
 std::string WsServer::reconfigure(const flowrelay_option* options, size_t n) {
   const WsOptions fresh = parse_ws_options(options, n, _ctx.host.config_dir());
   // New keys or origins apply to the next handshake; connected clients keep their grant.
   try {
-    auto policy = load_access_policy(fresh.access);
+    auto policy = load_access_policy(fresh.access, _ctx.plugin);
     _ctx.limits.apply(fresh);
     _ctx.set_policy(std::move(policy));
   } catch (const sdk::OptionError& e) {

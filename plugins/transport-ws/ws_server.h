@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "event_loop.h"
+#include "transport_context.h"
+#include "ws_frame.h"
+#include "ws_options.h"
 
 namespace flowrelay::ws {
 
@@ -25,7 +28,7 @@ class WsServer final : public sdk::Transport {
   // envelope clients are connected) and hands them to every loop.
   void deliver(std::string_view channel, const flowrelay_message& message) override;
   void subscribed(std::string_view channel, flowrelay_status status) override;
-  // Summed over the loops (ws_metrics.cpp).
+  // Summed over the loops (plugins/common/stream/loop_metrics.cpp).
   void metrics(sdk::PrometheusText& out) const override;
   // Applies the live limits and access rules; returns the restart-only keys that changed.
   std::string reconfigure(const flowrelay_option* options, size_t n) override;

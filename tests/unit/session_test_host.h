@@ -58,32 +58,32 @@ class RecordingHost final : public SessionHost {
   SessionTimer timer = SessionTimer::None;
   std::vector<uint64_t> slow;
 
-  flowrelay_status join(Session&, std::string_view conversation) override {
+  flowrelay_status join(Connection&, std::string_view conversation) override {
     joined.emplace_back(conversation);
     return join_status;
   }
-  void leave(Session&) override { ++leaves; }
-  flowrelay_status publish(Session&, flowrelay_lane lane, std::string_view data,
+  void leave(Connection&) override { ++leaves; }
+  flowrelay_status publish(Connection&, flowrelay_lane lane, std::string_view data,
                            std::string_view id) override {
     published.push_back({lane, std::string(data), std::string(id)});
     return publish_status;
   }
-  flowrelay_status authorize(Session&, std::string_view conversation, std::string_view cookie,
+  flowrelay_status authorize(Connection&, std::string_view conversation, std::string_view cookie,
                              std::string_view authorization) override {
     authorizations.push_back(std::string(conversation) + "|" + std::string(cookie) + "|" +
                              std::string(authorization));
     return authorize_status;
   }
-  flowrelay_status publish_reply(Session&, const ClientReplyStep& step, std::string_view data,
+  flowrelay_status publish_reply(Connection&, const ClientReplyStep& step, std::string_view data,
                                  std::string_view id) override {
     reply_steps.push_back({step, std::string(data), std::string(id)});
     return reply_status;
   }
-  void opened(Session&) override { ++opens; }
-  void read_history(Session&, uint64_t since) override { history_reads.push_back(since); }
-  void wants_write(Session&) override { ++write_requests; }
-  void set_timer(Session&, SessionTimer t) override { timer = t; }
-  void slow_consumer(Session&, uint64_t queued) override { slow.push_back(queued); }
+  void opened(Connection&) override { ++opens; }
+  void read_history(Connection&, uint64_t since) override { history_reads.push_back(since); }
+  void wants_write(Connection&) override { ++write_requests; }
+  void set_timer(Connection&, SessionTimer t) override { timer = t; }
+  void slow_consumer(Connection&, uint64_t queued) override { slow.push_back(queued); }
   std::shared_ptr<const AccessPolicy> access_policy() override { return policy; }
   int64_t now_ms() override { return clock_ms; }
 };
@@ -176,7 +176,7 @@ inline Output parse_output(std::string_view bytes, bool expect_http) {
 }
 
 // The bytes queued, as the loop would write them; `consume` marks them written.
-inline std::string queued_bytes(Session& s, bool consume = true) {
+inline std::string queued_bytes(Connection& s, bool consume = true) {
   OutQueue& q = s.out();
   std::string bytes;
   for (uint32_t i = 0; i < q.count(); ++i) {
@@ -188,10 +188,10 @@ inline std::string queued_bytes(Session& s, bool consume = true) {
   return bytes;
 }
 
-inline Output take_output(Session& s, bool expect_http = false) {
+inline Output take_output(Connection& s, bool expect_http = false) {
   return parse_output(queued_bytes(s), expect_http);
 }
 
-inline void feed(Session& s, std::string bytes) { s.feed(bytes.data(), bytes.size()); }
+inline void feed(Connection& s, std::string bytes) { s.feed(bytes.data(), bytes.size()); }
 
 }  // namespace flowrelay::ws::testing

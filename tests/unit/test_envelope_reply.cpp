@@ -8,8 +8,8 @@
 
 #include <string>
 
+#include "delta_merge.h"
 #include "envelope.h"
-#include "envelope_reply.h"
 
 namespace flowrelay::ws {
 namespace {
@@ -134,7 +134,7 @@ TEST(DeltaMerge, OnlyTheNextSeqOfTheSameReplyAndEpoch) {
   SharedFrame* same = delta("r1", 3, 11, "x");
   SharedFrame* other = delta("r2", 4, 11, "x");
   SharedFrame* epoch = delta("r1", 4, 11, "x", "F");
-  SharedFrame* plain = SharedFrame::message("chat:1", Opcode::Text, "x");
+  SharedFrame* plain = ws_frame("chat:1", Opcode::Text, "x");
   SharedFrame* big = delta("r1", 4, 11, std::string(kMaxMergedData, 'b'));
   EXPECT_FALSE(can_merge(*a, *gap));
   EXPECT_FALSE(can_merge(*a, *same));

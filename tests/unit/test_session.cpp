@@ -45,7 +45,7 @@ class SessionTest : public ::testing::Test {
   // A frame the channel delivers, at `offset` of its history.
   static SharedFrame* live(std::string_view text, uint64_t offset = 0,
                            flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE) {
-    SharedFrame* f = SharedFrame::message("chat:42", Opcode::Text, text);
+    SharedFrame* f = ws_frame("chat:42", Opcode::Text, text);
     f->set_position(lane, offset);
     return f;
   }
@@ -351,7 +351,7 @@ TEST_F(SessionTest, SlowConsumerIs1008BehindTheHalfWrittenFrame) {
 
   // The stream stays whole frames: the rest of the started frame, then the close.
   const std::string bytes = queued_bytes(*s);
-  SharedFrame* encoded = SharedFrame::message({}, Opcode::Text, big);
+  SharedFrame* encoded = ws_frame({}, Opcode::Text, big);
   const std::string first(encoded->data(), encoded->size());
   encoded->unref();
   ASSERT_GT(bytes.size(), first.size() - 100);

@@ -5,8 +5,8 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include "delta_merge.h"
 #include "envelope.h"
-#include "envelope_reply.h"
 #include "session_test_host.h"
 
 using namespace flowrelay::ws;
@@ -53,7 +53,7 @@ class SessionReply : public ::testing::Test {
     return delta_frame("chat:42", delta_step(id, seq), offset, "E", data);
   }
   static SharedFrame* live(std::string_view text, flowrelay_lane lane = FLOWRELAY_LANE_MESSAGE) {
-    SharedFrame* f = SharedFrame::message("chat:42", Opcode::Text, text);
+    SharedFrame* f = ws_frame("chat:42", Opcode::Text, text);
     f->set_position(lane, 0);
     return f;
   }

@@ -7,8 +7,8 @@
 
 #include "utf8_repair.h"
 
-using flowrelay::ws::is_valid_utf8;
-using flowrelay::ws::repair_utf8;
+using flowrelay::stream::is_valid_utf8;
+using flowrelay::stream::repair_utf8;
 
 namespace {
 const std::string kFffd = "\xEF\xBF\xBD";

@@ -96,6 +96,12 @@ class OptionTable {
  public:
   OptionTable(const char* plugin, std::initializer_list<Option<Options>> options)
       : _plugin(plugin), _options(options) {}
+  // Rows shared by several tables (a family of plugins), then each one's own.
+  OptionTable(const char* plugin, std::vector<Option<Options>> shared,
+              std::initializer_list<Option<Options>> own)
+      : _plugin(plugin), _options(std::move(shared)) {
+    _options.insert(_options.end(), own.begin(), own.end());
+  }
 
   // Defaults first, then every given option in order. Throws OptionError.
   Options parse(const flowrelay_option* options, size_t n) const {

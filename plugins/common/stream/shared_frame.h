@@ -1,5 +1,7 @@
 // An encoded server frame (or raw bytes such as an HTTP response) shared by every connection
 // it is queued on: a message fanned out to N sessions is encoded once, then only referenced.
+// Transport-neutral: a frame is a transport's head bytes (a WebSocket frame header, nothing for
+// an SSE event) followed by its payload.
 #pragma once
 
 #include <flowrelay/plugin.h>
@@ -11,9 +13,7 @@
 #include <new>
 #include <string_view>
 
-#include "frame_codec.h"
-
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // Where the parts of a reply DELTA frame's JSON payload lie (offsets into payload()), so that
 // backpressure can merge two of them without parsing (delta_merge.h). The reply id and the
@@ -26,12 +26,13 @@ struct DeltaLayout {
 
 class SharedFrame {
  public:
-  // A complete unmasked server frame for `payload`, tagged with the channel it belongs to.
-  static SharedFrame* message(std::string_view channel, Opcode opcode, std::string_view payload) {
-    uint8_t header[10];
-    const size_t hlen = encode_header(header, opcode, payload.size());
+  // `head` then `payload`, tagged with the channel it belongs to (payload() is what follows
+  // the head: the JSON of an envelope frame, say).
+  static SharedFrame* make(std::string_view channel, std::string_view head,
+                           std::string_view payload) {
+    const size_t hlen = head.size();
     SharedFrame* f = allocate(hlen + payload.size(), channel.size());
-    std::memcpy(f->bytes(), header, hlen);
+    if (hlen) std::memcpy(f->bytes(), head.data(), hlen);
     if (!payload.empty()) std::memcpy(f->bytes() + hlen, payload.data(), payload.size());
     if (!channel.empty()) std::memcpy(f->bytes() + f->_size, channel.data(), channel.size());
     f->_header_len = static_cast<uint8_t>(hlen);
@@ -122,4 +123,4 @@ class SharedFrame {
   DeltaLayout _layout;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -4,7 +4,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 void append_json_string(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
@@ -184,4 +184,4 @@ bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& 
   return true;
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

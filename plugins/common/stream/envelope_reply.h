@@ -10,13 +10,13 @@
 #include <string>
 #include <string_view>
 
-#include "shared_frame.h"
+#include "shared_frame.h"  // DeltaLayout
 
 namespace Poco::JSON {
 class Object;
 }
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // The envelope frame of a reply step `r` (any kind but MESSAGE) at `offset` of `epoch`
 // (offset left out when 0, epoch when empty), `data` valid UTF-8 (DELTA, SNAPSHOT, REPLY).
@@ -24,21 +24,6 @@ namespace flowrelay::ws {
 // DELTA, `layout` (when not null) receives where its parts lie in the returned text.
 std::string envelope_reply(const flowrelay_reply& r, uint64_t offset, std::string_view epoch,
                            std::string_view data, DeltaLayout* layout = nullptr);
-
-// A shared-frame DELTA of channel `channel`, tagged for merging (set_delta, set_position).
-SharedFrame* delta_frame(std::string_view channel, const flowrelay_reply& r, uint64_t offset,
-                         std::string_view epoch, std::string_view data);
-
-// True if `next` continues `tail` (both DELTA frames of the same reply and epoch, next's seq
-// right after tail's last) and the merged data would stay within kMaxMergedData.
-bool can_merge(const SharedFrame& tail, const SharedFrame& next);
-// One DELTA frame for both: data concatenated, "from" tail's first seq, seq and offset next's.
-// Not shared (its session's own), no channel; keeps tail's creation time (its oldest data).
-SharedFrame* merge_deltas(const SharedFrame& tail, const SharedFrame& next);
-// A merged frame stops growing past this much data (JSON-escaped bytes): each merge copies
-// the frame, so the bound keeps the copying per delta small while the overhead of one frame
-// (~100 bytes) per 8 KiB of text stays negligible.
-inline constexpr uint32_t kMaxMergedData = 8192;
 
 // A producer's step, from {"type":"open"|"delta"|"end"|"cancel","reply":"r17",...}.
 struct ClientReplyStep {
@@ -56,4 +41,4 @@ bool parse_reply_step(const Poco::JSON::Object& obj, const std::string& type, Cl
 // True for the types parse_reply_step takes.
 bool is_reply_type(std::string_view type);
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -1,7 +1,7 @@
-// WsServer::metrics: the loops' counters, summed, in the Prometheus text format.
-#include "ws_server.h"
+// The loops' counters of one transport, summed, in the Prometheus text format.
+#include "loop_metrics.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 namespace {
 
@@ -14,10 +14,9 @@ struct CounterExport {
   const char* labels;
 };
 constexpr CounterExport kCounters[] = {
-    {&LoopStats::connections_total, "flowrelay_connections_total", "WebSocket connections accepted",
-     ""},
+    {&LoopStats::connections_total, "flowrelay_connections_total", "Connections accepted", ""},
     {&LoopStats::handshakes_rejected, "flowrelay_connections_rejected_total",
-     "Connections refused at the handshake (HTTP error)", ""},
+     "Connections refused at the handshake or request (HTTP error)", ""},
     {&LoopStats::messages_in, "flowrelay_messages_in_total", "Messages received from clients",
      "lane=\"message\""},
     {&LoopStats::bytes_in, "flowrelay_bytes_in_total", "Payload bytes received from clients",
@@ -68,29 +67,35 @@ constexpr CounterExport kCounters[] = {
 
 }  // namespace
 
-void WsServer::metrics(sdk::PrometheusText& out) const {
+void write_loop_metrics(sdk::PrometheusText& out,
+                        const std::vector<std::unique_ptr<EventLoop>>& loops,
+                        std::string_view prefix, uint64_t utf8_repaired) {
+  // The families are named flowrelay_*; another transport's prefix replaces "flowrelay_".
+  auto name = [prefix](std::string_view n) {
+    return std::string(prefix) + std::string(n.substr(std::string_view("flowrelay_").size()));
+  };
   auto total = [&](auto&& counter_of) {
     uint64_t n = 0;
-    for (const auto& loop : _loops) n += counter_of(loop->stats()).get();
+    for (const auto& loop : loops) n += counter_of(loop->stats()).get();
     return n;
   };
   auto field = [&](LoopStats::Counter LoopStats::*f) {
     return total([f](const LoopStats& s) -> const LoopStats::Counter& { return s.*f; });
   };
-  out.gauge("flowrelay_connections", "WebSocket connections open now",
+  out.gauge(name("flowrelay_connections"), "Connections open now",
             field(&LoopStats::connections_total) - field(&LoopStats::connections_closed));
   for (const auto& c : kCounters) {
-    if (c.help) out.family(c.name, "counter", c.help);
-    out.sample(c.name, c.labels, field(c.field));
+    if (c.help) out.family(name(c.name), "counter", c.help);
+    out.sample(name(c.name), c.labels, field(c.field));
   }
-  out.counter("flowrelay_utf8_repaired_total",
+  out.counter(name("flowrelay_utf8_repaired_total"),
               "Messages from the broker that were not valid UTF-8, sent with U+FFFD in place",
-              _utf8_repaired.load(std::memory_order_relaxed));
+              utf8_repaired);
   uint64_t buckets[kLatencyBucketCount];
   for (int i = 0; i < kLatencyBucketCount; ++i)
     buckets[i] = total(
         [i](const LoopStats& s) -> const LoopStats::Counter& { return s.latency_buckets[i]; });
-  out.histogram("flowrelay_delivery_latency_seconds",
+  out.histogram(name("flowrelay_delivery_latency_seconds"),
                 "From a message reaching the transport to its frame written for one client",
                 kLatencyBuckets, buckets, kLatencyBucketCount,
                 double(field(&LoopStats::latency_sum_ns)) / 1e9, field(&LoopStats::latency_count));
@@ -99,7 +104,7 @@ void WsServer::metrics(sdk::PrometheusText& out) const {
       return s.relay_latency.buckets[i];
     });
   out.histogram(
-      "flowrelay_relay_latency_seconds",
+      name("flowrelay_relay_latency_seconds"),
       "From a message reaching the transport (deliver) to the first socket write of its frame "
       "on each I/O thread",
       kLatencyBuckets, buckets, kLatencyBucketCount,
@@ -109,4 +114,4 @@ void WsServer::metrics(sdk::PrometheusText& out) const {
       total([](const LoopStats& s) -> const LoopStats::Counter& { return s.relay_latency.count; }));
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

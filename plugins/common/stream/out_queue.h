@@ -8,7 +8,7 @@
 
 #include "shared_frame.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // FIFO of frames waiting to be written, as a growable ring of references.
 class OutQueue {
@@ -104,4 +104,4 @@ class OutQueue {
   uint64_t _bytes = 0;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

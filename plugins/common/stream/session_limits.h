@@ -5,9 +5,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "ws_options.h"
+#include "stream_options.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // Read by the loops on every frame: relaxed atomics, so a reload is seen at the next frame.
 struct LiveLimits {
@@ -23,8 +23,8 @@ struct LiveLimits {
   std::atomic<double> publish_rate;
   std::atomic<double> publish_burst;
 
-  explicit LiveLimits(const WsOptions& o) { apply(o); }
-  void apply(const WsOptions& o) {
+  explicit LiveLimits(const StreamOptions& o) { apply(o); }
+  void apply(const StreamOptions& o) {
     max_message_size = o.max_message_size;
     max_outbound_bytes = o.max_outbound_bytes;
     max_header_size = o.max_header_size;
@@ -115,4 +115,4 @@ struct LoopStats {
   Histogram relay_latency;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -11,13 +11,11 @@
 
 #include "event_loop.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 namespace {
 
 constexpr int kMaxIov = 64;
-
-Connection& conn(Session& s) { return static_cast<Connection&>(s); }
 
 }  // namespace
 
@@ -29,8 +27,8 @@ int64_t EventLoop::now_ms() {
 
 // ---------------------------------------------------------------------------- SessionHost
 
-flowrelay_status EventLoop::join(Session& s, std::string_view conversation) {
-  Connection& c = conn(s);
+flowrelay_status EventLoop::join(Connection& s, std::string_view conversation) {
+  Connection& c = s;
   if (s.envelope()) _ctx.envelope_clients.fetch_add(1, std::memory_order_acq_rel);
   std::string channel(_ctx.host.channel_prefix());
   channel += conversation;
@@ -44,28 +42,28 @@ flowrelay_status EventLoop::join(Session& s, std::string_view conversation) {
   return status;
 }
 
-void EventLoop::leave(Session& s) {
+void EventLoop::leave(Connection& s) {
   if (_fanning_out)
-    _leaving.push_back(&conn(s));  // the fan-out is iterating the member list
+    _leaving.push_back(&s);  // the fan-out is iterating the member list
   else
-    channel_remove(&conn(s));
+    channel_remove(&s);
 }
 
-void EventLoop::wants_write(Session& s) {
-  Connection& c = conn(s);
+void EventLoop::wants_write(Connection& s) {
+  Connection& c = s;
   if (c.dirty) return;
   c.dirty = true;
   _dirty.push_back(&c);
 }
 
-void EventLoop::set_timer(Session& s, SessionTimer timer) {
-  Connection& c = conn(s);
+void EventLoop::set_timer(Connection& s, SessionTimer timer) {
+  Connection& c = s;
   timer_remove(&c);  // unlink + append: O(1), and each list stays sorted by deadline
   if (timer != SessionTimer::None) timer_add(&c, timer);
 }
 
-void EventLoop::slow_consumer(Session& s, uint64_t queued) {
-  const Connection& c = conn(s);
+void EventLoop::slow_consumer(Connection& s, uint64_t queued) {
+  const Connection& c = s;
   _ctx.log(FLOWRELAY_LOG_NOTICE, "closing a slow consumer on " +
                                      (c.channel ? c.channel->name : std::string("?")) + " (" +
                                      std::to_string(queued) + " bytes queued)");
@@ -136,7 +134,7 @@ void EventLoop::flush(Connection* c) {
   watch_writable(c, false);
   // Everything written: after our close frame or HTTP error, half-close so the peer sees EOF
   // right away; we keep reading until it closes too (or the close timer fires).
-  if (c->state() == Session::State::Closing && !c->write_shut) {
+  if (c->state() == Connection::State::Closing && !c->write_shut) {
     shutdown(c->fd, SHUT_WR);
     c->write_shut = true;
   }
@@ -241,4 +239,4 @@ int EventLoop::next_timeout_ms() {
   return static_cast<int>(std::max<int64_t>(0, next - now));
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

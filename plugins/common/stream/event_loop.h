@@ -1,6 +1,7 @@
 // One I/O thread: an epoll loop that owns a share of the connections, its own view of which of
 // them sit in which channel, and an inbox through which other threads hand it deliveries. It
-// does the I/O and the bookkeeping; what the bytes mean is each connection's Session.
+// does the I/O and the bookkeeping; what the bytes mean is each connection's session (a
+// transport's Connection: transport-ws' WebSocket Session, transport-sse's).
 // Hand-written rather than Poco::Net::SocketReactor: the reactor allocates a notification per
 // event and cannot batch a fan-out into one writev per connection, which is the hot path here.
 #pragma once
@@ -23,7 +24,7 @@
 #include "publish_link.h"
 #include "transport_context.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 struct LoopChannel {
   std::string name;
@@ -78,19 +79,24 @@ class EventLoop final : private SessionHost {
   using TimerQueue = net::DeadlineList<Connection>;
 
   // SessionHost (loop_session.cpp, resume.cpp, loop_proxy.cpp): what the sessions ask for.
-  flowrelay_status join(Session& s, std::string_view conversation) override;
-  void leave(Session& s) override;
-  flowrelay_status publish(Session& s, flowrelay_lane lane, std::string_view data,
+  flowrelay_status join(Connection& s, std::string_view conversation) override;
+  void leave(Connection& s) override;
+  flowrelay_status publish(Connection& s, flowrelay_lane lane, std::string_view data,
                            std::string_view id) override;
-  flowrelay_status publish_reply(Session& s, const ClientReplyStep& step, std::string_view data,
+  flowrelay_status publish_reply(Connection& s, const ClientReplyStep& step, std::string_view data,
                                  std::string_view id) override;
-  flowrelay_status authorize(Session& s, std::string_view conversation, std::string_view cookie,
+  flowrelay_status publish_to(Connection& s, std::string_view conversation, flowrelay_lane lane,
+                              std::string_view data, std::string_view id) override;
+  // publish() and publish_to(): `channel` is the session's, or the conversation's.
+  flowrelay_status publish_on(Connection& c, std::string_view channel, flowrelay_lane lane,
+                              std::string_view data, std::string_view id);
+  flowrelay_status authorize(Connection& s, std::string_view conversation, std::string_view cookie,
                              std::string_view authorization) override;
-  void opened(Session& s) override;
-  void read_history(Session& s, uint64_t since) override;
-  void wants_write(Session& s) override;
-  void set_timer(Session& s, SessionTimer timer) override;
-  void slow_consumer(Session& s, uint64_t queued) override;
+  void opened(Connection& s) override;
+  void read_history(Connection& s, uint64_t since) override;
+  void wants_write(Connection& s) override;
+  void set_timer(Connection& s, SessionTimer timer) override;
+  void slow_consumer(Connection& s, uint64_t queued) override;
   std::shared_ptr<const AccessPolicy> access_policy() override { return _ctx.policy(); }
   int64_t now_ms() override;
 
@@ -157,4 +163,4 @@ class EventLoop final : private SessionHost {
   int64_t _last_emfile_log_ms = 0;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

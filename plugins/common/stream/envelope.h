@@ -9,7 +9,7 @@
 
 #include "envelope_reply.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // {"type":"message","lane":...,"offset":N,"epoch":"E","data":"..."} (offset and epoch left out
 // when offset is 0: the message is not in history).
@@ -48,4 +48,4 @@ bool parse_client_frame(std::string_view text, ClientPublish& out, std::string& 
 // turns every non-ASCII character into \uXXXX, doubling non-Latin chat text on the hot path.
 void append_json_string(std::string& out, std::string_view s);
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace flowrelay::ws {
+#include "close_code.h"
+
+namespace flowrelay::stream {
 
 namespace {
 
@@ -268,7 +270,7 @@ void EventLoop::on_accept() {
       }
       return;  // EAGAIN (another loop took it) or an error for this one connection only
     }
-    auto* c = new Connection(*this, _session_config, _ctx.host.new_session_id());
+    Connection* c = _ctx.make_connection(*this, _session_config, _ctx.host.new_session_id());
     c->fd = fd;
     epoll_event ev{};
     // EPOLLOUT only while a write is blocked (see flush): registered all the time, every ACK
@@ -329,7 +331,7 @@ void EventLoop::on_readable(Connection* c) {
 }
 
 void EventLoop::settle(Connection* c) {
-  if (c->state() == Session::State::Closed) close_now(c);
+  if (c->state() == Connection::State::Closed) close_now(c);
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

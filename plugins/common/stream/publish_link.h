@@ -8,9 +8,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "session.h"
+#include "connection.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 class EventLoop;
 struct Connection;
@@ -36,4 +36,4 @@ struct PublishAnswer {
   PublishOutcome outcome;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 class AckWindow {
  public:
@@ -103,4 +103,4 @@ class AckWindow {
   std::vector<std::string> _epochs;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -4,7 +4,7 @@
 #include "event_loop.h"
 #include "utf8_repair.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 namespace {
 
@@ -60,8 +60,8 @@ void history_answered(void* ctx, flowrelay_status status, const flowrelay_histor
 
 // The session is already a member of its channel (so no live message can slip past it) and
 // holds live frames until the answer is in.
-void EventLoop::read_history(Session& s, uint64_t since) {
-  auto& c = static_cast<Connection&>(s);
+void EventLoop::read_history(Connection& s, uint64_t since) {
+  Connection& c = s;
   c.recovering = true;
   _recovering[s.id()] = &c;
   auto call = std::make_unique<HistoryCall>(HistoryCall{this, std::make_unique<HistoryResult>()});
@@ -85,4 +85,4 @@ void EventLoop::on_history(std::unique_ptr<HistoryResult> result) {
   c->replay(*result);
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -15,10 +15,11 @@
 #include <unordered_map>
 
 #include "access_policy.h"
+#include "connection.h"
 #include "session_limits.h"
-#include "ws_options.h"
+#include "stream_options.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 // Connection caps shared by all loops: the total and the count per client address.
 class ConnectionCaps {
@@ -55,27 +56,46 @@ class ConnectionCaps {
 };
 
 // Loads the key files of `settings`; a missing or bad one is an option error naming the file.
-inline std::shared_ptr<const AccessPolicy> load_access_policy(const AccessSettings& settings) {
+inline std::shared_ptr<const AccessPolicy> load_access_policy(const AccessSettings& settings,
+                                                              std::string_view plugin) {
   try {
     return std::make_shared<const AccessPolicy>(settings);
   } catch (const std::runtime_error& e) {
-    throw sdk::OptionError(std::string("transport-ws: ") + e.what());
+    throw sdk::OptionError(std::string(plugin) + ": " + e.what());
   }
 }
 
+// Who a transport is, for its loops: its plugin name (errors), its name for the backend
+// (flowrelay_client_info.transport: "ws", "sse"), its metric names' prefix ("flowrelay_",
+// "flowrelay_sse_": two transports never export one family twice), and its sessions' maker.
+struct TransportIdentity {
+  std::string_view plugin;
+  std::string_view name;
+  std::string_view metric_prefix;
+  ConnectionFactory make_connection;
+};
+
 struct TransportContext {
   sdk::TransportHost host;  // node id, channel prefix, echo, and the daemon's calls
-  WsOptions options;        // as at start; the live limits below may differ after a reload
+  StreamOptions options;    // as at start; the live limits below may differ after a reload
   LiveLimits limits;
   mutable ConnectionCaps caps;  // shared, internally locked
   // Envelope-mode connections open now: while 0, deliveries skip encoding the JSON frame.
   mutable std::atomic<uint64_t> envelope_clients{0};
+  const std::string_view plugin;
+  const std::string_view transport_name;
+  const std::string_view metric_prefix;
+  const ConnectionFactory make_connection;
 
-  TransportContext(sdk::TransportHost h, WsOptions o)
+  TransportContext(sdk::TransportHost h, StreamOptions o, const TransportIdentity& who)
       : host(h),
         options(std::move(o)),
         limits(options),
-        _policy(load_access_policy(options.access)) {}
+        plugin(who.plugin),
+        transport_name(who.name),
+        metric_prefix(who.metric_prefix),
+        make_connection(who.make_connection),
+        _policy(load_access_policy(options.access, who.plugin)) {}
 
   // The access policy in force (replaced on reload: a handshake keeps the one it started with).
   std::shared_ptr<const AccessPolicy> policy() const {
@@ -93,4 +113,4 @@ struct TransportContext {
   std::shared_ptr<const AccessPolicy> _policy;
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 namespace {
 
@@ -138,4 +138,4 @@ AccessDecision AccessPolicy::check_token(std::string_view conversation,
   return d;
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

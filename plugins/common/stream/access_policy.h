@@ -13,7 +13,7 @@ namespace Poco::Net {
 class HTTPRequest;
 }
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 struct AccessSettings {
   std::string auth = "none";                 // none | jwt
@@ -50,4 +50,4 @@ class AccessPolicy {
   std::unique_ptr<Poco::JWT::Signer> _signer;  // null when auth is none
 };
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream

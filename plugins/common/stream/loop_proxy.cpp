@@ -13,13 +13,9 @@
 #include "event_loop.h"
 #include "utf8_repair.h"
 
-namespace flowrelay::ws {
+namespace flowrelay::stream {
 
 namespace {
-
-constexpr std::string_view kTransport = "ws";
-
-Connection& conn(Session& s) { return static_cast<Connection&>(s); }
 
 // "ip:port" ("[ip]:port" for IPv6) of the peer, in `buf`. Only the address bytes are kept per
 // connection (the per-IP cap needs them), so it is formatted here, when the backend asks.
@@ -35,15 +31,16 @@ std::string_view remote_addr(const Connection& c, char (&buf)[64]) {
   return {buf, n > 0 ? std::min(size_t(n), sizeof buf - 1) : 0};
 }
 
-// Who the client is. Borrows from `c` and `addr`; the connection must be in its channel.
-flowrelay_client_info client_info(const Connection& c, size_t prefix_len, char (&addr)[64]) {
-  const std::string_view channel = c.channel->name;
+// Who the client is, publishing into or joined to `channel`. Borrows from `c`, `channel`,
+// `transport` and `addr`.
+flowrelay_client_info client_info(const Connection& c, std::string_view channel, size_t prefix_len,
+                                  std::string_view transport, char (&addr)[64]) {
   return {sizeof(flowrelay_client_info),
           c.id(),
           sdk::str(channel.substr(std::min(prefix_len, channel.size()))),
           sdk::str(c.user()),
           sdk::str(remote_addr(c, addr)),
-          sdk::str(kTransport)};
+          sdk::str(transport)};
 }
 
 // What reaches a client must be valid UTF-8 (a close reason, a JSON string).
@@ -179,13 +176,25 @@ void connect_answered(void* ctx, const flowrelay_connect_result* r) noexcept {
 
 // ---------------------------------------------------------------------------- publish
 
-flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string_view data,
+flowrelay_status EventLoop::publish(Connection& s, flowrelay_lane lane, std::string_view data,
                                     std::string_view id) {
-  Connection& c = conn(s);
-  if (!c.channel) return FLOWRELAY_EINTERNAL;  // not a member: cannot happen while Open
+  if (!s.channel) return FLOWRELAY_EINTERNAL;  // not a member: cannot happen while Open
+  return publish_on(s, s.channel->name, lane, data, id);
+}
+
+flowrelay_status EventLoop::publish_to(Connection& s, std::string_view conversation,
+                                       flowrelay_lane lane, std::string_view data,
+                                       std::string_view id) {
+  std::string channel(_ctx.host.channel_prefix());
+  channel += conversation;
+  return publish_on(s, channel, lane, data, id);
+}
+
+flowrelay_status EventLoop::publish_on(Connection& c, std::string_view channel, flowrelay_lane lane,
+                                       std::string_view data, std::string_view id) {
   if (!c.link) c.link = new PublishLink(this, &c);
   // origin.session names the publisher (echo suppression); the daemon adds origin.node.
-  const flowrelay_message m = sdk::make_message(lane, data, s.id());
+  const flowrelay_message m = sdk::make_message(lane, data, c.id());
   std::unique_ptr<PublishCall> call;
   void* ctx = c.link;
   if (!id.empty()) {
@@ -196,12 +205,13 @@ flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string
   flowrelay_status status;
   if (_ctx.host.has_publish_client()) {
     char addr[64];
-    const flowrelay_client_info info = client_info(c, _ctx.host.channel_prefix().size(), addr);
-    status = _ctx.host.publish_client(c.channel->name, m, info,
+    const flowrelay_client_info info =
+        client_info(c, channel, _ctx.host.channel_prefix().size(), _ctx.transport_name, addr);
+    status = _ctx.host.publish_client(channel, m, info,
                                       call ? client_published<true> : client_published<false>, ctx);
   } else {
-    status = _ctx.host.publish(c.channel->name, m,
-                               call ? broker_published<true> : broker_published<false>, ctx);
+    status =
+        _ctx.host.publish(channel, m, call ? broker_published<true> : broker_published<false>, ctx);
   }
   if (status == FLOWRELAY_OK || status == FLOWRELAY_PENDING) {
     call.release();  // the completion owns it (and may have run already)
@@ -213,9 +223,9 @@ flowrelay_status EventLoop::publish(Session& s, flowrelay_lane lane, std::string
 
 // A producer's step goes to the broker through the host (never through the publish proxy; the
 // client info lets the daemon tell the backend of a cancel).
-flowrelay_status EventLoop::publish_reply(Session& s, const ClientReplyStep& step,
+flowrelay_status EventLoop::publish_reply(Connection& s, const ClientReplyStep& step,
                                           std::string_view data, std::string_view id) {
-  Connection& c = conn(s);
+  Connection& c = s;
   if (!c.channel) return FLOWRELAY_EINTERNAL;
   if (!c.link) c.link = new PublishLink(this, &c);
   const bool delta = step.kind == FLOWRELAY_KIND_DELTA;
@@ -243,7 +253,8 @@ flowrelay_status EventLoop::publish_reply(Session& s, const ClientReplyStep& ste
   }
   c.link->ref();  // the completion's
   char addr[64];
-  const flowrelay_client_info info = client_info(c, _ctx.host.channel_prefix().size(), addr);
+  const flowrelay_client_info info =
+      client_info(c, c.channel->name, _ctx.host.channel_prefix().size(), _ctx.transport_name, addr);
   const flowrelay_status status = _ctx.host.publish_reply(
       c.channel->name, m, &info, call ? reply_published<true> : reply_published<false>, ctx);
   if (status == FLOWRELAY_OK || status == FLOWRELAY_PENDING) {
@@ -269,13 +280,16 @@ void EventLoop::on_published(std::unique_ptr<PublishAnswer> answer) {
 
 // ---------------------------------------------------------------------------- connect proxy
 
-flowrelay_status EventLoop::authorize(Session& s, std::string_view conversation,
+flowrelay_status EventLoop::authorize(Connection& s, std::string_view conversation,
                                       std::string_view cookie, std::string_view authorization) {
-  Connection& c = conn(s);
+  Connection& c = s;
   char addr[64];
-  const flowrelay_connect_request request{
-      sizeof(flowrelay_connect_request), sdk::str(conversation),         sdk::str(cookie),
-      sdk::str(authorization),           sdk::str(remote_addr(c, addr)), sdk::str(kTransport)};
+  const flowrelay_connect_request request{sizeof(flowrelay_connect_request),
+                                          sdk::str(conversation),
+                                          sdk::str(cookie),
+                                          sdk::str(authorization),
+                                          sdk::str(remote_addr(c, addr)),
+                                          sdk::str(_ctx.transport_name)};
   auto call = std::make_unique<ConnectCall>(ConnectCall{this, std::make_unique<ConnectAnswer>()});
   call->answer->session = s.id();
   call->answer->conversation.assign(conversation);
@@ -305,13 +319,15 @@ void EventLoop::on_authorized(std::unique_ptr<ConnectAnswer> answer) {
 
 // ---------------------------------------------------------------------------- join/leave
 
-void EventLoop::opened(Session& s) { client_event(&conn(s), true); }
+void EventLoop::opened(Connection& s) { client_event(&s, true); }
 
 void EventLoop::client_event(Connection* c, bool joined) {
   if (!c->channel) return;
   c->joined_event = joined;
   char addr[64];
-  _ctx.host.client_event(joined, client_info(*c, _ctx.host.channel_prefix().size(), addr));
+  _ctx.host.client_event(joined,
+                         client_info(*c, c->channel->name, _ctx.host.channel_prefix().size(),
+                                     _ctx.transport_name, addr));
 }
 
-}  // namespace flowrelay::ws
+}  // namespace flowrelay::stream
