@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "envelope_reply.h"
 #include "handshake.h"
+#include "history_entry.h"
 #include "utf8_repair.h"
 
 namespace flowrelay::ws {
@@ -61,8 +62,7 @@ size_t Session::on_handshake(char* data, size_t len) {
     _seam->begin(hs.since, hs.epoch);  // live frames are held from the first one on
     _resume_since = hs.since;
   }
-  _tokens = static_cast<float>(_config.limits.publish_burst.load(std::memory_order_relaxed));
-  _tokens_at_ms = static_cast<uint32_t>(_host.now_ms());
+  _bucket.fill(_config.limits, _host.now_ms());
   _accept_101 = SharedFrame::raw(hs.response);
   // The backend's connect proxy has the last word, after the local checks. Meanwhile the
   // connection is parked: what the client sends waits in `_in` (bounded as while Joining) and
@@ -158,18 +158,7 @@ void Session::on_timer() {
   }
 }
 
-bool Session::take_token() {
-  const double rate = _config.limits.publish_rate.load(std::memory_order_relaxed);
-  if (rate <= 0) return true;
-  const double burst = _config.limits.publish_burst.load(std::memory_order_relaxed);
-  const auto now = static_cast<uint32_t>(_host.now_ms());
-  const double refill = (now - _tokens_at_ms) * rate / 1000.0;
-  _tokens = static_cast<float>(std::min(burst, _tokens + refill));
-  _tokens_at_ms = now;
-  if (_tokens < 1.0f) return false;
-  _tokens -= 1.0f;
-  return true;
-}
+bool Session::take_token() { return _bucket.take(_config.limits, _host.now_ms()); }
 
 // ---------------------------------------------------------------------------- output
 
@@ -268,16 +257,7 @@ namespace {
 
 // A history entry's frame: a message, or a reply's SNAPSHOT / REPLY (or any other step).
 SharedFrame* history_frame(const HistoryResult::Entry& e, std::string_view epoch) {
-  SharedFrame* f;
-  if (e.reply.kind == FLOWRELAY_KIND_MESSAGE) {
-    f = ws_frame({}, Opcode::Text, envelope_message(e.lane, e.offset, epoch, e.data));
-  } else {
-    const HistoryResult::Reply& r = e.reply;
-    auto str = [](const std::string& s) { return flowrelay_str{s.data(), s.size()}; };
-    const flowrelay_reply reply{sizeof reply, r.kind,    str(r.id),     r.seq,  str(r.reason),
-                                str(r.error), r.ttft_ms, r.duration_ms, r.bytes};
-    f = ws_frame({}, Opcode::Text, envelope_reply(reply, e.offset, epoch, e.data));
-  }
+  SharedFrame* f = ws_frame({}, Opcode::Text, history_envelope(e, epoch));
   f->set_position(e.lane, e.offset);
   return f;
 }

@@ -84,8 +84,7 @@ class Session final : public Connection {
   bool _held_overflow = false;      // more than max_outbound_bytes arrived during a resume's read
   uint8_t _frag_opcode = 0;         // opcode of the fragmented message being received, 0 if none
   Utf8Validator _utf8;              // over `_message`
-  float _tokens = 0;                // publish token bucket
-  uint32_t _tokens_at_ms = 0;       // last refill (wraps after 49 days: harmless)
+  PublishBucket _bucket;            // publish_rate
   std::string* _in = nullptr;       // unparsed input carried over between reads
   std::string* _message = nullptr;  // payload of a fragmented message so far
   SharedFrame* _accept_101 = nullptr;  // the 101, held back while Joining

@@ -144,8 +144,8 @@ std::string RedisServer::log() const {
 
 namespace {
 
-std::string replica_config(uint16_t ws_port, uint16_t http_port, const std::string& redis_url,
-                           const ReplicaOptions& o) {
+std::string replica_config(uint16_t ws_port, uint16_t http_port, uint16_t sse_port,
+                           const std::string& redis_url, const ReplicaOptions& o) {
   std::ostringstream c;
   c << "plugin_dir: " << plugin_dir() << "\n"
     << "log: { level: " << o.log_level << " }\n"
@@ -155,6 +155,12 @@ std::string replica_config(uint16_t ws_port, uint16_t http_port, const std::stri
     << "    listen: 127.0.0.1:" << ws_port << "\n"
     << "    path: /ws/\n";
   for (const auto& line : o.transport_options) c << "    " << line << "\n";
+  if (sse_port != 0) {
+    c << "  - plugin: transport-sse\n"
+      << "    listen: 127.0.0.1:" << sse_port << "\n"
+      << "    path: /sse/\n";
+    for (const auto& line : o.sse_options) c << "    " << line << "\n";
+  }
   c << "broker:\n"
     << "  plugin: broker-redis\n"
     << "  url: " << redis_url << "\n";
@@ -177,8 +183,13 @@ Replica::Replica(const TempDir& dir, std::string name, const std::string& redis_
   do {
     _http_port = free_port();
   } while (_http_port == _ws_port);
-  const std::string config =
-      _dir.write(_name + ".yaml", replica_config(_ws_port, _http_port, redis_url, options));
+  if (options.sse) {
+    do {
+      _sse_port = free_port();
+    } while (_sse_port == _ws_port || _sse_port == _http_port);
+  }
+  const std::string config = _dir.write(
+      _name + ".yaml", replica_config(_ws_port, _http_port, _sse_port, redis_url, options));
   _proc.start({daemon_binary(), "--config", config}, logged_to(_log_path));
 }
 
@@ -238,13 +249,50 @@ std::string render_nginx_conf(const std::string& listen, const std::array<std::s
   return text;
 }
 
-Nginx::Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout)
+std::string add_sse_location(const std::string& conf,
+                             const std::vector<std::string>& sse_replicas) {
+  if (conf.find("location /sse/") != std::string::npos) {
+    throw std::runtime_error("deploy/nginx.conf has a /sse/ location now: test that one");
+  }
+  std::string upstream = "  upstream flowrelay_sse {\n";
+  for (const auto& r : sse_replicas) {
+    upstream += "    server " + r + " max_fails=1 fail_timeout=5s;\n";
+  }
+  upstream += "  }\n\n";
+  // An event stream is one long response: unbuffered (each event reaches the client as it is
+  // written), not cut by proxy_read_timeout between heartbeats; POSTs go the same way.
+  const std::string location =
+      "    location /sse/ {\n"
+      "      proxy_pass http://flowrelay_sse;\n"
+      "      proxy_http_version 1.1;\n"
+      "      proxy_set_header Host $host;\n"
+      "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+      "      proxy_buffering off;\n"
+      "      proxy_cache off;\n"
+      "      proxy_read_timeout 1h;\n"
+      "      proxy_connect_timeout 2s;\n"
+      "      proxy_next_upstream error timeout;\n"
+      "    }\n\n";
+  std::string out = conf;
+  const size_t server = out.find("  server {");
+  const size_t ws = out.find("    location /ws/");
+  if (server == std::string::npos || ws == std::string::npos || ws < server) {
+    throw std::runtime_error("deploy/nginx.conf: no \"server {\" with a /ws/ location to extend");
+  }
+  out.insert(ws, location);
+  out.insert(server, upstream);
+  return out;
+}
+
+Nginx::Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout,
+             const std::vector<std::string>& sse_replicas)
     : _dir(dir) {
   for (int attempt = 1;; ++attempt) {
     _port = free_port();
     const std::string listen = "127.0.0.1:" + std::to_string(_port);
-    const std::string conf =
-        _dir.write("nginx.conf", render_nginx_conf(listen, replicas, dir.path()));
+    std::string text = render_nginx_conf(listen, replicas, dir.path());
+    if (!sse_replicas.empty()) text = add_sse_location(text, sse_replicas);
+    const std::string conf = _dir.write("nginx.conf", text);
     _proc.start({nginx_binary(), "-p", dir.path() + "/", "-c", conf, "-e",
                  dir.path() + "/nginx-error.log", "-g", "daemon off;"},
                 logged_to(dir.path() + "/nginx.out"));

@@ -85,6 +85,10 @@ struct ReplicaOptions {
   bool echo = true;  // channels.echo
   // Top-level sections after the others (e.g. "backend:" and its indented keys), one line each.
   std::vector<std::string> sections{};
+  // A second transport, transport-sse (path /sse/) on Replica::sse_port(), with these options
+  // ("key: value", one per line).
+  bool sse = false;
+  std::vector<std::string> sse_options{};
 };
 
 class Replica {
@@ -99,6 +103,8 @@ class Replica {
   uint16_t ws_port() const { return _ws_port; }
   uint16_t http_port() const { return _http_port; }
   std::string ws_address() const { return "127.0.0.1:" + std::to_string(_ws_port); }
+  uint16_t sse_port() const { return _sse_port; }  // 0 unless ReplicaOptions::sse
+  std::string sse_address() const { return "127.0.0.1:" + std::to_string(_sse_port); }
   pid_t pid() const { return _proc.pid(); }
   bool running() { return _proc.running(); }
   int ready_status(Millis timeout = 1s) const;  // GET /ready: 200, 503, or 0 (no answer)
@@ -114,6 +120,7 @@ class Replica {
   std::string _name;
   uint16_t _ws_port = 0;
   uint16_t _http_port = 0;
+  uint16_t _sse_port = 0;
   std::string _log_path;
   Process _proc;
 };
@@ -126,11 +133,17 @@ class Replica {
 std::string render_nginx_conf(const std::string& listen, const std::array<std::string, 3>& replicas,
                               const std::string& run_dir);
 
+// `conf` (rendered) with a /sse/ location proxying to `sse_replicas` (their transport-sse
+// ports) without buffering, as an SSE deployment needs; throws if `conf` has one already.
+std::string add_sse_location(const std::string& conf, const std::vector<std::string>& sse_replicas);
+
 class Nginx {
  public:
-  // Renders the shipped template into <dir>/nginx.conf, starts nginx in the foreground and waits
-  // (bounded) until its port accepts connections.
-  Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s);
+  // Renders the shipped template into <dir>/nginx.conf (with add_sse_location when
+  // `sse_replicas` is not empty), starts nginx in the foreground and waits (bounded) until its
+  // port accepts connections.
+  Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s,
+        const std::vector<std::string>& sse_replicas = {});
   uint16_t port() const { return _port; }
   std::string error_log() const;
 

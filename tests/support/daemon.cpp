@@ -62,7 +62,15 @@ std::string make_config(const Ports& ports, const DaemonOptions& o) {
     << "    listen: 127.0.0.1:" << ports.ws << "\n"
     << "    path: /ws/\n"
     << "    max_message_size: " << o.max_message_size << "\n"
-    << o.transport_extra << "broker:\n"
+    << o.transport_extra;
+  if (ports.sse != 0) {
+    c << "  - plugin: transport-sse\n"
+      << "    listen: 127.0.0.1:" << ports.sse << "\n"
+      << "    path: /sse/\n"
+      << "    max_message_size: " << o.max_message_size << "\n"
+      << o.sse_extra;
+  }
+  c << "broker:\n"
     << "  plugin: broker-local\n"
     << o.broker_extra << "channels: { prefix: \"chat:\", echo: true }\n";
   // The flow form when nothing is added keeps the line numbers config_test relies on.
@@ -86,6 +94,11 @@ Daemon::Daemon(DaemonOptions options, Millis ready_timeout) {
     do {
       _ports.http = free_port();
     } while (_ports.http == _ports.ws);
+    if (options.sse) {
+      do {
+        _ports.sse = free_port();
+      } while (_ports.sse == _ports.ws || _ports.sse == _ports.http);
+    }
     _config_path = _dir.write("flowrelay.yaml", make_config(_ports, options));
     _proc.start({daemon_binary(), "--config", _config_path});
     switch (await_ready(_proc, _ports.http, ready_timeout)) {

@@ -47,15 +47,20 @@ struct DaemonOptions {
   // YAML lines merged into the http section (each indented by 2 spaces, e.g.
   // "  max_body_bytes: 1024\n").
   std::string http_extra;
+  // A second transport entry, transport-sse on Daemon::sse_port() at path /sse/, with
+  // `sse_extra` merged into it (lines indented by 4 spaces, e.g. "    heartbeat_ms: 200\n").
+  bool sse = false;
+  std::string sse_extra;
 };
 
 struct Ports {
   uint16_t ws = 0;
   uint16_t http = 0;
+  uint16_t sse = 0;  // 0: no transport-sse entry
 };
 
-// The config file of the contract (transport-ws, broker-local, the HTTP listener), with the
-// given ports and options.
+// The config file of the contract (transport-ws, broker-local, the HTTP listener; transport-sse
+// too when ports.sse is set), with the given ports and options.
 std::string make_config(const Ports& ports, const DaemonOptions& options = {});
 
 // One flowrelayd on broker-local, on free ports of 127.0.0.1.
@@ -70,6 +75,7 @@ class Daemon {
 
   uint16_t ws_port() const { return _ports.ws; }
   uint16_t http_port() const { return _ports.http; }
+  uint16_t sse_port() const { return _ports.sse; }  // 0 unless options.sse
   pid_t pid() const { return _proc.pid(); }
   const std::string& config_path() const { return _config_path; }
   std::string stderr_text() const { return _proc.err_text(); }

@@ -8,6 +8,8 @@
 
 #include <sstream>
 
+#include "support/text.h"
+
 namespace flowrelay::test {
 
 namespace {
@@ -35,6 +37,7 @@ HttpResult exchange(Poco::Net::HTTPClientSession& session, const std::string& me
     std::istream& in = session.receiveResponse(resp);
     r.status = static_cast<int>(resp.getStatus());
     r.content_type = resp.getContentType();
+    for (const auto& [name, value] : resp) r.headers.emplace_back(name, value);
     std::ostringstream ss;
     Poco::StreamCopier::copyStream(in, ss);
     r.body = ss.str();
@@ -51,6 +54,14 @@ HttpResult exchange(Poco::Net::HTTPClientSession& session, const std::string& me
 }
 
 }  // namespace
+
+std::optional<std::string> HttpResult::header(std::string_view name) const {
+  const std::string wanted = lower(name);
+  for (const auto& [n, v] : headers) {
+    if (lower(n) == wanted) return v;
+  }
+  return std::nullopt;
+}
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& path,
                         const std::string& body, const HttpHeaders& headers, Millis timeout) {

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -11,13 +13,16 @@
 
 namespace flowrelay::test {
 
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
 struct HttpResult {
   int status = 0;  // 0: no answer (connection refused, timeout); then body says why
   std::string content_type;
   std::string body;
+  HttpHeaders headers;  // the response's (sorted by name, as Poco keeps them)
+  // First response header of that name (case-insensitive), or nullopt.
+  std::optional<std::string> header(std::string_view name) const;
 };
-
-using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 // One request on a fresh connection to 127.0.0.1:<port>.
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& path,

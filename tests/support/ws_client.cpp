@@ -152,15 +152,13 @@ void RawClient::fin_close() {
   _closed = true;
 }
 
-bool pump_clients(const std::vector<RawClient*>& clients,
-                  const std::function<void(size_t, Frame&&)>& on_frame,
-                  const std::function<bool()>& done, Millis timeout) {
+bool pump_raw_clients(const std::vector<RawClient*>& clients,
+                      const std::function<void(size_t)>& drain, const std::function<bool()>& done,
+                      Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   std::vector<pollfd> fds(clients.size());
   for (;;) {
-    for (size_t i = 0; i < clients.size(); ++i) {
-      while (auto f = clients[i]->pop_frame()) on_frame(i, std::move(*f));
-    }
+    for (size_t i = 0; i < clients.size(); ++i) drain(i);
     if (done()) return true;
     if (Clock::now() >= deadline) return false;
     for (size_t i = 0; i < clients.size(); ++i) {
@@ -172,6 +170,17 @@ bool pump_clients(const std::vector<RawClient*>& clients,
       if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) clients[i]->pump();
     }
   }
+}
+
+bool pump_clients(const std::vector<RawClient*>& clients,
+                  const std::function<void(size_t, Frame&&)>& on_frame,
+                  const std::function<bool()>& done, Millis timeout) {
+  return pump_raw_clients(
+      clients,
+      [&](size_t i) {
+        while (auto f = clients[i]->pop_frame()) on_frame(i, std::move(*f));
+      },
+      done, timeout);
 }
 
 }  // namespace flowrelay::test

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "support/wait.h"
@@ -58,6 +59,9 @@ class RawClient {
   int fd() const;
   bool pump();
   std::optional<Frame> pop_frame() { return take_frame(_buf); }
+  // The received bytes not consumed yet (after a read_head(): the body so far), removed from
+  // the buffer: for streams that are not WebSocket frames (SSE, NDJSON).
+  std::string take_bytes() { return std::exchange(_buf, {}); }
 
   // By default the client closes its socket as soon as it sees the server's EOF (as browsers
   // do); false keeps its half open, like a peer that never notices.
@@ -76,8 +80,13 @@ class RawClient {
   bool _close_on_eof = true;
 };
 
-// Polls all clients (poll(2)) until `done()` is true or `timeout` passes, handing every complete
-// frame to on_frame(index, frame). Returns done().
+// Polls all clients (poll(2)), reading what arrives (pump()), and calls drain(index) for every
+// client before each check of `done()`, until it is true or `timeout` passes. Returns done().
+bool pump_raw_clients(const std::vector<RawClient*>& clients,
+                      const std::function<void(size_t)>& drain, const std::function<bool()>& done,
+                      Millis timeout);
+
+// pump_raw_clients handing every complete frame to on_frame(index, frame).
 bool pump_clients(const std::vector<RawClient*>& clients,
                   const std::function<void(size_t, Frame&&)>& on_frame,
                   const std::function<bool()>& done, Millis timeout);

@@ -80,6 +80,13 @@ bool AccessPolicy::matches(std::string_view pattern, std::string_view conversati
   return pattern == conversation;
 }
 
+bool AccessPolicy::origin_allowed(std::string_view origin) const {
+  if (_settings.allowed_origins.empty()) return true;
+  for (const auto& allowed : _settings.allowed_origins)
+    if (Poco::icompare(allowed, std::string(origin)) == 0) return true;
+  return false;
+}
+
 AccessDecision AccessPolicy::check(std::string_view conversation,
                                    const Poco::Net::HTTPRequest& req) const {
   AccessDecision d;
@@ -87,11 +94,8 @@ AccessDecision AccessPolicy::check(std::string_view conversation,
   if (origin.empty()) {
     if (!_settings.allow_missing_origin)
       return {403, "an Origin header is required", false, {}, {}};
-  } else if (!_settings.allowed_origins.empty()) {
-    bool ok = false;
-    for (const auto& allowed : _settings.allowed_origins)
-      if (Poco::icompare(allowed, origin) == 0) ok = true;
-    if (!ok) return {403, "origin not allowed: " + origin, false, {}, {}};
+  } else if (!origin_allowed(origin)) {
+    return {403, "origin not allowed: " + origin, false, {}, {}};
   }
   if (!_signer) return d;
 

@@ -40,6 +40,9 @@ class AccessPolicy {
   // Decides for a client asking to join `conversation` with this request. [any thread]
   AccessDecision check(std::string_view conversation, const Poco::Net::HTTPRequest& req) const;
 
+  // A browser Origin (non-empty) the allow-list lets in (CORS answers echo only those).
+  bool origin_allowed(std::string_view origin) const;
+
   // `pattern` is "*", a prefix ending in "*", or an exact conversation id.
   static bool matches(std::string_view pattern, std::string_view conversation);
 

@@ -81,7 +81,8 @@ class SessionHost {
     return FLOWRELAY_EUNSUPPORTED;
   }
   // A publish into `conversation` by a session that is in no channel (transport-sse's POST),
-  // as publish(). The default: not supported.
+  // as publish(), except that published() follows every outcome (a success without an id
+  // too). The default: not supported.
   virtual flowrelay_status publish_to(Connection&, std::string_view conversation,
                                       flowrelay_lane lane, std::string_view data,
                                       std::string_view id) {

@@ -97,9 +97,12 @@ std::string envelope_error(int code, std::string_view reason, std::string_view i
 
 std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,
                          bool duplicate) {
-  std::string out = "{\"type\":\"ack\",\"id\":\"";
-  append_json_string(out, id);
-  out += '"';
+  std::string out = "{\"type\":\"ack\"";
+  if (!id.empty()) {  // transport-sse answers a POST without an id with an ack too
+    out += ",\"id\":\"";
+    append_json_string(out, id);
+    out += '"';
+  }
   if (offset) out += ",\"offset\":" + std::to_string(offset);
   if (!epoch.empty()) {
     out += ",\"epoch\":\"";

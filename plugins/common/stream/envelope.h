@@ -21,7 +21,8 @@ std::string envelope_resumed(bool recovered, uint64_t offset, std::string_view e
 // members as JSON text, e.g. `,"expected_seq":4`.
 std::string envelope_error(int code, std::string_view reason, std::string_view id = {},
                            std::string_view extra = {});
-// {"type":"ack","id":"c1","offset":N,"epoch":"E"}: offset left out when 0, epoch when empty
+// {"type":"ack","id":"c1","offset":N,"epoch":"E"}: id left out when empty, offset when 0, epoch
+// when empty
 // (as in message frames); "relayed":false added when the backend took it without relaying it,
 // "duplicate":true when a reply step had been stored before.
 std::string envelope_ack(std::string_view id, uint64_t offset, std::string_view epoch, bool relayed,

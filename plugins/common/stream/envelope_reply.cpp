@@ -19,7 +19,9 @@ void append_text(std::string& out, std::string_view s) {
     append_json_string(out, repair_utf8(s));
 }
 
-const char* type_name(flowrelay_kind kind) {
+}  // namespace
+
+const char* reply_type_name(flowrelay_kind kind) {
   switch (kind) {
     case FLOWRELAY_KIND_OPEN:
       return "open";
@@ -37,6 +39,8 @@ const char* type_name(flowrelay_kind kind) {
       return "message";
   }
 }
+
+namespace {
 
 void append_stats(std::string& out, const flowrelay_reply& r) {
   out += ",\"stats\":{\"tokens\":";
@@ -66,7 +70,7 @@ std::string envelope_reply(const flowrelay_reply& r, uint64_t offset, std::strin
   std::string out;
   out.reserve(data.size() + epoch.size() + r.id.len + 128);
   out += "{\"type\":\"";
-  out += type_name(kind);
+  out += reply_type_name(kind);
   out += "\",\"reply\":\"";
   l.reply_pos = static_cast<uint32_t>(out.size());
   append_text(out, view(r.id));

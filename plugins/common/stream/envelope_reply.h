@@ -25,6 +25,10 @@ namespace flowrelay::stream {
 std::string envelope_reply(const flowrelay_reply& r, uint64_t offset, std::string_view epoch,
                            std::string_view data, DeltaLayout* layout = nullptr);
 
+// The frame type of a reply step's kind: "open", "delta", "end", "snapshot", "reply",
+// "stalled" ("message" for anything else).
+const char* reply_type_name(flowrelay_kind kind);
+
 // A producer's step, from {"type":"open"|"delta"|"end"|"cancel","reply":"r17",...}.
 struct ClientReplyStep {
   flowrelay_kind kind = FLOWRELAY_KIND_DELTA;  // OPEN, DELTA or END (cancel: END)

@@ -87,9 +87,10 @@ class EventLoop final : private SessionHost {
                                  std::string_view id) override;
   flowrelay_status publish_to(Connection& s, std::string_view conversation, flowrelay_lane lane,
                               std::string_view data, std::string_view id) override;
-  // publish() and publish_to(): `channel` is the session's, or the conversation's.
+  // publish() and publish_to(): `channel` is the session's, or the conversation's;
+  // `answer_success`: published() follows a success without an id too.
   flowrelay_status publish_on(Connection& c, std::string_view channel, flowrelay_lane lane,
-                              std::string_view data, std::string_view id);
+                              std::string_view data, std::string_view id, bool answer_success);
   flowrelay_status authorize(Connection& s, std::string_view conversation, std::string_view cookie,
                              std::string_view authorization) override;
   void opened(Connection& s) override;

@@ -55,10 +55,12 @@ uint32_t code_of(flowrelay_status status) {
   return 500;
 }
 
-// A publish with an id; one without passes its link as the context (no allocation).
+// A publish with an id, or one whose success must be answered too (transport-sse's POST);
+// one without either passes its link as the context (no allocation).
 struct PublishCall {
   PublishLink* link;  // one reference
   std::string id;
+  bool answer_success = false;
 };
 
 struct Result {
@@ -76,8 +78,8 @@ struct Result {
 
 // [any thread, maybe inside the publish call] Takes over one reference of `link`. A success
 // nobody asked to hear of ends here; the rest is copied and posted to the connection's loop.
-void hand_back(PublishLink* link, std::string&& id, const Result& r) noexcept {
-  if (r.ok && id.empty()) return link->unref();
+void hand_back(PublishLink* link, std::string&& id, bool answer_success, const Result& r) noexcept {
+  if (r.ok && id.empty() && !answer_success) return link->unref();
   PublishAnswer* raw = new (std::nothrow) PublishAnswer(link);
   if (!raw) return link->unref();  // out of memory: this one answer is lost, not the session
   std::unique_ptr<PublishAnswer> answer(raw);
@@ -99,10 +101,12 @@ void hand_back(PublishLink* link, std::string&& id, const Result& r) noexcept {
 }
 
 template <bool kWithId>
-PublishLink* take_context(void* ctx, std::string& id) {
+PublishLink* take_context(void* ctx, std::string& id, bool& answer_success) {
+  answer_success = false;
   if constexpr (kWithId) {
     std::unique_ptr<PublishCall> call(static_cast<PublishCall*>(ctx));
     id = std::move(call->id);
+    answer_success = call->answer_success;
     return call->link;
   } else {
     return static_cast<PublishLink*>(ctx);
@@ -112,10 +116,11 @@ PublishLink* take_context(void* ctx, std::string& id) {
 template <bool kWithId>
 void client_published(void* ctx, const flowrelay_client_published* r) noexcept {
   std::string id;
-  PublishLink* link = take_context<kWithId>(ctx, id);
-  if (!r) return hand_back(link, std::move(id), {false, false, 500, 0, {}, {}});
+  bool always;
+  PublishLink* link = take_context<kWithId>(ctx, id, always);
+  if (!r) return hand_back(link, std::move(id), always, {false, false, 500, 0, {}, {}});
   const bool ok = r->status == FLOWRELAY_OK;
-  hand_back(link, std::move(id),
+  hand_back(link, std::move(id), always,
             {ok, r->relayed != 0, ok ? 0 : (r->code ? r->code : code_of(r->status)), r->offset,
              r->epoch, r->reason});
 }
@@ -125,9 +130,10 @@ template <bool kWithId>
 void broker_published(void* ctx, flowrelay_status status, uint64_t offset,
                       flowrelay_str epoch) noexcept {
   std::string id;
-  PublishLink* link = take_context<kWithId>(ctx, id);
+  bool always;
+  PublishLink* link = take_context<kWithId>(ctx, id, always);
   const bool ok = status == FLOWRELAY_OK;
-  hand_back(link, std::move(id), {ok, true, ok ? 0 : code_of(status), offset, epoch, {}});
+  hand_back(link, std::move(id), always, {ok, true, ok ? 0 : code_of(status), offset, epoch, {}});
 }
 
 uint32_t reply_code(flowrelay_status status) {
@@ -140,14 +146,15 @@ uint32_t reply_code(flowrelay_status status) {
 template <bool kWithId>
 void reply_published(void* ctx, const flowrelay_reply_published* r) noexcept {
   std::string id;
-  PublishLink* link = take_context<kWithId>(ctx, id);
-  if (!r) return hand_back(link, std::move(id), {false, false, 500, 0, {}, {}});
+  bool always;
+  PublishLink* link = take_context<kWithId>(ctx, id, always);
+  if (!r) return hand_back(link, std::move(id), always, {false, false, 500, 0, {}, {}});
   const bool ok = r->status == FLOWRELAY_OK;
   Result result{ok, true, ok ? 0 : reply_code(r->status), r->offset, r->epoch, {}};
   result.duplicate = ok && r->duplicate != 0;
   result.expected_seq = r->expected_seq;
   result.ended = r->ended;
-  hand_back(link, std::move(id), result);
+  hand_back(link, std::move(id), always, result);
 }
 
 struct ConnectCall {
@@ -179,7 +186,7 @@ void connect_answered(void* ctx, const flowrelay_connect_result* r) noexcept {
 flowrelay_status EventLoop::publish(Connection& s, flowrelay_lane lane, std::string_view data,
                                     std::string_view id) {
   if (!s.channel) return FLOWRELAY_EINTERNAL;  // not a member: cannot happen while Open
-  return publish_on(s, s.channel->name, lane, data, id);
+  return publish_on(s, s.channel->name, lane, data, id, false);
 }
 
 flowrelay_status EventLoop::publish_to(Connection& s, std::string_view conversation,
@@ -187,18 +194,19 @@ flowrelay_status EventLoop::publish_to(Connection& s, std::string_view conversat
                                        std::string_view id) {
   std::string channel(_ctx.host.channel_prefix());
   channel += conversation;
-  return publish_on(s, channel, lane, data, id);
+  return publish_on(s, channel, lane, data, id, true);
 }
 
 flowrelay_status EventLoop::publish_on(Connection& c, std::string_view channel, flowrelay_lane lane,
-                                       std::string_view data, std::string_view id) {
+                                       std::string_view data, std::string_view id,
+                                       bool answer_success) {
   if (!c.link) c.link = new PublishLink(this, &c);
   // origin.session names the publisher (echo suppression); the daemon adds origin.node.
   const flowrelay_message m = sdk::make_message(lane, data, c.id());
   std::unique_ptr<PublishCall> call;
   void* ctx = c.link;
-  if (!id.empty()) {
-    call.reset(new PublishCall{c.link, std::string(id)});
+  if (!id.empty() || answer_success) {
+    call.reset(new PublishCall{c.link, std::string(id), answer_success});
     ctx = call.get();
   }
   c.link->ref();  // the completion's

@@ -2,6 +2,7 @@
 // what each loop counts; shared by the Session, the event loops and /metrics.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -22,6 +23,7 @@ struct LiveLimits {
   std::atomic<uint64_t> max_connections_per_ip;
   std::atomic<double> publish_rate;
   std::atomic<double> publish_burst;
+  std::atomic<uint32_t> retry_ms;  // transport-sse: the reconnect delay told to EventSource
 
   explicit LiveLimits(const StreamOptions& o) { apply(o); }
   void apply(const StreamOptions& o) {
@@ -36,6 +38,31 @@ struct LiveLimits {
     max_connections_per_ip = o.max_connections_per_ip;
     publish_rate = o.publish_rate;
     publish_burst = o.publish_burst;
+    retry_ms = o.retry_ms;
+  }
+};
+
+// A connection's publish_rate token bucket (publish_burst deep), on the session's clock.
+struct PublishBucket {
+  float tokens = 0;
+  uint32_t at_ms = 0;  // last refill (wraps after 49 days: harmless)
+
+  void fill(const LiveLimits& l, int64_t now_ms) {
+    tokens = static_cast<float>(l.publish_burst.load(std::memory_order_relaxed));
+    at_ms = static_cast<uint32_t>(now_ms);
+  }
+  // True if a message may be published now (and takes its token).
+  bool take(const LiveLimits& l, int64_t now_ms) {
+    const double rate = l.publish_rate.load(std::memory_order_relaxed);
+    if (rate <= 0) return true;
+    const double burst = l.publish_burst.load(std::memory_order_relaxed);
+    const auto now = static_cast<uint32_t>(now_ms);
+    const double refill = (now - at_ms) * rate / 1000.0;
+    tokens = static_cast<float>(std::min(burst, tokens + refill));
+    at_ms = now;
+    if (tokens < 1.0f) return false;
+    tokens -= 1.0f;
+    return true;
   }
 };
 

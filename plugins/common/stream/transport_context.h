@@ -66,11 +66,13 @@ inline std::shared_ptr<const AccessPolicy> load_access_policy(const AccessSettin
 }
 
 // Who a transport is, for its loops: its plugin name (errors), its name for the backend
-// (flowrelay_client_info.transport: "ws", "sse"), its metric names' prefix ("flowrelay_",
-// "flowrelay_sse_": two transports never export one family twice), and its sessions' maker.
+// (flowrelay_client_info.transport: "ws", "sse"), its URL scheme, its metric names' prefix
+// ("flowrelay_", "flowrelay_sse_": two transports never export one family twice), and its sessions'
+// maker.
 struct TransportIdentity {
   std::string_view plugin;
   std::string_view name;
+  std::string_view scheme;  // of its URLs, for the log: "ws", "http"
   std::string_view metric_prefix;
   ConnectionFactory make_connection;
 };
@@ -84,6 +86,7 @@ struct TransportContext {
   mutable std::atomic<uint64_t> envelope_clients{0};
   const std::string_view plugin;
   const std::string_view transport_name;
+  const std::string_view scheme;
   const std::string_view metric_prefix;
   const ConnectionFactory make_connection;
 
@@ -93,6 +96,7 @@ struct TransportContext {
         limits(options),
         plugin(who.plugin),
         transport_name(who.name),
+        scheme(who.scheme),
         metric_prefix(who.metric_prefix),
         make_connection(who.make_connection),
         _policy(load_access_policy(options.access, who.plugin)) {}

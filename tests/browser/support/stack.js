@@ -73,11 +73,20 @@ export function writeSecret(dir) {
 // One flowrelayd. `redisPort` picks broker-redis (else broker-local); `agentPort` the backend.
 export class Flowrelayd {
   // `channels`: more keys of the channels section (e.g. 'reply_stall_ms: 300').
+  // `sse`: also load transport-sse on a free port (ssePort), with these keys of its own
+  // (e.g. { heartbeat_ms: 300 }); null: transport-ws alone.
   static async start({ dir, name = 'flowrelayd', redisPort, agentPort, secretFile, demo = true,
-                       channels = '' }) {
+                       channels = '', sse = null }) {
     const d = new Flowrelayd();
     d.wsPort = await freePort();
     do d.httpPort = await freePort(); while (d.httpPort === d.wsPort);
+    let sseEntry = '';
+    if (sse) {
+      do d.ssePort = await freePort(); while (d.ssePort === d.wsPort || d.ssePort === d.httpPort);
+      // JSON strings are valid YAML scalars: an origin list with ':' and ',' stays one value.
+      sseEntry = `  - plugin: transport-sse\n    listen: 127.0.0.1:${d.ssePort}\n` +
+        Object.entries(sse).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
+    }
     const broker = redisPort
       ? `  plugin: broker-redis\n  url: redis://127.0.0.1:${redisPort}\n`
       : '  plugin: broker-local\n';
@@ -89,6 +98,7 @@ export class Flowrelayd {
     writeFileSync(config,
       `plugin_dir: ${pluginDir}\nlog: { level: information }\nshutdown_timeout_ms: 1000\n` +
       `transports:\n  - plugin: transport-ws\n    listen: 127.0.0.1:${d.wsPort}\n    path: /ws/\n` +
+      sseEntry +
       `broker:\n${broker}` +
       `channels: { prefix: "chat:", echo: true${channels ? ', ' + channels : ''} }\n` +
       `http: { listen: 127.0.0.1:${d.httpPort}, api_key: ${API_KEY}, demo: ${demo} }\n${backend}`);
@@ -100,12 +110,19 @@ export class Flowrelayd {
   get http() { return `http://127.0.0.1:${this.httpPort}`; }
   pageUrl(query) { return `${this.http}/demo/?${new URLSearchParams(query)}`; }
 
-  // WebSocket connections open on this daemon now (the flowrelay_connections gauge).
-  async connections() {
+  // transport-sse's stream of `conversation` (the default path /sse/), or through `port`.
+  sseUrl(conversation, port = this.ssePort) {
+    return `http://127.0.0.1:${port}/sse/${conversation}`;
+  }
+
+  // Connections open on this daemon now: the flowrelay_connections gauge (WebSocket), or
+  // with prefix 'flowrelay_sse_' transport-sse's flowrelay_sse_connections.
+  async connections(prefix = 'flowrelay_') {
     const text = await (await fetch(`${this.http}/metrics`)).text();
+    const gauge = new RegExp(`^${prefix}connections(\\{[^}]*\\})? `);
     let n = 0;
     for (const line of text.split('\n')) {
-      if (/^flowrelay_connections(\{[^}]*\})? /.test(line)) n += Number(line.split(' ').pop());
+      if (gauge.test(line)) n += Number(line.split(' ').pop());
     }
     return n;
   }
