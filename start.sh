@@ -52,12 +52,15 @@ build() {
     cmake --build "$build_dir" -j "$jobs"
   fi
 }
-daemon_targets=(flowrelayd flowrelay-transport-ws flowrelay-broker-local flowrelay-broker-redis)
+daemon_targets=(flowrelayd flowrelay-transport-ws flowrelay-transport-sse flowrelay-broker-local
+  flowrelay-broker-redis)
 
 # Fills deploy/nginx.conf's ${NAME} placeholders from the environment (and only those).
 render_nginx() {
   sed -e "s|\${LISTEN}|$LISTEN|g" -e "s|\${RUN_DIR}|$RUN_DIR|g" -e "s|\${REPLICA_1}|$REPLICA_1|g" \
-      -e "s|\${REPLICA_2}|$REPLICA_2|g" -e "s|\${REPLICA_3}|$REPLICA_3|g" "$root/deploy/nginx.conf"
+      -e "s|\${REPLICA_2}|$REPLICA_2|g" -e "s|\${REPLICA_3}|$REPLICA_3|g" \
+      -e "s|\${SSE_1}|$SSE_1|g" -e "s|\${SSE_2}|$SSE_2|g" -e "s|\${SSE_3}|$SSE_3|g" \
+      "$root/deploy/nginx.conf"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -69,7 +72,7 @@ wait_ready() { # url seconds
 
 run_cluster() {
   local redis_port=${REDIS_PORT:-6379} front=${FRONT_PORT:-8080}
-  for p in "$redis_port" "$front" 8081 8082 8083 9091 9092 9093; do
+  for p in "$redis_port" "$front" 8081 8082 8083 8071 8072 8073 9091 9092 9093; do
     if port_busy "$p"; then echo "start.sh: port $p is in use; stop what holds it first" >&2; exit 1; fi
   done
   RUN_DIR=$(mktemp -d /tmp/flowrelay-cluster.XXXX)
@@ -95,6 +98,9 @@ transports:
   - plugin: transport-ws
     listen: 127.0.0.1:808$i
     path: /ws/
+  - plugin: transport-sse
+    listen: 127.0.0.1:807$i
+    path: /sse/
 broker:
   plugin: broker-redis
   url: redis://127.0.0.1:$redis_port
@@ -103,7 +109,7 @@ http: { listen: 127.0.0.1:909$i, api_key: dev-secret-key }
 YAML
     "$build_dir/daemon/flowrelayd" --config "$RUN_DIR/replica$i.yaml" >"$RUN_DIR/replica$i.log" 2>&1 &
     pids+=($!)
-    export "REPLICA_$i=127.0.0.1:808$i"
+    export "REPLICA_$i=127.0.0.1:808$i" "SSE_$i=127.0.0.1:807$i"
   done
   for i in 1 2 3; do
     wait_ready "http://127.0.0.1:909$i/ready" 10 || { echo "replica $i did not become ready:" >&2; cat "$RUN_DIR/replica$i.log" >&2; exit 1; }
@@ -115,6 +121,7 @@ YAML
   cat >&2 <<INFO
 flowrelay cluster is up (logs in $RUN_DIR):
   clients   ws://127.0.0.1:$front/ws/{conversation_id}   (nginx, round-robin over the replicas)
+            http://127.0.0.1:$front/sse/{conversation_id}  (EventSource / curl -N; POST publishes)
   replica 1 ws://127.0.0.1:8081/ws/  http://127.0.0.1:9091/ready
   replica 2 ws://127.0.0.1:8082/ws/  http://127.0.0.1:9092/ready
   replica 3 ws://127.0.0.1:8083/ws/  http://127.0.0.1:9093/ready
@@ -132,7 +139,7 @@ INFO
 # the daemon (http.demo). The backend is added here rather than in the dev config so that
 # ./start.sh single keeps relaying client messages without an agent running.
 run_demo() {
-  for p in 8080 9090 8000; do
+  for p in 8080 8090 9090 8000; do
     if port_busy "$p"; then echo "start.sh: port $p is in use; stop what holds it first" >&2; exit 1; fi
   done
   RUN_DIR=$(mktemp -d /tmp/flowrelay-demo.XXXX)
@@ -178,7 +185,7 @@ case "${1:-}" in
     shift
     need_packages "${build_deps[@]}"
     build "${daemon_targets[@]}"
-    echo "flowrelay: ws://127.0.0.1:8080/ws/{conversation_id}  (health: http://127.0.0.1:9090/health; publish: POST http://127.0.0.1:9090/api/publish with X-API-Key: dev-secret-key; Ctrl-C stops)" >&2
+    echo "flowrelay: ws://127.0.0.1:8080/ws/{conversation_id}, http://127.0.0.1:8090/sse/{conversation_id} (EventSource)  (health: http://127.0.0.1:9090/health; publish: POST http://127.0.0.1:9090/api/publish with X-API-Key: dev-secret-key; Ctrl-C stops)" >&2
     exec "$build_dir/daemon/flowrelayd" --config "$build_dir/flowrelay.dev.yaml" "$@"
     ;;
   cluster)

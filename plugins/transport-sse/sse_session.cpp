@@ -51,7 +51,8 @@ void SseSession::on_input() {
   while (_in && _state == State::Handshake && !_publishing) {
     if (_request) {  // a POST waiting for its body
       if (_in->size() < _request->content_length) return;
-      return on_body();
+      on_body();
+      continue;
     }
     const size_t max_header = _config.limits.max_header_size.load(std::memory_order_relaxed);
     const size_t end = net::find_head_end(*_in);
@@ -167,19 +168,21 @@ void SseSession::published(const PublishOutcome& o) {
   const SseRequest& q = *_request;
   if (o.ok) {
     // The same JSON as an envelope ack: {"type":"ack","offset":N,"epoch":"E"} (+ "id").
-    return answer(response(200, "application/json",
-                           envelope_ack(o.id, o.offset, o.epoch, o.relayed) + "\n", q.keep_alive,
-                           q.cors));
+    answer(response(200, "application/json",
+                    envelope_ack(o.id, o.offset, o.epoch, o.relayed) + "\n", q.keep_alive,
+                    q.cors));
+  } else {
+    const uint32_t code = o.code >= 400 && o.code <= 599 ? o.code : 500;
+    (code < 500    ? _config.stats.refused_4xx
+     : code == 501 ? _config.stats.refused_501
+     : code == 503 ? _config.stats.refused_503
+                   : _config.stats.refused_500)
+        .add();
+    answer(response(static_cast<int>(code), "text/plain",
+                    (o.reason.empty() ? std::string("not published") : o.reason) + "\n",
+                    q.keep_alive, q.cors));
   }
-  const uint32_t code = o.code >= 400 && o.code <= 599 ? o.code : 500;
-  (code < 500    ? _config.stats.refused_4xx
-   : code == 501 ? _config.stats.refused_501
-   : code == 503 ? _config.stats.refused_503
-                 : _config.stats.refused_500)
-      .add();
-  answer(response(static_cast<int>(code), "text/plain",
-                  (o.reason.empty() ? std::string("not published") : o.reason) + "\n", q.keep_alive,
-                  q.cors));
+  on_input();  // what the client pipelined meanwhile
 }
 
 void SseSession::answer(std::string bytes) {
@@ -189,7 +192,8 @@ void SseSession::answer(std::string bytes) {
   if (!keep) return begin_closing();
   _state = State::Handshake;  // the next request, with a fresh timer
   _host.set_timer(*this, SessionTimer::Handshake);
-  // on_input()'s loop (or drain_held) goes on with what the client pipelined.
+  // What the client pipelined: on_input()'s loop goes on with it (an answer given inside it),
+  // or published() and authorized() call on_input() (an answer given later).
 }
 
 void SseSession::authorized(const ConnectAnswer& a) {

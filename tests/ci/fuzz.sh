@@ -23,7 +23,8 @@ seconds=${FUZZ_SECONDS:-30}
 parallel=${FUZZ_JOBS:-2}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 build_jobs=${FUZZ_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}
-all_targets=(fuzz_frame_parser fuzz_handshake fuzz_config fuzz_ws_options fuzz_envelope)
+all_targets=(fuzz_frame_parser fuzz_handshake fuzz_config fuzz_ws_options fuzz_envelope
+  fuzz_sse_request)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 t0=$SECONDS

@@ -125,7 +125,7 @@ stage_tsan() {
   configure "$dir" thread
   # Only what the selected tests run.
   cmake --build "$dir" -j "$jobs" --target unit_tests broker_conformance broker_in_daemon_test \
-    integration_tests flowrelayd flowrelay-transport-ws flowrelay-broker-local \
+    integration_tests flowrelayd flowrelay-transport-ws flowrelay-transport-sse flowrelay-broker-local \
     flowrelay-broker-redis broker_redis_history_test broker_redis_gap_fill_test \
     broker_redis_presence_test broker_redis_replies_test broker_redis_sentinel_test
   echo "sanitizers.sh: TSan build took $((SECONDS - t0)) s"
@@ -139,14 +139,15 @@ stage_tsan() {
   # (fan-out to 1000 clients over every loop) and Shutdown.* (SIGTERM while loops deliver);
   # the backend proxy (worker pool -> router -> loops), acks (completions posted to the loops),
   # presence in the router, the event-driven HTTP listener (replies from broker threads), and
-  # reply streams (the reply watch's timer thread delivers and publishes beside the brokers').
+  # reply streams (the reply watch's timer thread delivers and publishes beside the brokers'),
+  # and transport-sse (the same loops: publishes, history answers and fan-out across threads).
   #   Not run: sdk.example.* (label conformance too): the example broker is built out of tree
   #   by the system compiler without TSan, and the same suite already runs on the in-tree
   #   brokers; the rest of the integration suite (single-threaded protocol checks, covered by
   #   the ASan stage).
   local rc=0
   # One ctest run (one summary): label conformance minus sdk.* is the names conformance.*.
-  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|PublishProxy\.|PublishProxyLoad\.|ConnectProxy\.|WsAckTest\.|WsProxy\.|RouterPresence\.|HttpListener\.|HttpListenerLoad\.|HttpListenerPublish\.|ReplyWatch\.|RouterReplies\.|WsTransportReply\.|ReplyApi\.|ReplyLiveness\.|ReplyStream\.|HistoryMemoryBound\.HistoryMaxBytes|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$)' \
+  run_ctest "$dir" -R '^(Router\.|HostApi\.|WsTransport\.|conformance\.|MessagingTest\.|ResumeTest\.|EnvelopeModeTest\.|LaneBackpressure\.|PublishApiTest\.|Codes/CloseHandshake\.|Shutdown\.|PublishProxy\.|PublishProxyLoad\.|ConnectProxy\.|WsAckTest\.|WsProxy\.|RouterPresence\.|HttpListener\.|HttpListenerLoad\.|HttpListenerPublish\.|ReplyWatch\.|RouterReplies\.|WsTransportReply\.|ReplyApi\.|ReplyLiveness\.|ReplyStream\.|HistoryMemoryBound\.HistoryMaxBytes|Scale\.ThousandClientsInTenConversationsReceiveEveryMessage$|Sse[A-Za-z]*\.)' \
     || rc=$?
   echo "sanitizers.sh: TSan stage took $((SECONDS - t0)) s"
   unset TSAN_OPTIONS

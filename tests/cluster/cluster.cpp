@@ -219,15 +219,20 @@ std::string Replica::log() const { return read_text_file(_log_path); }
 // ---------------------------------------------------------------------------------------------
 
 std::string render_nginx_conf(const std::string& listen, const std::array<std::string, 3>& replicas,
-                              const std::string& run_dir) {
+                              const std::string& run_dir,
+                              const std::vector<std::string>& sse_replicas) {
+  // Without SSE listeners the /sse/ upstream names the WebSocket ones: nginx only needs
+  // addresses, and no test sends /sse/ there.
+  auto sse = [&](size_t i) {
+    return sse_replicas.empty() ? replicas[i] : sse_replicas[std::min(i, sse_replicas.size() - 1)];
+  };
   const std::string path = std::string(source_dir()) + "/deploy/nginx.conf";
   std::string text = read_text_file(path);
   if (text.empty()) throw std::runtime_error("cannot read " + path);
-  const std::vector<std::pair<std::string, std::string>> values = {{"${LISTEN}", listen},
-                                                                   {"${REPLICA_1}", replicas[0]},
-                                                                   {"${REPLICA_2}", replicas[1]},
-                                                                   {"${REPLICA_3}", replicas[2]},
-                                                                   {"${RUN_DIR}", run_dir}};
+  const std::vector<std::pair<std::string, std::string>> values = {
+      {"${LISTEN}", listen},         {"${REPLICA_1}", replicas[0]}, {"${REPLICA_2}", replicas[1]},
+      {"${REPLICA_3}", replicas[2]}, {"${SSE_1}", sse(0)},          {"${SSE_2}", sse(1)},
+      {"${SSE_3}", sse(2)},          {"${RUN_DIR}", run_dir}};
   for (const auto& [key, value] : values) {
     size_t pos = 0;
     bool found = false;
@@ -249,49 +254,13 @@ std::string render_nginx_conf(const std::string& listen, const std::array<std::s
   return text;
 }
 
-std::string add_sse_location(const std::string& conf,
-                             const std::vector<std::string>& sse_replicas) {
-  if (conf.find("location /sse/") != std::string::npos) {
-    throw std::runtime_error("deploy/nginx.conf has a /sse/ location now: test that one");
-  }
-  std::string upstream = "  upstream flowrelay_sse {\n";
-  for (const auto& r : sse_replicas) {
-    upstream += "    server " + r + " max_fails=1 fail_timeout=5s;\n";
-  }
-  upstream += "  }\n\n";
-  // An event stream is one long response: unbuffered (each event reaches the client as it is
-  // written), not cut by proxy_read_timeout between heartbeats; POSTs go the same way.
-  const std::string location =
-      "    location /sse/ {\n"
-      "      proxy_pass http://flowrelay_sse;\n"
-      "      proxy_http_version 1.1;\n"
-      "      proxy_set_header Host $host;\n"
-      "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-      "      proxy_buffering off;\n"
-      "      proxy_cache off;\n"
-      "      proxy_read_timeout 1h;\n"
-      "      proxy_connect_timeout 2s;\n"
-      "      proxy_next_upstream error timeout;\n"
-      "    }\n\n";
-  std::string out = conf;
-  const size_t server = out.find("  server {");
-  const size_t ws = out.find("    location /ws/");
-  if (server == std::string::npos || ws == std::string::npos || ws < server) {
-    throw std::runtime_error("deploy/nginx.conf: no \"server {\" with a /ws/ location to extend");
-  }
-  out.insert(ws, location);
-  out.insert(server, upstream);
-  return out;
-}
-
 Nginx::Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout,
              const std::vector<std::string>& sse_replicas)
     : _dir(dir) {
   for (int attempt = 1;; ++attempt) {
     _port = free_port();
     const std::string listen = "127.0.0.1:" + std::to_string(_port);
-    std::string text = render_nginx_conf(listen, replicas, dir.path());
-    if (!sse_replicas.empty()) text = add_sse_location(text, sse_replicas);
+    const std::string text = render_nginx_conf(listen, replicas, dir.path(), sse_replicas);
     const std::string conf = _dir.write("nginx.conf", text);
     _proc.start({nginx_binary(), "-p", dir.path() + "/", "-c", conf, "-e",
                  dir.path() + "/nginx-error.log", "-g", "daemon off;"},

@@ -129,18 +129,16 @@ class Replica {
 // nginx
 
 // deploy/nginx.conf from the source tree with its placeholders filled in (throws if the file is
-// missing or a ${...} placeholder is left over).
+// missing or a ${...} placeholder is left over). `sse_replicas`: the transport-sse listeners of
+// its /sse/ upstream (fewer than three repeat the last).
 std::string render_nginx_conf(const std::string& listen, const std::array<std::string, 3>& replicas,
-                              const std::string& run_dir);
-
-// `conf` (rendered) with a /sse/ location proxying to `sse_replicas` (their transport-sse
-// ports) without buffering, as an SSE deployment needs; throws if `conf` has one already.
-std::string add_sse_location(const std::string& conf, const std::vector<std::string>& sse_replicas);
+                              const std::string& run_dir,
+                              const std::vector<std::string>& sse_replicas = {});
 
 class Nginx {
  public:
-  // Renders the shipped template into <dir>/nginx.conf (with add_sse_location when
-  // `sse_replicas` is not empty), starts nginx in the foreground and waits (bounded) until its
+  // Renders the shipped template into <dir>/nginx.conf (its /sse/ upstream: `sse_replicas`),
+  // starts nginx in the foreground and waits (bounded) until its
   // port accepts connections.
   Nginx(const TempDir& dir, const std::array<std::string, 3>& replicas, Millis timeout = 10s,
         const std::vector<std::string>& sse_replicas = {});

@@ -146,7 +146,8 @@ rpm_devel=$(echo "$rpm_tree"/flowrelay-devel-[0-9]*.rpm)
 for f in "$deb" "$deb_dev" "$rpm_file" "$rpm_devel"; do
   [ -f "$f" ] || fail "cpack did not make $f"
 done
-plugins=(flowrelay-transport-ws.so flowrelay-broker-local.so flowrelay-broker-redis.so)
+plugins=(flowrelay-transport-ws.so flowrelay-transport-sse.so flowrelay-broker-local.so
+  flowrelay-broker-redis.so)
 
 # ---- 2. inspect them ------------------------------------------------------------------------
 step "lintian $(basename "$deb") $(basename "$deb_dev")"

@@ -1,6 +1,7 @@
-// Drives a transport-ws Session without a socket, as its event loop does: a SessionHost that
-// records what the session asks for, client bytes to feed it, and its output read back as the
-// loop would write it. Shared by the Session unit tests and the fuzz targets (tests/fuzz).
+// Drives a transport-ws Session (or any stream Connection: transport-sse's too) without a
+// socket, as its event loop does: a SessionHost that records what the session asks for, client
+// bytes to feed it, and its output read back as the loop would write it. Shared by the Session
+// unit tests and the fuzz targets (tests/fuzz).
 #pragma once
 
 #include <algorithm>
@@ -53,6 +54,7 @@ class RecordingHost final : public SessionHost {
   int opens = 0;
   std::vector<std::string> authorizations;  // "conversation|cookie|authorization"
   std::vector<Published> published;
+  std::vector<std::string> published_to;  // publish_to()'s conversations (transport-sse POSTs)
   std::vector<uint64_t> history_reads;
   int write_requests = 0;
   SessionTimer timer = SessionTimer::None;
@@ -78,6 +80,12 @@ class RecordingHost final : public SessionHost {
                                  std::string_view id) override {
     reply_steps.push_back({step, std::string(data), std::string(id)});
     return reply_status;
+  }
+  flowrelay_status publish_to(Connection&, std::string_view conversation, flowrelay_lane lane,
+                              std::string_view data, std::string_view id) override {
+    published_to.emplace_back(conversation);
+    published.push_back({lane, std::string(data), std::string(id)});
+    return publish_status;
   }
   void opened(Connection&) override { ++opens; }
   void read_history(Connection&, uint64_t since) override { history_reads.push_back(since); }

@@ -181,15 +181,18 @@ export class Agent {
 }
 
 // nginx from deploy/nginx.conf in front of `replicas` ("host:port"; the template has three
-// upstream slots, so two replicas take them round-robin as 1, 2, 1).
+// upstream slots, so two replicas take them round-robin as 1, 2, 1) and, for /sse/, of
+// `sseReplicas` (their transport-sse listeners; without them the slots name `replicas`).
 export class Nginx {
-  static async start({ dir, replicas }) {
+  static async start({ dir, replicas, sseReplicas = replicas }) {
     const n = new Nginx();
     n.port = await freePort();
     const slots = [replicas[0], replicas[1], replicas[2] ?? replicas[0]];
     let conf = readFileSync(join(repoDir, 'deploy/nginx.conf'), 'utf8');
+    const sse = [sseReplicas[0], sseReplicas[1] ?? sseReplicas[0], sseReplicas[2] ?? sseReplicas[0]];
     const values = { LISTEN: `127.0.0.1:${n.port}`, RUN_DIR: dir, REPLICA_1: slots[0],
-                     REPLICA_2: slots[1], REPLICA_3: slots[2] };
+                     REPLICA_2: slots[1], REPLICA_3: slots[2], SSE_1: sse[0], SSE_2: sse[1],
+                     SSE_3: sse[2] };
     conf = conf.replace(/\$\{([A-Z_0-9]+)\}/g, (all, key) => values[key] ?? all);
     const path = join(dir, 'nginx.conf');
     writeFileSync(path, conf);
