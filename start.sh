@@ -101,6 +101,7 @@ transports:
   - plugin: transport-sse
     listen: 127.0.0.1:807$i
     path: /sse/
+    publish_rate: 0   # nginx limits per client (deploy/nginx.conf limit_req)
 broker:
   plugin: broker-redis
   url: redis://127.0.0.1:$redis_port

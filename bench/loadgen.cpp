@@ -1,6 +1,10 @@
 // flowrelay-bench: an event-driven WebSocket load generator for loopback measurements of relays
 // that fan text messages out to the clients of ws://host:port/<path>/<conversation> (every
 // client of a conversation receives what any of them sends, the sender too).
+// --transport sse: the clients are Server-Sent Events streams (GET http://host:port/<path>/
+// <conversation>, Accept: text/event-stream) and each room's publisher POSTs its messages as
+// text/plain to the same URL over a keep-alive connection of its own (flowrelay's transport-sse,
+// nchan's eventsource subscriber with an http publisher on the same location).
 //
 // T threads, each with its own epoll loop and a share of the connections (connection i belongs
 // to thread i % T, room i % R; the first connection of each room is its publisher). Own RFC 6455
@@ -22,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -55,6 +60,7 @@ constexpr int64_t kAckTimeoutNs = 2 * kNsPerSec;    // --ack all: a message stil
 constexpr int64_t kCloseTimeoutNs = 2 * kNsPerSec;  // closing handshakes at the end
 constexpr uint32_t kConnsPerSource = 10000;         // connections per source address
 constexpr int64_t kIdleWakeNs = 5 * kNsPerMs;       // loops look at the phase this often
+constexpr size_t kSseEventSlack = 512;  // --transport sse: id:/event: lines around our data
 
 int64_t mono_ns() {
   timespec ts;
@@ -81,7 +87,12 @@ const char* const kUsage =
     "usage: flowrelay-bench [options]\n"
     "  --url URL              ws://HOST:PORT/PATH (repeatable; loopback hosts only); clients\n"
     "                         connect to URL/room<N>, round robin over the URLs\n"
-    "                         (default ws://127.0.0.1:8080/ws)\n"
+    "                         (default ws://127.0.0.1:8080/ws; with --transport sse\n"
+    "                         http://HOST:PORT/PATH, default http://127.0.0.1:8090/sse)\n"
+    "  --transport ws|sse     ws (default): WebSocket clients that also publish; sse: SSE\n"
+    "                         streams (GET, Accept: text/event-stream), each room's publisher\n"
+    "                         POSTs text/plain to URL/room<N> on a keep-alive connection of its\n"
+    "                         own, one request in flight (paced --rate only)\n"
     "  --conns N              connections (default 1000)\n"
     "  --rooms R              conversations; connection i joins room i % R and the first\n"
     "                         connection of each room publishes (default 10)\n"
@@ -125,6 +136,7 @@ struct Options {
   int publish_url_index = -1;
   std::vector<int> pids;
   bool json = false;
+  bool sse = false;  // --transport sse
 };
 
 double parse_number(const std::string& opt, const std::string& v, double lo, double hi) {
@@ -201,11 +213,18 @@ Options parse_args(int argc, char** argv) {
         if (!p.empty()) o.pids.push_back(static_cast<int>(parse_count("--pid", p, 1, 1u << 30)));
     } else if (a == "--json") {
       o.json = true;
+    } else if (a == "--transport") {
+      const std::string m = value();
+      if (m != "ws" && m != "sse") die("--transport: 'ws' or 'sse', not '" + m + "'");
+      o.sse = m == "sse";
     } else {
       die("unknown argument '" + a + "' (--help lists the options)");
     }
   }
-  if (o.urls.empty()) o.urls.push_back("ws://127.0.0.1:8080/ws");
+  if (o.urls.empty()) o.urls.push_back(o.sse ? "http://127.0.0.1:8090/sse" : "ws://127.0.0.1:8080/ws");
+  if (o.sse && o.rate == 0)
+    die("--transport sse publishes with HTTP POST, one request in flight per room: --rate 0 "
+        "(saturation) is for --transport ws");
   if (o.conns < o.rooms)
     die("--conns must be at least --rooms (each room needs its publisher connection)");
   if (o.publish_url_index >= static_cast<int>(o.urls.size()))
@@ -224,10 +243,12 @@ struct Target {
   socklen_t addr_len = 0;
 };
 
-Target parse_url(const std::string& url) {
-  if (url.rfind("ws://", 0) != 0)
-    die("--url " + url + ": only ws:// URLs (this tool measures servers on this machine)");
-  const std::string rest = url.substr(5);
+Target parse_url(const std::string& url, bool sse) {
+  const std::string scheme = sse ? "http://" : "ws://";
+  if (url.rfind(scheme, 0) != 0)
+    die("--url " + url + ": only " + scheme + " URLs with --transport " + (sse ? "sse" : "ws") +
+        " (this tool measures servers on this machine)");
+  const std::string rest = url.substr(scheme.size());
   const size_t slash = rest.find('/');
   const std::string hostport = rest.substr(0, slash);
   std::string path = slash == std::string::npos ? "" : rest.substr(slash);
@@ -367,6 +388,8 @@ struct Stats {
   uint64_t duplicates = 0, out_of_order = 0, gaps = 0, foreign = 0, send_skipped = 0;
   uint64_t ack_timeouts = 0;
   uint64_t bytes_in = 0;
+  uint64_t publish_open = 0;    // --transport sse: publishing connections open
+  uint64_t publish_errors = 0;  // --transport sse: POSTs answered other than 2xx
   std::string first_error;
 };
 
@@ -380,6 +403,8 @@ struct Conn {
   uint16_t target = 0;
   State state = State::Idle;
   bool want_out = false;
+  bool post = false;  // --transport sse: a publisher's POST connection (not a room member)
+  bool busy = false;  // post: a request is waiting for its response
   int32_t pub = -1;  // index into Worker::_pubs when this connection publishes
   int fd = -1;
   uint8_t mask[4] = {0, 0, 0, 0};
@@ -388,7 +413,7 @@ struct Conn {
   uint64_t skip = 0;  // bytes of an oversized (not ours) frame still to discard
   int64_t deadline_ns = 0;
   std::unique_ptr<uint8_t[]> carry;  // an incomplete frame kept between reads (allocated once)
-  std::string handshake;             // the response so far (freed once open)
+  std::string handshake;             // the response so far (freed once open; post: responses)
   std::vector<uint8_t> out;          // unsent bytes (publishers, pongs)
   size_t out_off = 0;
 };
@@ -423,13 +448,29 @@ class Worker {
                                            : c.index % _sh.targets.size());
       const uint32_t key = static_cast<uint32_t>(_rng());
       std::memcpy(c.mask, &key, 4);
-      if (publisher) {
+      if (publisher && !_o.sse) {
         c.pub = static_cast<int32_t>(_pubs.size());
         _pubs.push_back(Publisher{static_cast<uint32_t>(i), c.room, c.room, 0, 0});
       }
     }
-    // The longest frame we accept whole: our own messages (or control frames).
-    _carry_cap = std::max<size_t>(_o.payload + 64, 256);
+    // --transport sse: a publisher's stream only receives; it publishes on a POST connection of
+    // its own, appended after the streams (connected in the same connect phase).
+    if (_o.sse) {
+      const size_t members = _conns.size();
+      for (size_t i = 0; i < members; ++i) {
+        if (_conns[i].index >= _o.rooms) continue;
+        Conn p;
+        p.index = _conns[i].index;
+        p.room = _conns[i].room;
+        p.target = _conns[i].target;
+        p.post = true;
+        p.pub = static_cast<int32_t>(_pubs.size());
+        _pubs.push_back(Publisher{static_cast<uint32_t>(_conns.size()), p.room, p.room, 0, 0});
+        _conns.push_back(std::move(p));
+      }
+    }
+    // The longest frame (or SSE event) we accept whole: our own messages (or control frames).
+    _carry_cap = std::max<size_t>(_o.payload + (_o.sse ? kSseEventSlack : 64), 256);
     _buf.reset(new uint8_t[_carry_cap + kReadSize]);
     _msg.assign(std::max<size_t>(_o.payload, 64), 'x');
     _batch = std::max<uint32_t>(1, (_o.connect_batch + _o.threads - 1) / _o.threads);
@@ -470,6 +511,9 @@ class Worker {
   void on_event(uint32_t i, uint32_t events, int64_t now);
   void on_readable(Conn& c, int64_t now);
   void parse(Conn& c, const uint8_t* data, size_t len, int64_t now);
+  void parse_sse(Conn& c, const uint8_t* data, size_t len, int64_t now);
+  void on_sse_event(Conn& c, const uint8_t* p, size_t n, int64_t now);
+  void on_post_readable(Conn& c);
   void on_frame(Conn& c, uint8_t opcode, bool fin, const uint8_t* p, size_t n, int64_t now);
   void on_message(Conn& c, const uint8_t* p, size_t n, int64_t now);
   int64_t publish_scheduled(int64_t now);
@@ -609,12 +653,16 @@ void Worker::run() {
 
 // The end of a run: a close frame (1000) to every open connection, then wait (bounded) for the
 // server to close first, so TIME_WAIT stays on the server side and back-to-back runs do not
-// run out of local ports; whatever is left is reset.
+// run out of local ports; whatever is left is reset. --transport sse has no closing handshake
+// (the client would close first and keep a TIME_WAIT per stream): its connections are reset, as
+// a browser's EventSource vanishing would be.
 void Worker::close_all() {
   static const uint8_t kNormal[2] = {0x03, 0xE8};
   size_t closing = 0;
   for (Conn& c : _conns) {
-    if (c.state == State::Open) {
+    if (c.fd >= 0 && _o.sse) {
+      reset(c);
+    } else if (c.state == State::Open) {
       append_frame(c, 0x8, kNormal, 2);
       c.state = State::Closing;
       flush(c);
@@ -729,6 +777,25 @@ void Worker::on_connected(uint32_t i, int64_t /*now*/) {
   if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err != 0) return fail(c, "connect " + _sh.targets[c.target].url + ": " + std::strerror(err));
   const Target& t = _sh.targets[c.target];
+  if (c.post) {  // --transport sse publisher: requests go out as messages are due
+    c.state = State::Open;
+    --_hs_inflight;
+    ++_st.publish_open;
+    set_want_out(c, false);
+    return;
+  }
+  if (_o.sse) {
+    const std::string req = "GET " + t.path + "/room" + std::to_string(c.room) +
+                            " HTTP/1.1\r\nHost: " + t.host_header +
+                            "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+    c.out.assign(req.begin(), req.end());
+    c.out_off = 0;
+    c.state = State::Handshake;
+    c.handshake.reserve(256);
+    set_want_out(c, false);
+    flush(c);
+    return;
+  }
   uint8_t key[16];
   for (auto& b : key) b = static_cast<uint8_t>(_rng());
   static const char* b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -767,8 +834,9 @@ void Worker::on_handshake_data(uint32_t i, int64_t now) {
     if (c.handshake.size() > kMaxResponseHeader) fail(c, "handshake response too long");
     return;
   }
-  if (c.handshake.compare(0, 13, "HTTP/1.1 101 ") != 0 &&
-      c.handshake.compare(0, 14, "HTTP/1.1 101\r\n") != 0)
+  const char* want = _o.sse ? "200" : "101";  // SSE: the stream's head; ws: the upgrade
+  if (c.handshake.compare(0, 9, "HTTP/1.1 ") != 0 || c.handshake.compare(9, 3, want) != 0 ||
+      (c.handshake[12] != ' ' && c.handshake[12] != '\r'))
     return fail(c, "handshake refused: " + c.handshake.substr(0, c.handshake.find("\r\n")));
   c.state = State::Open;
   --_hs_inflight;
@@ -779,7 +847,10 @@ void Worker::on_handshake_data(uint32_t i, int64_t now) {
   std::string().swap(c.handshake);
   if (!rest.empty()) {
     std::memcpy(_buf.get(), rest.data(), rest.size());
-    parse(c, _buf.get(), rest.size(), now);
+    if (_o.sse)
+      parse_sse(c, _buf.get(), rest.size(), now);
+    else
+      parse(c, _buf.get(), rest.size(), now);
   }
 }
 
@@ -796,7 +867,7 @@ void Worker::close_open(Conn& c, const std::string& why) {
   if (c.fd >= 0) ::close(c.fd);
   c.fd = -1;
   c.state = State::Closed;
-  _sh.room_open[c.room].fetch_sub(1, std::memory_order_relaxed);
+  if (!c.post) _sh.room_open[c.room].fetch_sub(1, std::memory_order_relaxed);
   if (!stopping()) {
     ++_st.closed_early;
     note_error(why);
@@ -818,7 +889,12 @@ void Worker::on_event(uint32_t i, uint32_t events, int64_t now) {
       return;
     case State::Open:
       if (events & EPOLLOUT) flush(c);
-      if (c.state == State::Open && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c, now);
+      if (c.state == State::Open && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        if (c.post)
+          on_post_readable(c);
+        else
+          on_readable(c, now);
+      }
       return;
     default:
       return;
@@ -832,7 +908,10 @@ void Worker::on_readable(Conn& c, int64_t now) {
   const ssize_t n = ::read(c.fd, base + pre, kReadSize);
   if (n > 0) {
     _st.bytes_in += static_cast<uint64_t>(n);
-    parse(c, base, pre + static_cast<size_t>(n), now);
+    if (_o.sse)
+      parse_sse(c, base, pre + static_cast<size_t>(n), now);
+    else
+      parse(c, base, pre + static_cast<size_t>(n), now);
   } else if (n == 0) {
     close_open(c, "server closed a connection (EOF)");
   } else if (errno != EAGAIN && errno != EINTR) {
@@ -917,6 +996,124 @@ void Worker::on_frame(Conn& c, uint8_t opcode, bool fin, const uint8_t* p, size_
   }
 }
 
+// --transport sse: every complete event of data[0..len) (ended by a blank line, "\n\n"; the
+// relays measured here end lines with LF only); an incomplete one is carried to the next read.
+// c.skip != 0: inside an event too long to be ours, discarded up to its blank line.
+void Worker::parse_sse(Conn& c, const uint8_t* data, size_t len, int64_t now) {
+  size_t pos = 0;
+  for (;;) {
+    const void* e = memmem(data + pos, len - pos, "\n\n", 2);
+    if (e == nullptr) break;
+    const size_t end = static_cast<size_t>(static_cast<const uint8_t*>(e) - data);
+    if (c.skip)
+      c.skip = 0;
+    else
+      on_sse_event(c, data + pos, end + 1 - pos, now);  // with its last line's LF
+    if (c.state != State::Open) return;
+    pos = end + 2;
+  }
+  size_t rest = len - pos;
+  if (!c.skip && rest > _carry_cap) {
+    ++_st.foreign;  // too long to be one of ours: discard it
+    c.skip = 1;
+  }
+  if (c.skip) {  // keep a trailing LF: it may be the first half of the blank line
+    pos = len - (rest && data[len - 1] == '\n' ? 1 : 0);
+    rest = len - pos;
+  }
+  if (rest) {
+    if (!c.carry) c.carry.reset(new uint8_t[_carry_cap]);
+    std::memmove(c.carry.get(), data + pos, rest);
+  }
+  c.carry_len = static_cast<uint32_t>(rest);
+}
+
+// One event's lines, each ending with LF: its data line goes to on_message; retry:, id: and
+// comments (": hb", nchan's ": hi") are ignored; an "event: close" ends the connection.
+void Worker::on_sse_event(Conn& c, const uint8_t* p, size_t n, int64_t now) {
+  const uint8_t* end = p + n;
+  const uint8_t* data = nullptr;
+  size_t data_len = 0;
+  int data_lines = 0;
+  std::string_view type;
+  auto field = [](const uint8_t* line, const uint8_t* eol, std::string_view name,
+                  const uint8_t*& value) {
+    if (static_cast<size_t>(eol - line) < name.size() ||
+        std::memcmp(line, name.data(), name.size()) != 0)
+      return false;
+    value = line + name.size();
+    if (value < eol && *value == ' ') ++value;
+    return true;
+  };
+  while (p < end) {
+    const auto* eol = static_cast<const uint8_t*>(std::memchr(p, '\n', end - p));
+    if (eol == nullptr) eol = end;
+    const uint8_t* v = nullptr;
+    if (field(p, eol, "data:", v)) {
+      if (data_lines++ == 0) {
+        data = v;
+        data_len = static_cast<size_t>(eol - v);
+      }
+    } else if (field(p, eol, "event:", v)) {
+      type = std::string_view(reinterpret_cast<const char*>(v), static_cast<size_t>(eol - v));
+    }
+    p = eol + 1;
+  }
+  if (type == "close")
+    return close_open(c, "server sent an SSE close event: " +
+                             std::string(reinterpret_cast<const char*>(data), data_len));
+  if (data_lines == 0) return;  // retry:, a heartbeat or a comment
+  if (data_lines > 1 || !(type.empty() || type == "message")) {
+    ++_st.foreign;  // not one of our one-line messages
+    return;
+  }
+  on_message(c, data, data_len, now);
+}
+
+// --transport sse: the answers to a publisher's POSTs (status, headers, Content-Length body).
+void Worker::on_post_readable(Conn& c) {
+  const ssize_t n = ::read(c.fd, _buf.get(), kReadSize);
+  if (n == 0) return close_open(c, "server closed a publishing connection (EOF)");
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR)
+      close_open(c, std::string("publishing connection read: ") + std::strerror(errno));
+    return;
+  }
+  c.handshake.append(reinterpret_cast<const char*>(_buf.get()), static_cast<size_t>(n));
+  for (;;) {
+    const size_t head = c.handshake.find("\r\n\r\n");
+    if (head == std::string::npos) {
+      if (c.handshake.size() > kMaxResponseHeader)
+        close_open(c, "publish response head too long");
+      return;
+    }
+    size_t body = 0;
+    bool have_length = false;
+    for (size_t at = c.handshake.find("\r\n"); at < head; at = c.handshake.find("\r\n", at + 2)) {
+      static constexpr std::string_view kName = "content-length:";
+      if (head - at - 2 < kName.size()) continue;
+      bool match = true;
+      for (size_t k = 0; k < kName.size() && match; ++k)
+        match = std::tolower(static_cast<unsigned char>(c.handshake[at + 2 + k])) == kName[k];
+      if (!match) continue;
+      body = std::strtoull(c.handshake.c_str() + at + 2 + kName.size(), nullptr, 10);
+      have_length = true;
+      break;
+    }
+    if (!have_length)
+      return close_open(c, "publish response without Content-Length: " +
+                               c.handshake.substr(0, c.handshake.find("\r\n")));
+    if (c.handshake.size() < head + 4 + body) return;  // the rest of the body is still coming
+    if (c.handshake.compare(0, 9, "HTTP/1.1 ") != 0 || c.handshake.size() < 12 ||
+        c.handshake[9] != '2') {
+      ++_st.publish_errors;
+      note_error("publish refused: " + c.handshake.substr(0, c.handshake.find("\r\n")));
+    }
+    c.handshake.erase(0, head + 4 + body);
+    c.busy = false;
+  }
+}
+
 bool parse_field(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
   const uint8_t* start = p;
   uint64_t v = 0;
@@ -986,6 +1183,7 @@ int64_t Worker::publish_scheduled(int64_t now) {
         next = std::min(next, due);
         break;
       }
+      if (c.busy) break;  // sse: the previous POST's answer wakes this thread
       const int64_t t = mono_ns();
       if (t >= _end) break;
       send_message(c, p, t);
@@ -1058,7 +1256,23 @@ void Worker::send_message(Conn& c, Publisher& p, int64_t now) {
   q = std::to_chars(q, e, p.seq).ptr;
   *q++ = '|';
   const size_t n = std::max<size_t>(static_cast<size_t>(q - b), _o.payload);  // rest is padding
-  append_frame(c, 0x1, reinterpret_cast<const uint8_t*>(b), n);
+  if (c.post) {
+    const Target& t = _sh.targets[c.target];
+    if (c.out_off == c.out.size()) {
+      c.out.clear();
+      c.out_off = 0;
+    }
+    char head[512];
+    const int hl = std::snprintf(head, sizeof head,
+                                 "POST %s/room%u HTTP/1.1\r\nHost: %s\r\nContent-Type: "
+                                 "text/plain\r\nContent-Length: %zu\r\n\r\n",
+                                 t.path.c_str(), p.room, t.host_header.c_str(), n);
+    c.out.insert(c.out.end(), head, head + std::min<size_t>(hl, sizeof head - 1));
+    c.out.insert(c.out.end(), b, b + n);
+    c.busy = true;
+  } else {
+    append_frame(c, 0x1, reinterpret_cast<const uint8_t*>(b), n);
+  }
   if (now >= _warm_end) {
     ++_st.sent;
     _st.expected += _sh.room_open[p.room].load(std::memory_order_relaxed);
@@ -1199,6 +1413,9 @@ void print_report(const Report& r) {
                  "connect %.0f ms (%u threads)\n",
                  urls.c_str(), o.conns, (unsigned long long)st.open, (unsigned long long)st.errors,
                  (unsigned long long)st.closed_early, r.connect_ms, o.threads);
+    if (o.sse)
+      std::fprintf(stderr, "  transport    sse: %llu POST connections open, %llu POSTs refused\n",
+                   (unsigned long long)st.publish_open, (unsigned long long)st.publish_errors);
     if (!st.first_error.empty())
       std::fprintf(stderr, "  first error  %s\n", st.first_error.c_str());
     std::fprintf(stderr,
@@ -1276,6 +1493,9 @@ void print_report(const Report& r) {
   field("durationS", fixed(o.duration, 3));
   field("warmupS", fixed(o.warmup, 3));
   field("threads", u(o.threads));
+  field("transport", o.sse ? "\"sse\"" : "\"ws\"");
+  field("publishConns", o.sse ? u(st.publish_open) : "null");
+  field("publishErrors", o.sse ? u(st.publish_errors) : "null");
   field("firstError", st.first_error.empty() ? "null" : '"' + json_escape(st.first_error) + '"');
   j += '}';
   std::printf("%s\n", j.c_str());
@@ -1292,13 +1512,13 @@ int run(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   getrlimit(RLIMIT_NOFILE, &rl);
-  if (static_cast<uint64_t>(o.conns) + 32 + 2 * o.threads > rl.rlim_cur)
+  if (static_cast<uint64_t>(o.conns) + (o.sse ? o.rooms : 0) + 32 + 2 * o.threads > rl.rlim_cur)
     die("--conns " + std::to_string(o.conns) + " needs more file descriptors than RLIMIT_NOFILE " +
         std::to_string(rl.rlim_cur) + " allows (raise the hard limit: ulimit -Hn)");
 
   Shared sh;
   sh.opts = &o;
-  for (const auto& u : o.urls) sh.targets.push_back(parse_url(u));
+  for (const auto& u : o.urls) sh.targets.push_back(parse_url(u, o.sse));
   sh.room_open.reset(new std::atomic<uint32_t>[o.rooms]);
   for (uint32_t r = 0; r < o.rooms; ++r) sh.room_open[r].store(0);
   sh.wake.reset(new Shared::Wake[o.threads]);
@@ -1376,6 +1596,8 @@ int run(int argc, char** argv) {
     a.send_skipped += s.send_skipped;
     a.ack_timeouts += s.ack_timeouts;
     a.bytes_in += s.bytes_in;
+    a.publish_open += s.publish_open;
+    a.publish_errors += s.publish_errors;
     if (a.first_error.empty()) a.first_error = s.first_error;
     rep.hist.merge(w->histogram());
   }

@@ -2,9 +2,12 @@
 # CTest bench.loadgen.smoke: starts the real flowrelayd (broker-local, transport-ws on a free
 # port) and runs flowrelay-bench against it: 200 connections, 10 rooms, 200 msg/s for 2 s.
 # Passes when every expected delivery arrived: received == expected > 0 and lossPct == 0.
-# usage: loadgen_smoke.sh FLOWRELAYD FLOWRELAY_BENCH PLUGIN_DIR
+# With TRANSPORT sse the same run goes over transport-sse (flowrelay-bench --transport sse:
+# SSE streams, POST publishing) and no POST may be refused.
+# usage: loadgen_smoke.sh FLOWRELAYD FLOWRELAY_BENCH PLUGIN_DIR [ws|sse]
 set -euo pipefail
-daemon=$1 bench=$2 plugin_dir=$3
+daemon=$1 bench=$2 plugin_dir=$3 transport=${4:-ws}
+case $transport in ws|sse) ;; *) echo "usage: loadgen_smoke.sh FLOWRELAYD FLOWRELAY_BENCH PLUGIN_DIR [ws|sse]" >&2; exit 2;; esac
 
 work=$(mktemp -d /tmp/flowrelay-smoke.XXXXXX)
 pid=
@@ -42,14 +45,21 @@ for attempt in 1 2 3; do # a chosen port can be taken before the daemon binds it
   ws_port=$(free_port)
   http_port=$(free_port)
   [ "$ws_port" != "$http_port" ] || continue
+  if [ "$transport" = sse ]; then
+    transport_yaml="  - plugin: transport-sse
+    listen: 127.0.0.1:$ws_port
+    path: /sse/"
+  else
+    transport_yaml="  - plugin: transport-ws
+    listen: 127.0.0.1:$ws_port
+    path: /ws/"
+  fi
   cat >"$work/flowrelay.yaml" <<EOF
 plugin_dir: $plugin_dir
 log: { level: warning }
 shutdown_timeout_ms: 1000
 transports:
-  - plugin: transport-ws
-    listen: 127.0.0.1:$ws_port
-    path: /ws/
+$transport_yaml
 broker:
   plugin: broker-local
 channels: { prefix: "chat:", echo: true }
@@ -71,7 +81,12 @@ EOF
 done
 [ $started = 1 ] || { echo "FAIL: could not start flowrelayd" >&2; exit 1; }
 
-out=$("$bench" --url "ws://127.0.0.1:$ws_port/ws" --conns 200 --rooms 10 --rate 200 \
+if [ "$transport" = sse ]; then
+  target=(--transport sse --url "http://127.0.0.1:$ws_port/sse")
+else
+  target=(--url "ws://127.0.0.1:$ws_port/ws")
+fi
+out=$("$bench" "${target[@]}" --conns 200 --rooms 10 --rate 200 \
   --duration 2 --drain 2 --pid "$pid" --json)
 echo "$out"
 
@@ -91,6 +106,10 @@ fail=0
 [ "$expected" -gt 0 ] || { echo "FAIL: expected=$expected, want > 0" >&2; fail=1; }
 [ "$received" = "$expected" ] || { echo "FAIL: received=$received != expected=$expected" >&2; fail=1; }
 [ "$loss" = "0.000" ] || { echo "FAIL: lossPct=$loss, want 0" >&2; fail=1; }
+if [ "$transport" = sse ]; then
+  refused=$(field publishErrors)
+  [ "$refused" = 0 ] || { echo "FAIL: publishErrors=$refused, want 0" >&2; fail=1; }
+fi
 if [ $fail = 1 ]; then
   echo "--- flowrelayd log" >&2
   cat "$work/daemon.log" >&2

@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""Renders the results of bench/compare.sh (JSON lines) into docs/BENCHMARKS.md."""
+"""Renders the results of bench/compare.sh (JSON lines) into docs/BENCHMARKS.md.
+
+usage: render_benchmarks.py RESULTS OUT COMMAND               the whole file
+       render_benchmarks.py --sse-section RESULTS OUT COMMAND only the transport-sse section,
+           between its <!-- transport-sse:begin/end --> markers in OUT (appended when absent)
+"""
 import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
-results_path, out_path, command = sys.argv[1], sys.argv[2], sys.argv[3]
+args = sys.argv[1:]
+sse_only = bool(args) and args[0] == "--sse-section"
+if sse_only:
+    args = args[1:]
+results_path, out_path, command = args[0], args[1], args[2]
 rows = [json.loads(l) for l in open(results_path) if l.strip()]
 by = {(r["kind"], r["name"]): r["result"] for r in rows}
+SSE_BEGIN, SSE_END = "<!-- transport-sse:begin -->", "<!-- transport-sse:end -->"
 
 
 def get(kind, name, field):
@@ -33,6 +44,105 @@ cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d:
                      capture_output=True, text=True).stdout.strip()
 machine = f"{os.cpu_count()} cores ({cpu or 'unknown CPU'}), Linux {platform.release()}"
 today = datetime.date.today().isoformat()
+
+
+def sse_section(cmd):
+    """The transport-sse rows of compare.sh (kind "sse", "<row>/<scenario>/<round>")."""
+    servers = [("transport-ws", "flowrelay transport-ws (WebSocket)"),
+               ("transport-sse", "**flowrelay transport-sse (SSE)**"),
+               ("nchan-ws", "nginx + nchan, WebSocket"),
+               ("nchan-eventsource", "nginx + nchan, EventSource")]
+    rounds = sorted({int(k[1].split("/")[2]) for k in by if k[0] == "sse"})
+
+    def res(row, scen, rnd):
+        r = by.get(("sse", f"{row}/{scen}/{rnd}"))
+        return r if isinstance(r, dict) else None
+
+    def per_conn_kb(row, rnd):
+        idle, sc = res(row, "idle", rnd), res(row, "scale", rnd)
+        if not idle or not sc or sc.get("serverRssKb") is None:
+            return None
+        conns = (sc.get("open") or 0) + (sc.get("publishConns") or 0)
+        return None if conns == 0 else (sc["serverRssKb"] - idle["rssKb"]) / conns
+
+    def series(row, f):
+        return [f(rnd) for rnd in rounds]
+
+    def med(vals):
+        vals = [v for v in vals if v is not None]
+        return statistics.median(vals) if vals else None
+
+    def joined(vals, digits=2):
+        return " · ".join(fmt(v, digits) if isinstance(v, float) or v is None else fmt(float(v), digits)
+                          for v in vals) or "–"
+
+    def field(row, scen, name):
+        return lambda rnd: (res(row, scen, rnd) or {}).get(name)
+
+    def trouble(row):
+        bad = []
+        for scen in ("scale", "fanout"):
+            for rnd in rounds:
+                r = res(row, scen, rnd)
+                if r is None:
+                    bad.append(f"{scen} {rnd}: no result")
+                    continue
+                for k in ("lossPct", "errors", "closedEarly", "publishErrors", "duplicates",
+                          "outOfOrder", "gaps", "foreign"):
+                    v = r.get(k)
+                    if v not in (None, 0, 0.0):
+                        bad.append(f"{scen} {rnd}: {k} {v}")
+        return "none" if not bad else "; ".join(bad)
+
+    cpu = {row: series(row, field(row, "fanout", "serverCpuUsPerDelivery")) for row, _ in servers}
+    rss = {row: series(row, lambda rnd, row=row: per_conn_kb(row, rnd)) for row, _ in servers}
+    out = [SSE_BEGIN, "## transport-sse beside transport-ws (flowrelay-bench)", ""]
+    out.append(f"Measured {today} on this machine: {machine}; `{cmd}` ({len(rounds)} "
+               f"round{'s' if len(rounds) != 1 else ''}; this section alone: "
+               f"`bench/compare.sh --sse-only [--rounds N]`).")
+    out.append("flowrelay-bench over WebSocket (`--transport ws`) and over Server-Sent Events")
+    out.append("(`--transport sse`: `GET /sse/roomN` with `Accept: text/event-stream`; each conversation's")
+    out.append("publisher POSTs text/plain to the same URL on a keep-alive connection of its own, one")
+    out.append("request in flight). One flowrelayd serves both transports (broker-local, `publish_rate: 0`),")
+    out.append("one nginx + nchan serves both (`bench/nchan_eventsource.sh`: the anchors' config plus a")
+    out.append("`nchan_subscriber eventsource` + `nchan_publisher http` location); each row runs on a fresh")
+    out.append("process, scale first (RSS per connection = RSS with 10,000 streams open minus RSS before,")
+    out.append("over the server's connections, the publishers' POST connections included), then fanout.")
+    out.append("Values are per round (` · `), ratios of the medians; the order of the rows rotates per round.")
+    out.append("")
+    out.append("| server | fanout: 1,000 conns, 10 conversations, 10k deliveries/s: server CPU µs per delivery "
+               "| / transport-ws | fanout p50 / p99 ms | scale: 10,000 conns, 100 conversations: server RSS kB "
+               "per connection | / transport-ws | scale: server CPU µs per delivery | loss, errors |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for row, label in servers:
+        p50 = series(row, field(row, "fanout", "p50"))
+        p99 = series(row, field(row, "fanout", "p99"))
+        lat = " · ".join(f"{fmt(a)} / {fmt(b)}" for a, b in zip(p50, p99)) or "–"
+        out.append(f"| {label} | {joined(cpu[row])} | {fmt(ratio(med(cpu[row]), med(cpu['transport-ws'])))} | "
+                   f"{lat} | {joined(rss[row])} | {fmt(ratio(med(rss[row]), med(rss['transport-ws'])))} | "
+                   f"{joined(series(row, field(row, 'scale', 'serverCpuUsPerDelivery')))} | {trouble(row)} |")
+    out.append("")
+    rc = ratio(med(cpu["transport-sse"]), med(cpu["transport-ws"]))
+    rn = ratio(med(cpu["transport-sse"]), med(cpu["nchan-eventsource"]))
+    rr = ratio(med(rss["transport-sse"]), med(rss["nchan-eventsource"]))
+    out.append(f"Medians: transport-sse costs {fmt(rc)}x transport-ws' CPU per delivery and "
+               f"{fmt(rn)}x nchan EventSource's; it holds a stream in {fmt(rr)}x nchan EventSource's "
+               f"memory per connection.")
+    out.append(SSE_END)
+    return out
+
+
+if sse_only:
+    section = "\n".join(sse_section(command))
+    text = open(out_path).read() if os.path.exists(out_path) else ""
+    if SSE_BEGIN in text and SSE_END in text:
+        a = text.index(SSE_BEGIN)
+        b = text.index(SSE_END) + len(SSE_END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    open(out_path, "w").write(text)
+    sys.exit(0)
 
 floor1 = get("floor", "batch1", "cpuUsPerDelivery")
 floor10 = get("floor", "batch10", "cpuUsPerDelivery")
@@ -137,12 +247,16 @@ w("  half of them (~0.3-0.5 ms), and the Redis round trip adds ~0.3 ms in cluste
 w("  follows the machine's load (the other CPU-heavy processes here). Closing it takes the same")
 w("  system-call batching as target 1.")
 w("")
+for l in sse_section(command):
+    w(l)
+w("")
 w("## Every run")
 w("")
 w("| kind | run | sent | expected | received | loss % | p50 | p99 | server CPU µs/delivery | deliveries/s | server RSS KB |")
 w("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    if r["kind"] not in ("neutral", "fbench"):
+    if r["kind"] not in ("neutral", "fbench", "sse") or not isinstance(r["result"], dict) \
+            or "sent" not in r["result"]:
         continue
     d = r["result"]
     w(f"| {r['kind']} | {r['name']} | {fmt(d.get('sent'))} | {fmt(d.get('expected'))} | {fmt(d.get('received'))} | "

@@ -169,8 +169,7 @@ void SseSession::published(const PublishOutcome& o) {
   if (o.ok) {
     // The same JSON as an envelope ack: {"type":"ack","offset":N,"epoch":"E"} (+ "id").
     answer(response(200, "application/json",
-                    envelope_ack(o.id, o.offset, o.epoch, o.relayed) + "\n", q.keep_alive,
-                    q.cors));
+                    envelope_ack(o.id, o.offset, o.epoch, o.relayed) + "\n", q.keep_alive, q.cors));
   } else {
     const uint32_t code = o.code >= 400 && o.code <= 599 ? o.code : 500;
     (code < 500    ? _config.stats.refused_4xx
@@ -396,6 +395,10 @@ void SseSession::drop_slow(uint64_t queued) {
   begin_closing();
 }
 
-bool SseSession::take_token() { return _bucket.take(_config.limits, _host.now_ms()); }
+// Both the connection's bucket and its address's: a client cannot reset the rate by opening a
+// new connection for each POST.
+bool SseSession::take_token() {
+  return _bucket.take(_config.limits, _host.now_ms()) && _host.take_address_token(*this);
+}
 
 }  // namespace flowrelay::sse

@@ -80,6 +80,9 @@ class SessionHost {
     (void)id;
     return FLOWRELAY_EUNSUPPORTED;
   }
+  // publish_rate for a publisher that may reconnect at will (an HTTP POST): one bucket per
+  // client address, shared by its connections. True if it may publish now.
+  virtual bool take_address_token(Connection&) { return true; }
   // A publish into `conversation` by a session that is in no channel (transport-sse's POST),
   // as publish(), except that published() follows every outcome (a success without an id
   // too). The default: not supported.

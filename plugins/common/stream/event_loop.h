@@ -99,6 +99,9 @@ class EventLoop final : private SessionHost {
   void set_timer(Connection& s, SessionTimer timer) override;
   void slow_consumer(Connection& s, uint64_t queued) override;
   std::shared_ptr<const AccessPolicy> access_policy() override { return _ctx.policy(); }
+  bool take_address_token(Connection& s) override {
+    return _ctx.publish_buckets.take(s.ip, _ctx.limits, now_ms());
+  }
   int64_t now_ms() override;
 
   void run();

@@ -13,7 +13,6 @@
 namespace flowrelay::stream {
 
 class EventLoop;
-struct Connection;
 
 struct PublishLink {
   PublishLink(EventLoop* l, Connection* c) : loop(l), conn(c) {}

@@ -55,6 +55,40 @@ class ConnectionCaps {
   std::unordered_map<Address, uint32_t, Hash> _per_ip;
 };
 
+// publish_rate buckets per client address, for publishers that are not one long connection
+// (transport-sse's POSTs: a bucket per connection would let a client reset it by reconnecting).
+class AddressBuckets {
+ public:
+  using Address = ConnectionCaps::Address;
+  bool take(const Address& ip, const LiveLimits& limits, int64_t now_ms) {
+    std::lock_guard lock(_mutex);
+    auto [it, fresh] = _buckets.try_emplace(ip);
+    if (fresh) it->second.fill(limits, now_ms);
+    const bool ok = it->second.take(limits, now_ms);
+    // Bounded memory: past kSweepAt addresses, forget those whose bucket has refilled (they
+    // would get a full one anyway).
+    if (_buckets.size() > kSweepAt) {
+      const double burst = limits.publish_burst.load(std::memory_order_relaxed);
+      std::erase_if(_buckets, [&](auto& entry) {
+        PublishBucket probe = entry.second;
+        probe.take(limits, now_ms);
+        return probe.tokens + 1.0f >= burst;
+      });
+    }
+    return ok;
+  }
+
+ private:
+  static constexpr size_t kSweepAt = 4096;
+  struct Hash {
+    std::size_t operator()(const Address& a) const {
+      return std::hash<std::string_view>{}({reinterpret_cast<const char*>(a.data()), a.size()});
+    }
+  };
+  std::mutex _mutex;
+  std::unordered_map<Address, PublishBucket, Hash> _buckets;
+};
+
 // Loads the key files of `settings`; a missing or bad one is an option error naming the file.
 inline std::shared_ptr<const AccessPolicy> load_access_policy(const AccessSettings& settings,
                                                               std::string_view plugin) {
@@ -81,7 +115,8 @@ struct TransportContext {
   sdk::TransportHost host;  // node id, channel prefix, echo, and the daemon's calls
   StreamOptions options;    // as at start; the live limits below may differ after a reload
   LiveLimits limits;
-  mutable ConnectionCaps caps;  // shared, internally locked
+  mutable ConnectionCaps caps;             // shared, internally locked
+  mutable AddressBuckets publish_buckets;  // publish_rate per client address (POSTs)
   // Envelope-mode connections open now: while 0, deliveries skip encoding the JSON frame.
   mutable std::atomic<uint64_t> envelope_clients{0};
   const std::string_view plugin;
