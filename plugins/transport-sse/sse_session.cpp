@@ -13,10 +13,7 @@ namespace flowrelay::sse {
 SseSession::SseSession(SessionHost& host, const SessionConfig& config, uint64_t id)
     : Connection(host, config, id) {}
 
-SseSession::~SseSession() {
-  delete _in;
-  if (_seam) _seam->clear([](SharedFrame*&& f) { f->unref(); });
-}
+SseSession::~SseSession() { delete _in; }
 
 void SseSession::start() {
   _bucket.fill(_config.limits, _host.now_ms());
@@ -87,8 +84,7 @@ void SseSession::on_request(SseRequest&& r, size_t) {
   if (_request->kind == RequestKind::Publish) return;  // on_input() waits for the body
   _envelope = _request->ndjson;
   if (_request->resume) {
-    _seam = std::make_unique<Seam>(SeamUnrecovered::JumpToTop);
-    _seam->begin(_request->since, _request->epoch);  // live frames are held from now on
+    _seam.begin(_request->since, _request->epoch);  // live frames are held from now on
   }
   delete _in;  // a stream takes no more input
   _in = nullptr;
@@ -238,72 +234,35 @@ void SseSession::open() {
                          _config.limits.retry_ms.load(std::memory_order_relaxed)));
   const bool heartbeats = _config.limits.idle_timeout_ms.load(std::memory_order_relaxed) != 0;
   _host.set_timer(*this, heartbeats ? SessionTimer::Idle : SessionTimer::None);
-  if (_seam) _host.read_history(*this, _request->since);
+  if (_seam.active()) _host.read_history(*this, _request->since);
+  _request.reset();  // an open stream needs none of it: an idle stream stays small
 }
 
 bool SseSession::deliver(SharedFrame* f) {
-  if (_seam) [[unlikely]] {
-    if (_seam->holding()) {
-      const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
-      if (_held_overflow || _seam->held_bytes() + f->size() > max) {
-        _held_overflow = true;
-        f->unref();
-      } else {
-        _seam->hold(f, f->size());
-      }
-      return false;
-    }
-    if (f->offset() != 0) {
-      if (_seam->repeats({f->offset(), {}})) {
-        f->unref();
-        return false;
-      }
-      _seam.reset();  // a newer offset closed the seam for good
-    }
-  }
+  if (_seam.intercept(f, _config.limits.max_outbound_bytes)) [[unlikely]]
+    return false;
   send(f);
   return true;
 }
 
 // History first, then a `resumed` event, then the events held meanwhile minus those the replay
-// carried (plugins/common/seam_replay.h), as transport-ws' Session::replay.
+// carried (plugins/common/resume_seam.h).
 void SseSession::replay(const HistoryResult& h) {
-  if (!_seam || !_seam->holding()) return;
-  if (_state != State::Open || _held_overflow) {
-    _seam->clear([](SharedFrame*&& f) { f->unref(); });
-    _seam.reset();
-    if (_state != State::Open) return;
-    _config.stats.slow_consumer_closes.add();
-    return close(close_code::PolicyViolation, "slow consumer");
-  }
-  SeamAnswer answer;
-  answer.ok = h.status == FLOWRELAY_OK;
-  answer.epoch = h.epoch;
-  answer.top = h.top;
-  answer.trimmed_known = h.trimmed_known;
-  answer.trimmed = h.trimmed;
-  if (!h.entries.empty()) {
-    answer.first = h.entries.front().offset;
-    answer.last = h.entries.back().offset;
-  }
-  const auto verdict = _seam->settle(answer);
-  (verdict.recovered() ? _config.stats.resumes_recovered : _config.stats.resumes_unrecovered).add();
-  if (verdict.recovered()) {
-    for (const auto& e : h.entries) {
-      if (e.offset <= verdict.replay_after) continue;
-      SharedFrame* f = SharedFrame::raw(history_event(e, h.epoch, _envelope));
-      f->set_position(e.lane, e.offset);
-      send(f);
-      _config.stats.deliveries.add();
-    }
-  }
-  send_bytes(resumed_event(_envelope, verdict.recovered(), _seam->seam_offset(), h.epoch));
-  _seam->release(
-      [this](SharedFrame*&& f) {
-        send(f);
-        _config.stats.deliveries.add();
+  const auto done = _seam.replay(
+      h, _state == State::Open, _config.stats,
+      [this](const HistoryResult::Entry& e, std::string_view epoch) {
+        SharedFrame* f = SharedFrame::raw(history_event(e, epoch, _envelope));
+        f->set_position(e.lane, e.offset);
+        return f;
       },
-      [](SharedFrame*&& f) { f->unref(); });
+      [this](bool recovered, uint64_t offset, std::string_view epoch) {
+        return SharedFrame::raw(resumed_event(_envelope, recovered, offset, epoch));
+      },
+      [this](SharedFrame* f) { send(f); });
+  if (done == ResumeSeam::Replayed::Overflow) {
+    _config.stats.slow_consumer_closes.add();
+    close(close_code::PolicyViolation, "slow consumer");
+  }
 }
 
 void SseSession::on_timer() {

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "connection.h"
-#include "seam_replay.h"
+#include "resume_seam.h"
 #include "sse_codec.h"
 
 namespace flowrelay::sse {
@@ -34,11 +34,6 @@ class SseSession final : public Connection {
   void on_timer() override;
 
  private:
-  struct FramePosition {
-    SeamPosition operator()(SharedFrame* const& f) const { return {f->offset(), {}}; }
-  };
-  using Seam = SeamReplay<SharedFrame*, FramePosition>;
-
   void on_input();  // parse what `_in` holds: a request head, a body
   void on_request(SseRequest&& r, size_t head_len);
   void on_body();  // a POST's whole body is in `_in`
@@ -59,13 +54,12 @@ class SseSession final : public Connection {
   std::string _publish_id;               // a JSON body's "id" ("" if none)
   flowrelay_lane _lane = FLOWRELAY_LANE_MESSAGE;
   bool _can_publish = true;
-  bool _publishing = false;     // a POST's publish is with the host
-  bool _waited = false;         // ...and its timer expired once already
-  bool _wrote = false;          // something was written since the last heartbeat timer
-  bool _slow = false;           // dropped as a slow consumer: takes no more frames
-  bool _held_overflow = false;  // more than max_outbound_bytes arrived during a resume's read
-  PublishBucket _bucket;        // publish_rate, per connection as in transport-ws
-  std::unique_ptr<Seam> _seam;  // a resume: from the request until the seam closes
+  bool _publishing = false;  // a POST's publish is with the host
+  bool _waited = false;      // ...and its timer expired once already
+  bool _wrote = false;       // something was written since the last heartbeat timer
+  bool _slow = false;        // dropped as a slow consumer: takes no more frames
+  PublishBucket _bucket;     // publish_rate, per connection as in transport-ws
+  ResumeSeam _seam;          // a resume: from the request until the seam closes
 };
 
 }  // namespace flowrelay::sse

@@ -23,7 +23,6 @@ Session::~Session() {
   delete _in;
   delete _message;
   if (_accept_101) _accept_101->unref();
-  if (_seam) _seam->clear([](SharedFrame*&& f) { f->unref(); });
 }
 
 void Session::start() { _host.set_timer(*this, SessionTimer::Handshake); }
@@ -58,8 +57,7 @@ size_t Session::on_handshake(char* data, size_t len) {
   _envelope = hs.envelope;
   if (!hs.user.empty()) _user = std::make_unique<std::string>(std::move(hs.user));
   if (hs.resume) {
-    _seam = std::make_unique<Seam>(SeamUnrecovered::JumpToTop);
-    _seam->begin(hs.since, hs.epoch);  // live frames are held from the first one on
+    _seam.begin(hs.since, hs.epoch);  // live frames are held from the first one on
     _resume_since = hs.since;
   }
   _bucket.fill(_config.limits, _host.now_ms());
@@ -114,7 +112,7 @@ void Session::open() {
   touch();
   send(_accept_101);
   _accept_101 = nullptr;
-  if (_seam) _host.read_history(*this, _resume_since);
+  if (_seam.active()) _host.read_history(*this, _resume_since);
 }
 
 void Session::drain_held() {
@@ -264,57 +262,22 @@ SharedFrame* history_frame(const HistoryResult::Entry& e, std::string_view epoch
 
 }  // namespace
 
-void Session::hold(SharedFrame* f) {
-  const uint64_t max = _config.limits.max_outbound_bytes.load(std::memory_order_relaxed);
-  if (_held_overflow || _seam->held_bytes() + f->size() > max) {
-    _held_overflow = true;
-    f->unref();
-    return;
-  }
-  _seam->hold(f, f->size());
-}
-
 // History first, then a "resumed" frame, then the frames held meanwhile minus those the replay
 // already carried (or, when not recovered, up to the offset the client is told). See
-// docs/PROTOCOL.md and plugins/common/seam_replay.h.
+// docs/PROTOCOL.md and plugins/common/resume_seam.h.
 void Session::replay(const HistoryResult& h) {
-  if (!_seam || !_seam->holding()) return;
-  if (_state != State::Open || _held_overflow) {
-    _seam->clear([](SharedFrame*&& f) { f->unref(); });
-    _seam.reset();
-    if (_state != State::Open) return;
+  const auto done = _seam.replay(
+      h, _state == State::Open, _config.stats, history_frame,
+      [](bool recovered, uint64_t offset, std::string_view epoch) {
+        return ws_frame({}, Opcode::Text, envelope_resumed(recovered, offset, epoch));
+      },
+      [this](SharedFrame* f) { send(f); });
+  if (done == ResumeSeam::Replayed::Overflow) {
     // More live traffic arrived during the read than the session may queue: closed like any
     // slow consumer; it can resume again from its last offset.
     _config.stats.slow_consumer_closes.add();
-    return send_close(close_code::PolicyViolation, "slow consumer");
+    send_close(close_code::PolicyViolation, "slow consumer");
   }
-  SeamAnswer answer;
-  answer.ok = h.status == FLOWRELAY_OK;
-  answer.epoch = h.epoch;
-  answer.top = h.top;
-  answer.trimmed_known = h.trimmed_known;
-  answer.trimmed = h.trimmed;
-  if (!h.entries.empty()) {
-    answer.first = h.entries.front().offset;
-    answer.last = h.entries.back().offset;
-  }
-  const auto verdict = _seam->settle(answer);
-  (verdict.recovered() ? _config.stats.resumes_recovered : _config.stats.resumes_unrecovered).add();
-  if (verdict.recovered()) {
-    for (const auto& e : h.entries) {
-      if (e.offset <= verdict.replay_after) continue;
-      send(history_frame(e, h.epoch));
-      _config.stats.deliveries.add();
-    }
-  }
-  send(ws_frame({}, Opcode::Text,
-                envelope_resumed(verdict.recovered(), _seam->seam_offset(), h.epoch)));
-  _seam->release(
-      [this](SharedFrame*&& f) {
-        send(f);
-        _config.stats.deliveries.add();
-      },
-      [](SharedFrame*&& f) { f->unref(); });
 }
 
 }  // namespace flowrelay::ws

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "connection.h"
-#include "seam_replay.h"
+#include "resume_seam.h"
 #include "ws_frame.h"
 
 namespace flowrelay::ws {
@@ -47,11 +47,6 @@ class Session final : public Connection {
   void on_timer() override;
 
  private:
-  struct FramePosition {
-    SeamPosition operator()(SharedFrame* const& f) const { return {f->offset(), {}}; }
-  };
-  using Seam = SeamReplay<SharedFrame*, FramePosition>;
-
   size_t on_handshake(char* data, size_t len);
   void open();
   size_t on_frames(char* data, size_t len);
@@ -76,40 +71,27 @@ class Session final : public Connection {
   void send_http(std::string_view response);
   void begin_closing(SharedFrame* goodbye);
   void drop_slow(uint64_t queued);
-  void hold(SharedFrame* f);
 
-  bool _can_publish = true;         // granted by the token (always, without auth)
-  bool _ping_sent = false;          // idle: we pinged and wait for any frame
-  bool _slow = false;               // dropped as a slow consumer: takes no more frames
-  bool _held_overflow = false;      // more than max_outbound_bytes arrived during a resume's read
-  uint8_t _frag_opcode = 0;         // opcode of the fragmented message being received, 0 if none
-  Utf8Validator _utf8;              // over `_message`
-  PublishBucket _bucket;            // publish_rate
-  std::string* _in = nullptr;       // unparsed input carried over between reads
-  std::string* _message = nullptr;  // payload of a fragmented message so far
+  bool _can_publish = true;            // granted by the token (always, without auth)
+  bool _ping_sent = false;             // idle: we pinged and wait for any frame
+  bool _slow = false;                  // dropped as a slow consumer: takes no more frames
+  uint8_t _frag_opcode = 0;            // opcode of the fragmented message being received, 0 if none
+  Utf8Validator _utf8;                 // over `_message`
+  PublishBucket _bucket;               // publish_rate
+  std::string* _in = nullptr;          // unparsed input carried over between reads
+  std::string* _message = nullptr;     // payload of a fragmented message so far
   SharedFrame* _accept_101 = nullptr;  // the 101, held back while Joining
   // A resume (?since=N): from the handshake until the seam closes. Holds live frames during the
   // history read, then drops those that repeat the replay.
-  std::unique_ptr<Seam> _seam;
+  ResumeSeam _seam;
   uint64_t _resume_since = 0;
   // The publish ids of envelope mode: made on the first publish that carries one.
   std::unique_ptr<AckWindow> _acks;
 };
 
 inline bool Session::deliver(SharedFrame* f) {
-  if (_seam) [[unlikely]] {
-    if (_seam->holding()) {
-      hold(f);
-      return false;
-    }
-    if (f->offset() != 0) {
-      if (_seam->repeats({f->offset(), {}})) {
-        f->unref();
-        return false;
-      }
-      _seam.reset();  // a newer offset closed the seam for good
-    }
-  }
+  if (_seam.intercept(f, _config.limits.max_outbound_bytes)) [[unlikely]]
+    return false;
   send(f);
   return true;
 }
