@@ -147,6 +147,7 @@ void SseSession::publish() {
   }
   (_lane == FLOWRELAY_LANE_LOG ? _config.stats.log_messages_in : _config.stats.messages_in).add();
   const flowrelay_status s = _host.publish_to(*this, q.conversation, _lane, _body, _publish_id);
+  std::string().swap(_body);  // the host copied it: a kept-alive connection holds no body
   if (s == FLOWRELAY_OK) {
     _publishing = true;  // published() answers; the handshake timer keeps running meanwhile
     _waited = false;
