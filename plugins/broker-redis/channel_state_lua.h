@@ -24,6 +24,14 @@
 // volatile-lru` may evict any of them: load_state() notices and starts over, or forgets the
 // one reply whose text went, counting it as trimmed).
 //
+// Redis Cluster: every key a script touches should come in KEYS, all in one slot (one hash
+// tag), so that Redis can route the call and refuse it whole (-ASK, -TRYAGAIN) while its slot
+// migrates: a key reached only inside the script that is missing from a migrating slot fails
+// that command mid-script, after the script's earlier writes. The stream, sequence, replies and
+// entries keys come first in every script's KEYS (the stream's hash tag decides the slot); the
+// text keys of open replies cannot, as only the replies hash says which are open: a reply step
+// declares its own (reply_scripts.h), wipe() and the history read reach the others by name.
+//
 // Trimming is exact, from the oldest end, by the entries list: each dropped entry's bytes, its
 // offset (`lost`, the history answers' `trimmed`) and, for a compacted reply, the ended state it
 // takes with it.
@@ -52,12 +60,19 @@ local function base36(n)
   return s
 end
 local STATE = {'epoch', 'top', 'c', 'b', 'ob', 'rn', 'lost', 'f', 'oc'}
--- The text key of reply `id`, next to the replies hash `replies` (same hash tag).
+-- The text key of reply `id`, next to the replies hash `replies` (same hash tag). Not declared
+-- in KEYS: which replies are open is only known here (see "Redis Cluster" above).
 local function text_key(replies, id)
   return 'flowrelay:reply-text:' .. string.sub(replies, 19) .. ':' .. id
 end
-local function entries_key(stream)
-  return 'flowrelay:entries:' .. string.sub(stream, 19)
+-- Every script's first four keys: the channel's stream, sequence hash, replies hash and ENTRIES
+-- list (a script's own keys follow). A caller passing others is refused before any write.
+local ENTRIES = KEYS[4]
+local TAG = string.sub(KEYS[1] or '', 19)
+if #KEYS < 4 or KEYS[1] ~= 'flowrelay:history:' .. TAG or KEYS[2] ~= 'flowrelay:seq:' .. TAG or
+   KEYS[3] ~= 'flowrelay:replies:' .. TAG or ENTRIES ~= 'flowrelay:entries:' .. TAG then
+  return redis.error_reply('ERR flowrelay: KEYS must start with the stream, sequence, ' ..
+                           'replies and entries keys of one channel')
 end
 local function parse_reply(v)
   if not v then return nil end
@@ -79,7 +94,7 @@ local function wipe(stream, seq, replies)
   for i = 1, #all, 2 do
     if string.sub(all[i + 1], 1, 1) == 'o' then redis.call('DEL', text_key(replies, all[i])) end
   end
-  redis.call('DEL', stream, seq, replies, entries_key(stream))
+  redis.call('DEL', stream, seq, replies, ENTRIES)
 end
 -- The channel's state, nil if it has none. A state whose stream or replies hash no longer
 -- matches it lost a key (evicted, deleted): its history has a hole nobody could name, so the
@@ -96,7 +111,7 @@ local function load_state(stream, seq, replies, check)
   local st = {epoch = v[1], top = tonumber(v[2]) or 0, c = tonumber(v[3]),
               b = tonumber(v[4]) or 0, ob = tonumber(v[5]) or 0, rn = tonumber(v[6]) or 0,
               lost = tonumber(v[7]) or 0, f = v[8] or '', oc = tonumber(v[9]) or 0}
-  if check and (redis.call('LLEN', entries_key(stream)) ~= st.c or
+  if check and (redis.call('LLEN', ENTRIES) ~= st.c or
                 redis.call('XLEN', stream) < st.c or redis.call('HLEN', replies) ~= st.rn) then
     wipe(stream, seq, replies)
     return nil
@@ -128,7 +143,7 @@ local function save_state(seq, st, ...)
 end
 local function expire_all(stream, seq, replies, st, max_age)
   redis.call('PEXPIRE', stream, max_age)
-  redis.call('PEXPIRE', entries_key(stream), max_age)
+  redis.call('PEXPIRE', ENTRIES, max_age)
   redis.call('PEXPIRE', seq, max_age)
   if st.rn > 0 then redis.call('PEXPIRE', replies, max_age) end
 end
@@ -140,14 +155,14 @@ local function forget_open(st, replies, id, r)
 end
 -- A stream entry just added (`id` from XADD), of `bytes` data; `reply`: a compacted reply's id.
 local function add_entry(stream, st, id, offset, bytes, reply)
-  redis.call('RPUSH', entries_key(stream), id .. ' ' .. offset .. ' ' .. bytes ..
+  redis.call('RPUSH', ENTRIES, id .. ' ' .. offset .. ' ' .. bytes ..
              (reply and ' ' .. reply or ''))
   if st.c <= 0 then st.f = id end
   st.c, st.b = math.max(st.c, 0) + 1, st.b + bytes
 end
 -- Drops the `n` oldest entries (from the list); the id of the last one dropped, nil if none.
 local function drop(stream, replies, st, n)
-  local items = redis.call('LPOP', entries_key(stream), n)
+  local items = redis.call('LPOP', ENTRIES, n)
   if not items or #items == 0 then
     st.c, st.b = 0, 0  -- cannot happen with a checked state; never loop on it
     return nil
@@ -172,7 +187,7 @@ local function trim(stream, replies, st, size, max_bytes, max_age)
   local min_ms, last = now_ms - max_age, nil
   if st.c > 0 and tonumber(string.match(st.f, '^(%d+)') or '0') < min_ms then
     while st.c > 0 do
-      local head = redis.call('LINDEX', entries_key(stream), 0)
+      local head = redis.call('LINDEX', ENTRIES, 0)
       local id = head and string.match(head, '^(%S+)')
       if not id or tonumber(string.match(id, '^(%d+)')) >= min_ms then
         st.f = id or ''

@@ -19,6 +19,9 @@ inline std::string history_stream_key(std::string_view channel) {
 inline std::string history_seq_key(std::string_view channel) {
   return "flowrelay:seq:{" + std::string(channel) + "}";
 }
+inline std::string history_entries_key(std::string_view channel) {
+  return "flowrelay:entries:{" + std::string(channel) + "}";
+}
 inline std::string replies_key(std::string_view channel) {
   return "flowrelay:replies:{" + std::string(channel) + "}";
 }
@@ -26,7 +29,7 @@ inline std::string reply_text_key(std::string_view channel, std::string_view id)
   return "flowrelay:reply-text:{" + std::string(channel) + "}:" + std::string(id);
 }
 
-// EVALSHA <sha> 3 <stream> <seq> <replies> <channel> <lane m|l> <data> <history_size>
+// EVALSHA <sha> 4 <stream> <seq> <replies> <entries> <channel> <lane m|l> <data> <history_size>
 //   <max_age_ms> <max_bytes> <node> <session> <origin seq> <floor epoch> <floor offset>
 // -> {offset, epoch, resent, fenced}: resent 0: appended and published in wire_format.h's form;
 // 1: a resend of (node, seq) already appended: nothing written, offset is the first one's; 2: a
@@ -176,8 +179,8 @@ redis.call('PUBLISH', channel, '\030fr2 ' .. lane .. ' ' .. offset .. ' ' .. nod
 return {st.top, epoch, 0, fenced}
 )lua";
 
-// EVALSHA <sha> 3 <stream> <seq> <replies> <since> <history_size> <max_age_ms> <max_bytes>
-//   [<floor epoch> <floor offset>]
+// EVALSHA <sha> 4 <stream> <seq> <replies> <entries> <since> <history_size> <max_age_ms>
+//   <max_bytes> [<floor epoch> <floor offset>]
 // -> {epoch or "", top or 0, trimmed, fenced, then per entry with offset > since, oldest first:
 // offset, lane, node, session, seq, data, reply, error}. `reply` is "" for a message, else
 // "<kind s|r> <id> <seq> <reason|-> <ttft_ms> <duration_ms>": open replies as SNAPSHOTs (their

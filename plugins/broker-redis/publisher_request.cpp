@@ -90,15 +90,16 @@ int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* pr
   if (kind == Kind::Reply) return write_reply(ac, fn, priv, scripts, bounds);
   const Decimal max_age(bounds.max_age_ms), size(bounds.size), max_bytes(bounds.max_bytes);
   if (kind == Kind::History) {
-    return write_argv(ac, fn, priv, "EVALSHA", scripts.history_sha, "3",
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.history_sha, "4",
                       history_stream_key(channel), history_seq_key(channel), replies_key(channel),
-                      Decimal(since), size, max_age, max_bytes, floor_epoch, Decimal(floor_offset));
+                      history_entries_key(channel), Decimal(since), size, max_age, max_bytes,
+                      floor_epoch, Decimal(floor_offset));
   }
   const char lane_name = wire_lane(lane).value_or('m');
   if (scripted) {
-    return write_argv(ac, fn, priv, "EVALSHA", scripts.append_sha, "3", history_stream_key(channel),
-                      history_seq_key(channel), replies_key(channel), channel,
-                      std::string_view(&lane_name, 1), data, size, max_age, max_bytes,
+    return write_argv(ac, fn, priv, "EVALSHA", scripts.append_sha, "4", history_stream_key(channel),
+                      history_seq_key(channel), replies_key(channel), history_entries_key(channel),
+                      channel, std::string_view(&lane_name, 1), data, size, max_age, max_bytes,
                       Decimal(origin.node), Decimal(origin.session), Decimal(origin.seq),
                       floor_epoch, Decimal(floor_offset));
   }

@@ -19,8 +19,8 @@ char step_letter(flowrelay_kind step) {
 int PublisherRequest::write_reply(redisAsyncContext* ac, redisCallbackFn* fn, void* priv,
                                   const HistoryScripts& scripts, HistoryBounds bounds) const {
   const char letter = step_letter(step);
-  return write_argv(ac, fn, priv, "EVALSHA", scripts.reply_sha, "4", history_stream_key(channel),
-                    history_seq_key(channel), replies_key(channel),
+  return write_argv(ac, fn, priv, "EVALSHA", scripts.reply_sha, "5", history_stream_key(channel),
+                    history_seq_key(channel), replies_key(channel), history_entries_key(channel),
                     reply_text_key(channel, reply_id), channel, std::string_view(&letter, 1),
                     reply_id, Decimal(reply_seq), reason, data, Decimal(bounds.size),
                     Decimal(bounds.max_age_ms), Decimal(bounds.max_bytes), Decimal(origin.node),

@@ -21,7 +21,7 @@
 
 namespace flowrelay::redis {
 
-// EVALSHA <sha> 4 <stream> <seq> <replies> <text key of id> <channel> <step o|d|e> <id>
+// EVALSHA <sha> 5 <stream> <seq> <replies> <entries> <text key of id> <channel> <step o|d|e> <id>
 //   <seq (DELTA)> <reason (END)> <data (DELTA) or error (END)> <history_size> <max_age_ms>
 //   <max_bytes> <node> <session> <floor epoch> <floor offset>
 // -> {result, offset, epoch, expected_seq, ended, fenced}: fenced 1 if the channel's history had
@@ -33,7 +33,7 @@ namespace flowrelay::redis {
 // replies would hold more than max_bytes of text: history never drops an open reply, so the
 // byte bound is kept by refusing).
 inline constexpr std::string_view kReplyBody = R"lua(
-local stream, seq, replies, text = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, seq, replies, text = KEYS[1], KEYS[2], KEYS[3], KEYS[5]
 local channel, step, id, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local reason, data = ARGV[5], ARGV[6]
 local size, max_age, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])

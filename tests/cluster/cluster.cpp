@@ -97,6 +97,12 @@ RedisServer::RedisServer(const TempDir& dir, std::vector<std::string> extra_args
   }
 }
 
+RedisServer::RedisServer(const TempDir& dir, uint16_t port, std::vector<std::string> extra_args,
+                         std::string name)
+    : _dir(dir), _extra_args(std::move(extra_args)), _name(std::move(name)), _port(port) {
+  start();
+}
+
 Clock::time_point RedisServer::start(Millis timeout) {
   const std::string log_path =
       _dir.path() + "/" + _name + "-" + std::to_string(++_generation) + ".log";

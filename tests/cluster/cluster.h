@@ -48,6 +48,10 @@ class RedisServer {
   // "--replicaof"); `name` prefixes the log files, so several servers can share one dir.
   explicit RedisServer(const TempDir& dir, std::vector<std::string> extra_args = {},
                        std::string name = "redis");
+  // On `port`, chosen by the caller (a cluster node's config names its port, and its bus port,
+  // port + 10000, must be free too): no other port is tried. Throws if it does not start.
+  RedisServer(const TempDir& dir, uint16_t port, std::vector<std::string> extra_args,
+              std::string name);
   uint16_t port() const { return _port; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(_port); }
   pid_t pid() const { return _proc.pid(); }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../../plugins/broker-redis/history_scripts.h"  // the append script, run directly
+#include "../../plugins/broker-redis/reply_scripts.h"
 #include "broker_test_host.h"
 #include "plugin_loader.h"
 
@@ -254,9 +255,10 @@ class BrokerRedisHistory : public ::testing::Test {
                                               const std::string& data,
                                               const std::string& maxlen = "2000") {
     for (std::string a :
-         {std::string("3"), "flowrelay:history:{" + ch + "}", "flowrelay:seq:{" + ch + "}",
-          "flowrelay:replies:{" + ch + "}", ch, std::string("m"), data, maxlen,
-          std::string("60000"), std::string("1099511627776"), node, std::string("5"), seq})
+         {std::string("4"), "flowrelay:history:{" + ch + "}", "flowrelay:seq:{" + ch + "}",
+          "flowrelay:replies:{" + ch + "}", "flowrelay:entries:{" + ch + "}", ch, std::string("m"),
+          data, maxlen, std::string("60000"), std::string("1099511627776"), node, std::string("5"),
+          seq})
       how.push_back(std::move(a));
     return how;
   }
@@ -949,6 +951,55 @@ TEST_F(BrokerRedisHistory, TheAppendScriptStoresAResendOnceWithItsFirstOffset) {
   for (const auto& m : node.host.messages(ch)) data.push_back(m.data);
   EXPECT_EQ(data, (std::vector<std::string>{"a", "b", "c", "raw", "raw", "d"}));
   EXPECT_EQ(node.host.messages(ch)[0].origin, (Origin{7, 5, 1}));
+}
+
+// Every key a script touches in the channel's slot comes in KEYS (Redis Cluster routes and
+// checks them; channel_state_lua.h): a call without the entries list, or with one of another
+// channel, is refused before anything is written.
+TEST_F(BrokerRedisHistory, TheScriptsRefuseKeysThatAreNotTheChannelsOwnBeforeWriting) {
+  const std::string ch = channel("keys"), other = channel("keys-other");
+  const std::string stream = "flowrelay:history:{" + ch + "}";
+  const std::vector<std::vector<std::string>> wrong{
+      // The three keys of before the entries list was declared.
+      {"EVAL", redis::append_script(), "3", stream, "flowrelay:seq:{" + ch + "}",
+       "flowrelay:replies:{" + ch + "}", ch, "m", "x", "2000", "60000", "1099511627776", "7", "5",
+       "1", "", "0"},
+      {"EVAL", redis::append_script(), "4", stream, "flowrelay:seq:{" + ch + "}",
+       "flowrelay:replies:{" + ch + "}", "flowrelay:entries:{" + other + "}", ch, "m", "x", "2000",
+       "60000", "1099511627776", "7", "5", "1", "", "0"},
+      {"EVAL", redis::history_script(), "4", stream, "flowrelay:seq:{" + other + "}",
+       "flowrelay:replies:{" + ch + "}", "flowrelay:entries:{" + ch + "}", "0", "2000", "60000",
+       "1099511627776"},
+      {"EVAL",
+       redis::reply_script(),
+       "4",
+       stream,
+       "flowrelay:seq:{" + ch + "}",
+       "flowrelay:replies:{" + ch + "}",
+       "flowrelay:reply-text:{" + ch + "}:r1",
+       ch,
+       "o",
+       "r1",
+       "0",
+       "",
+       "",
+       "2000",
+       "60000",
+       "1099511627776",
+       "7",
+       "5",
+       "",
+       "0"}};
+  for (const auto& args : wrong) {
+    Reply r = command(args);
+    ASSERT_EQ(r->type, REDIS_REPLY_ERROR) << args[2] << " keys, " << args[3 + 3];
+    EXPECT_NE(std::string(r->str, r->len).find("KEYS must start with"), std::string::npos)
+        << r->str;
+  }
+  for (const char* prefix : {"history", "seq", "replies", "entries"})
+    EXPECT_EQ(command({"EXISTS", std::string("flowrelay:") + prefix + ":{" + ch + "}"})->integer, 0)
+        << prefix;
+  EXPECT_EQ(run_append(ch, "7", "1", "a").offset, 1) << "the right keys are taken";
 }
 
 // The resend walk of the append script against a model of the stream: several nodes appending

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <stdexcept>
+#include <string>
 
 namespace flowrelay::test {
 
@@ -38,27 +39,56 @@ uint16_t try_bind(uint16_t port) {
   return bound;
 }
 
+// The first port of the ephemeral range (outgoing connections take theirs from it).
+unsigned ephemeral_low() {
+  unsigned low = 32768;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  range >> low;
+  return low;
+}
+
+std::mt19937& rng() {
+  static thread_local std::mt19937 r{std::random_device{}()};
+  return r;
+}
+
 }  // namespace
 
 uint16_t free_port() {
   // A port the kernel handed out for bind(0) can be taken again by any outgoing connect()
   // (thousands of them when scale tests run in parallel) before the daemon binds it.
-  unsigned low = 32768;
-  {
-    std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
-    range >> low;
-  }
-  static thread_local std::mt19937 rng{std::random_device{}()};
+  const unsigned low = ephemeral_low();
   if (low > 11000) {
     std::uniform_int_distribution<unsigned> pick(10000, low - 1);
     for (int attempt = 0; attempt < 100; ++attempt) {
-      const auto port = static_cast<uint16_t>(pick(rng));
+      const auto port = static_cast<uint16_t>(pick(rng()));
       if (try_bind(port) == port) return port;
     }
   }
   const uint16_t any = try_bind(0);
   if (any == 0) throw std::runtime_error("cannot find a free TCP port");
   return any;
+}
+
+uint16_t free_port_pair(uint16_t offset) {
+  const unsigned low = ephemeral_low();
+  auto pair_free = [&](unsigned port) {
+    return port + offset <= 65535 && try_bind(static_cast<uint16_t>(port)) == port &&
+           try_bind(static_cast<uint16_t>(port + offset)) == port + offset;
+  };
+  if (low > 11000u + offset) {
+    std::uniform_int_distribution<unsigned> pick(10000, low - 1 - offset);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const unsigned port = pick(rng());
+      if (pair_free(port)) return static_cast<uint16_t>(port);
+    }
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const unsigned port = free_port();
+    if (pair_free(port)) return static_cast<uint16_t>(port);
+  }
+  throw std::runtime_error("cannot find a free TCP port p with p + " + std::to_string(offset) +
+                           " free too");
 }
 
 int connect_local(uint16_t port, Clock::time_point deadline) {

@@ -13,6 +13,11 @@ namespace flowrelay::test {
 // the ephemeral range, so that no outgoing connection takes it before the daemon binds it.
 uint16_t free_port();
 
+// A port p on 127.0.0.1 such that p and p + offset were both free a moment ago, both below the
+// ephemeral range when it leaves room (a Redis Cluster node also listens on port + 10000, its
+// cluster bus).
+uint16_t free_port_pair(uint16_t offset);
+
 // A TCP connection to 127.0.0.1:<port> established before `deadline`: its descriptor
 // (non-blocking, close-on-exec; the caller closes it), or -1.
 int connect_local(uint16_t port, Clock::time_point deadline);
