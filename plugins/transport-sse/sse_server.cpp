@@ -29,10 +29,11 @@ void SseServer::deliver(std::string_view channel, const flowrelay_message& m) {
   const flowrelay_reply* reply = sdk::reply_of(m);
   const bool step = reply && reply->kind != FLOWRELAY_KIND_MESSAGE;
   const flowrelay_lane lane = step ? FLOWRELAY_LANE_MESSAGE : m.lane;
-  SharedFrame* event =
-      SharedFrame::make(channel, {}, live_event(lane, reply, m.offset, epoch, data));
+  SharedFrame* event = nullptr;
+  if (_ctx.wants_plain())
+    event = SharedFrame::make(channel, {}, live_event(lane, reply, m.offset, epoch, data));
   SharedFrame* line = nullptr;
-  if (_ctx.envelope_clients.load(std::memory_order_acquire) > 0)
+  if (_ctx.wants_envelope())
     line = SharedFrame::make(channel, {},
                              (step ? envelope_reply(*reply, m.offset, epoch, data)
                                    : envelope_message(lane, m.offset, epoch, data)) +

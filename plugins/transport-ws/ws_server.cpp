@@ -23,7 +23,8 @@ void WsServer::deliver(std::string_view channel, const flowrelay_message& m) {
   if (!running()) return;
   std::string repaired;
   const std::string_view data = client_data(m, repaired);
-  const bool envelopes = _ctx.envelope_clients.load(std::memory_order_acquire) > 0;
+  if (!_ctx.wants_plain() && !_ctx.wants_envelope()) return;  // nobody here reads it
+  const bool envelopes = _ctx.wants_envelope();
   SharedFrame* raw = nullptr;  // raw clients get the message lane only
   SharedFrame* env = nullptr;
   flowrelay_lane lane = m.lane;

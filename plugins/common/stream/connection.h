@@ -230,6 +230,7 @@ class Connection {
   bool recovering = false;    // in the loop's map of sessions waiting for a history answer
   bool authorizing = false;   // in the loop's map of sessions waiting for the connect proxy
   bool joined_event = false;  // the backend was told it joined: a leave event is owed
+  bool joined_count = false;  // in TransportContext's joined/envelope counts: a release is owed
   SessionTimer timer = SessionTimer::None;  // the timer list it is on
   uint32_t member_index = 0;                // position in channel->members or channel->waiting
   LoopChannel* channel = nullptr;

@@ -29,7 +29,11 @@ int64_t EventLoop::now_ms() {
 
 flowrelay_status EventLoop::join(Connection& s, std::string_view conversation) {
   Connection& c = s;
-  if (s.envelope()) _ctx.envelope_clients.fetch_add(1, std::memory_order_acq_rel);
+  // Counted before the subscribe, so that no delivery that can reach it skips its frame;
+  // uncounted once, in close_now().
+  c.joined_count = true;
+  (s.envelope() ? _ctx.envelope_clients : _ctx.plain_clients)
+      .fetch_add(1, std::memory_order_acq_rel);
   std::string channel(_ctx.host.channel_prefix());
   channel += conversation;
   const flowrelay_status status = _ctx.host.subscribe(channel);
@@ -168,7 +172,11 @@ void EventLoop::close_now(Connection* c) {
   c->fd = -1;
   c->dead = true;
   _stats.connections_closed.add();
-  if (c->envelope()) _ctx.envelope_clients.fetch_sub(1, std::memory_order_acq_rel);
+  if (c->joined_count) {  // only what join() counted (a refused handshake never joined)
+    c->joined_count = false;
+    (c->envelope() ? _ctx.envelope_clients : _ctx.plain_clients)
+        .fetch_sub(1, std::memory_order_acq_rel);
+  }
   if (c->recovering) _recovering.erase(c->id());
   if (c->authorizing) _authorizing.erase(c->id());
   if (c->link) {  // publishes still in flight find it gone

@@ -117,8 +117,14 @@ struct TransportContext {
   LiveLimits limits;
   mutable ConnectionCaps caps;             // shared, internally locked
   mutable AddressBuckets publish_buckets;  // publish_rate per client address (POSTs)
-  // Envelope-mode connections open now: while 0, deliveries skip encoding the JSON frame.
+  // Sessions in a channel (joined, not closed) by the frame they take: the plain one (raw
+  // WebSocket, SSE events) or the envelope one (flowrelay.v1, NDJSON). A delivery encodes only
+  // the frames somebody on this node takes, so a transport nobody uses costs no encoding. Two
+  // counters, not a total and a part: each answer then rests on one load.
+  mutable std::atomic<uint64_t> plain_clients{0};
   mutable std::atomic<uint64_t> envelope_clients{0};
+  bool wants_plain() const { return plain_clients.load(std::memory_order_acquire) > 0; }
+  bool wants_envelope() const { return envelope_clients.load(std::memory_order_acquire) > 0; }
   const std::string_view plugin;
   const std::string_view transport_name;
   const std::string_view scheme;
