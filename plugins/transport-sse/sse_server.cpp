@@ -13,8 +13,8 @@ Connection* make_session(SessionHost& host, const SessionConfig& config, uint64_
   return new SseSession(host, config, id);
 }
 
-constexpr TransportIdentity kIdentity{"transport-sse", "sse", "http", "flowrelay_sse_",
-                                      &make_session};
+constexpr TransportIdentity kIdentity{"transport-sse",  "sse",         "http",
+                                      "flowrelay_sse_", &make_session, &fan_out_to<SseSession>};
 
 }  // namespace
 

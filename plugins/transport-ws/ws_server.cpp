@@ -12,7 +12,8 @@ Connection* make_session(SessionHost& host, const SessionConfig& config, uint64_
   return new Session(host, config, id);
 }
 
-constexpr TransportIdentity kIdentity{"transport-ws", "ws", "ws", "flowrelay_", &make_session};
+constexpr TransportIdentity kIdentity{"transport-ws", "ws",          "ws",
+                                      "flowrelay_",   &make_session, &fan_out_to<Session>};
 
 }  // namespace
 

@@ -31,7 +31,7 @@
 
 #include "../unit/session_test_host.h"
 #include "envelope.h"
-#include "envelope_reply.h"
+#include "delta_merge.h"
 #include "frame_codec.h"
 
 using namespace flowrelay::ws;

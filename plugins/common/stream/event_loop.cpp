@@ -126,21 +126,10 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope
   const uint32_t members = static_cast<uint32_t>(ch.members.size());
   if (raw) raw->ref(members);
   if (envelope) envelope->ref(members);
-  uint32_t used_raw = 0, used_envelope = 0, sent = 0;
-  uint64_t bytes = 0;
+  FanOutCounts counts;
   _fanning_out = true;  // a member closing now leaves the channel after the loop
-  for (Connection* c : ch.members) {
-    if (c->id() == skip) continue;  // its own message, echo off (ids are never 0)
-    const bool envelope_mode = c->envelope();
-    SharedFrame* f = envelope_mode ? envelope : raw;
-    if (!f) continue;  // raw sessions do not get the log lane
-    ++(envelope_mode ? used_envelope : used_raw);
-    const uint32_t size = f->size();
-    if (c->deliver(f)) {
-      ++sent;
-      bytes += size;
-    }
-  }
+  _ctx.fan_out(ch.members.data(), ch.members.size(), raw, envelope, skip, counts);
+  const uint32_t used_raw = counts.used_plain, used_envelope = counts.used_envelope;
   _fanning_out = false;
   // The message's relay latency is sampled once on this loop: at the first write of the frame
   // it sent (envelope if any session took it, else raw). Armed before the flush of this pass.
@@ -148,8 +137,8 @@ void EventLoop::fan_out(LoopChannel& ch, SharedFrame* raw, SharedFrame* envelope
     sampled->arm_sample(_sample_bit);
   if (raw && members > used_raw) raw->release(members - used_raw);
   if (envelope && members > used_envelope) envelope->release(members - used_envelope);
-  _stats.deliveries.add(sent);
-  _stats.bytes_out.add(bytes);
+  _stats.deliveries.add(counts.sent);
+  _stats.bytes_out.add(counts.bytes);
   for (Connection* c : _leaving) channel_remove(c);  // may forget `ch`
   _leaving.clear();
 }

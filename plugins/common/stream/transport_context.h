@@ -16,6 +16,7 @@
 
 #include "access_policy.h"
 #include "connection.h"
+#include "fan_out.h"
 #include "session_limits.h"
 #include "stream_options.h"
 
@@ -109,6 +110,7 @@ struct TransportIdentity {
   std::string_view scheme;  // of its URLs, for the log: "ws", "http"
   std::string_view metric_prefix;
   ConnectionFactory make_connection;
+  FanOutFn fan_out;  // fan_out_to<its session type>
 };
 
 struct TransportContext {
@@ -130,6 +132,7 @@ struct TransportContext {
   const std::string_view scheme;
   const std::string_view metric_prefix;
   const ConnectionFactory make_connection;
+  const FanOutFn fan_out;
 
   TransportContext(sdk::TransportHost h, StreamOptions o, const TransportIdentity& who)
       : host(h),
@@ -140,6 +143,7 @@ struct TransportContext {
         scheme(who.scheme),
         metric_prefix(who.metric_prefix),
         make_connection(who.make_connection),
+        fan_out(who.fan_out),
         _policy(load_access_policy(options.access, who.plugin)) {}
 
   // The access policy in force (replaced on reload: a handshake keeps the one it started with).
