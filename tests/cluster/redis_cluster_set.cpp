@@ -144,7 +144,20 @@ bool RedisClusterSet::wait_settled(Millis timeout) const {
             return false;
           }
         }
-        return !_killed.empty() || (masters == kMasters && replicas == kMasters);
+        if (!_killed.empty()) return true;
+        if (masters != kMasters || replicas != kMasters) return false;
+        // Every node's own view (gossip) knows each slot owner's replica too: a replica's role
+        // is known to itself before the others hear of it.
+        for (const auto& n : _nodes) {
+          const auto v = view(n->port());
+          for (const auto& owner : v) {
+            if (!owner.master || owner.slots.empty()) continue;
+            if (std::none_of(v.begin(), v.end(),
+                             [&](const ClusterNodeView& r) { return r.master_id == owner.id; }))
+              return false;
+          }
+        }
+        return true;
       },
       timeout, 50ms);
 }
@@ -249,6 +262,20 @@ std::optional<uint16_t> RedisClusterSet::owner_of_slot(int slot) const {
       if (slot >= lo && slot <= hi) return n.port;
   }
   return std::nullopt;
+}
+
+bool RedisClusterSet::wait_replica_caught_up(uint16_t master, Millis timeout) const {
+  const auto replica = replica_of(master);
+  if (!replica) return false;
+  const auto offset = info_field(master, {"INFO", "replication"}, "master_repl_offset");
+  if (!offset) return false;
+  const uint64_t target = std::stoull(*offset);
+  return wait_for(
+      [&] {
+        const auto got = info_field(*replica, {"INFO", "replication"}, "slave_repl_offset");
+        return got && std::stoull(*got) >= target;
+      },
+      timeout, 20ms);
 }
 
 std::optional<uint16_t> RedisClusterSet::kill_master(size_t i, Millis timeout) {

@@ -66,6 +66,9 @@ class RedisClusterSet {
     return owner_of_slot(slot_of(key));
   }
 
+  // True once `master`'s replica has applied everything the master had written when asked
+  // (replication offsets; WAIT only covers the writes of its own connection).
+  bool wait_replica_caught_up(uint16_t master, Millis timeout) const;
   // SIGKILLs masters()[i], then waits (bounded) until its replica says it is a master and the
   // cluster is settled again (wait_settled); the promoted replica's port, nullopt if that did
   // not happen in time.

@@ -88,7 +88,7 @@ TEST_F(ClusterRedisClusterSet, AKeyStaysReadableThroughASlotMoveAndAFailover) {
   // promoted with the moved slot, and every other master redirects there.
   const auto replica = set.replica_of(other);
   ASSERT_TRUE(replica.has_value());
-  ASSERT_EQ(cmd(other, {"WAIT", "1", "2000"}, 3s), ":1") << "the replica never synced";
+  ASSERT_TRUE(set.wait_replica_caught_up(other, 5s)) << "the replica never synced";
   const auto now = set.masters();
   const size_t index = static_cast<size_t>(std::find(now.begin(), now.end(), other) - now.begin());
   ASSERT_LT(index, now.size());
