@@ -2,8 +2,8 @@
 // transport implements (transport-ws' Session, transport-sse's), and the loop's bookkeeping
 // (flush list, timer list, channel membership, connection caps). What a session asks of its
 // loop is SessionHost. Kept small: an idle open connection is this struct and its session's
-// few fields. The loop calls the protocol through virtual functions: one indirect call per
-// delivery, a few nanoseconds beside the ~50 ns a delivery costs (bench/micro_bench).
+// few fields. The loop calls the protocol through virtual functions, except deliver() in a
+// fan-out, which fan_out.h calls directly on the transport's own (final) session type.
 #pragma once
 
 #include <flowrelay/plugin.h>
