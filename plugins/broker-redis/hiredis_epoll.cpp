@@ -24,7 +24,7 @@ void HiredisEpoll::update(uint32_t events) {
   if (events == _events || _fd < 0) return;
   epoll_event ev{};
   ev.events = events;
-  ev.data.ptr = this;
+  ev.data.ptr = static_cast<EpollHandler*>(this);
   if (_events == 0)
     epoll_ctl(_epoll_fd, EPOLL_CTL_ADD, _fd, &ev);
   else if (events == 0)

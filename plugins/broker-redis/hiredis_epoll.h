@@ -8,14 +8,24 @@
 
 namespace flowrelay::redis {
 
-class HiredisEpoll {
+// What the broker loop's epoll set holds (epoll data.ptr): a hiredis async context's adapter,
+// or the sharded Pub/Sub link that reads its own socket (shard_pubsub_link.h).
+class EpollHandler {
+ public:
+  virtual void handle(uint32_t events) = 0;
+
+ protected:
+  ~EpollHandler() = default;
+};
+
+class HiredisEpoll final : public EpollHandler {
  public:
   // Attaches `ac`; hiredis calls cleanup() when the context goes away, after which the
   // adapter is `dead()` and can be freed by its owner outside hiredis callbacks.
   static HiredisEpoll* attach(int epoll_fd, redisAsyncContext* ac);
 
   // Called by the owner's loop when epoll reports `events` for this adapter.
-  void handle(uint32_t events);
+  void handle(uint32_t events) override;
   bool dead() const { return _ac == nullptr; }
 
  private:

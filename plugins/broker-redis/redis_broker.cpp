@@ -245,7 +245,7 @@ void RedisBroker::run() {
         ssize_t r = read(_wake_fd, &v, sizeof v);
         (void)r;
       } else {
-        static_cast<HiredisEpoll*>(events[i].data.ptr)->handle(events[i].events);
+        static_cast<EpollHandler*>(events[i].data.ptr)->handle(events[i].events);
       }
     }
     if (_stop) {

@@ -12,6 +12,32 @@ int64_t monotonic_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t LinkOutage::down(const RedisContext& ctx, const char* role, const std::string& where,
+                         const std::string& reason, bool was_up) {
+  const uint32_t min = ctx.live.reconnect_min_ms.load();
+  _backoff_ms = _backoff_ms == 0
+                    ? min
+                    : std::max(min, std::min(_backoff_ms * 2, ctx.live.reconnect_max_ms.load()));
+  if (was_up || _failures == 0)
+    ctx.log(FLOWRELAY_LOG_WARNING, std::string("redis ") + role + " connection " +
+                                       (was_up ? "lost" : "failed") + " (" + where +
+                                       "): " + reason + "; reconnecting");
+  ++_failures;
+  return monotonic_ms() + _backoff_ms;
+}
+
+void LinkOutage::up(RedisContext& ctx, const char* role, const std::string& where) {
+  if (_failures > 0) {
+    ctx.count.add(ctx.count.reconnects);
+    ctx.log(FLOWRELAY_LOG_NOTICE,
+            std::string("redis ") + role + " connection restored (" + where + ")");
+  } else {
+    ctx.log(FLOWRELAY_LOG_INFO, std::string("redis ") + role + " connected");
+  }
+  _failures = 0;
+  _backoff_ms = 0;
+}
+
 RedisLink::RedisLink(RedisContext& ctx, LinkEvents& events, const char* role,
                      const char* client_name, bool select_db)
     : _ctx(ctx),
@@ -149,16 +175,8 @@ void RedisLink::role_cb(redisAsyncContext* ac, void* r, void*) {
 }
 
 void RedisLink::on_up() {
-  if (_failures > 0) {
-    _ctx.count.add(_ctx.count.reconnects);
-    _ctx.log(FLOWRELAY_LOG_NOTICE,
-             std::string("redis ") + _role + " connection restored (" + describe() + ")");
-  } else {
-    _ctx.log(FLOWRELAY_LOG_INFO, std::string("redis ") + _role + " connected");
-  }
+  _outage.up(_ctx, _role, describe());
   _state = State::Up;
-  _failures = 0;
-  _backoff_ms = 0;
   _since_ms = monotonic_ms();
   _events.link_up(*this);
 }
@@ -182,18 +200,7 @@ void RedisLink::mark_down(const std::string& reason, bool refused) {
   _state = State::Down;
   _drop_reason.clear();
   if (_ctx.closing) return;
-  const uint32_t min = _ctx.live.reconnect_min_ms.load();
-  _backoff_ms = _backoff_ms == 0
-                    ? min
-                    : std::max(min, std::min(_backoff_ms * 2, _ctx.live.reconnect_max_ms.load()));
-  _retry_at_ms = monotonic_ms() + _backoff_ms;
-  if (was_up || _failures == 0) {
-    // Logged once per outage, not per attempt.
-    _ctx.log(FLOWRELAY_LOG_WARNING, std::string("redis ") + _role + " connection " +
-                                        (was_up ? "lost" : "failed") + " (" + describe() +
-                                        "): " + reason + "; reconnecting");
-  }
-  ++_failures;
+  _retry_at_ms = _outage.down(_ctx, _role, describe(), reason, was_up);
   _events.link_down(*this, refused, reason);
 }
 
@@ -219,7 +226,7 @@ void RedisLink::reconnect_now(const std::string& reason) {
     else
       mark_down(reason, false);
   }
-  _backoff_ms = 0;
+  _outage.reset_backoff();
   _retry_at_ms = 0;
 }
 

@@ -18,6 +18,25 @@ namespace flowrelay::redis {
 
 class RedisLink;
 
+// What every kind of link does between connections: capped exponential backoff
+// (reconnect_min_ms doubling up to reconnect_max_ms), and one log line per outage rather than
+// per attempt, with one more once it is over.
+class LinkOutage {
+ public:
+  // The link (`role`, last connected to `where`) is down: logged if it was up or this is the
+  // first failed attempt. Returns when to try again.
+  int64_t down(const RedisContext& ctx, const char* role, const std::string& where,
+               const std::string& reason, bool was_up);
+  // The link is up: logs that it is (again) and counts a reconnect after an outage.
+  void up(RedisContext& ctx, const char* role, const std::string& where);
+  // The next attempt goes at once (the master moved).
+  void reset_backoff() { _backoff_ms = 0; }
+
+ private:
+  uint32_t _backoff_ms = 0;
+  uint32_t _failures = 0;  // consecutive failed attempts
+};
+
 class LinkEvents {
  public:
   // Connected; AUTH/SELECT/SETNAME are queued: what else must precede the link being Up.
@@ -94,8 +113,7 @@ class RedisLink {
   State _state = State::Down;
   int64_t _since_ms = 0;     // when the current state began
   int64_t _retry_at_ms = 0;  // next connect attempt when Down
-  uint32_t _backoff_ms = 0;
-  uint32_t _failures = 0;    // consecutive failed attempts (logged once, then on recovery)
+  LinkOutage _outage;
   std::string _drop_reason;  // why we closed it ourselves, for the log
   std::vector<HiredisEpoll*> _adapters;
 };
