@@ -250,6 +250,17 @@ add_open(math.huge)
 return out
 )lua";
 
+// Redis Cluster (mode: cluster): the same scripts publish with SPUBLISH, on the shard channel
+// of the keys' own slot (every key of a channel is tagged {channel}), so the master that
+// appends is the one whose sharded subscribers hear it.
+inline std::string sharded_pubsub(std::string script) {
+  const std::string_view plain = "redis.call('PUBLISH',", sharded = "redis.call('SPUBLISH',";
+  for (size_t at = script.find(plain); at != std::string::npos;
+       at = script.find(plain, at + sharded.size()))
+    script.replace(at, plain.size(), sharded);
+  return script;
+}
+
 inline std::string append_script() {
   return std::string(kChannelStateLua) + std::string(kAppendBody);
 }

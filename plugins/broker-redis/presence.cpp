@@ -46,9 +46,9 @@ struct Presence::Command {
   bool is_read() const { return done != nullptr; }
 };
 
-Presence::Presence(RedisContext& ctx, RedisLink& link, WakeFn wake, void* owner)
+Presence::Presence(RedisContext& ctx, Publisher& publisher, WakeFn wake, void* owner)
     : _ctx(ctx),
-      _link(link),
+      _publisher(publisher),
       _set_sha(sha1_hex(set_script())),
       _read_sha(sha1_hex(read_script())),
       _node(std::to_string(ctx.host.node_id())),
@@ -82,11 +82,11 @@ flowrelay_status Presence::read(std::string_view channel, flowrelay_presence_fn 
 
 // ---------------------------------------------------------------------------- broker thread
 
-void Presence::on_connected() {
+void Presence::on_connected(RedisLink& link) {
   // Before any EVALSHA on this connection (hiredis keeps the order); a NOSCRIPT later (SCRIPT
   // FLUSH) is answered by sending that call again by EVAL.
   for (const std::string* script : {&set_script(), &read_script()})
-    redisAsyncCommand(_link.context(), nullptr, nullptr, "SCRIPT LOAD %b", script->data(),
+    redisAsyncCommand(link.context(), nullptr, nullptr, "SCRIPT LOAD %b", script->data(),
                       script->size());
 }
 
@@ -112,7 +112,8 @@ void Presence::take_changes() {
   }
   if (!changes.empty() && _flush_at_ms == 0) _flush_at_ms = monotonic_ms() + kFlushDelayMs;
   for (Read& r : reads) {
-    if (_link.up())
+    const RedisLink* link = _publisher.link_for(r.channel);
+    if (link && link->up())
       send_read(std::move(r));
     else
       r.done(r.ctx, FLOWRELAY_EUNAVAIL, 0, 0);
@@ -121,7 +122,7 @@ void Presence::take_changes() {
 
 int64_t Presence::check(int64_t now) {
   take_changes();
-  if (!_link.up()) return INT64_MAX;  // on_up() rewrites everything
+  if (!_publisher.up()) return INT64_MAX;  // on_up() rewrites everything
   if (now >= _refresh_at_ms) {
     refresh_all();
     _refresh_at_ms = now + std::max<uint32_t>(1, _ctx.live.presence_ttl_ms.load() / 3);
@@ -131,8 +132,11 @@ int64_t Presence::check(int64_t now) {
   int64_t next = _flush_at_ms != 0 ? std::min(_flush_at_ms, _refresh_at_ms) : _refresh_at_ms;
   if (_inflight > 0) {
     const uint32_t timeout = _ctx.live.command_timeout_ms.load();
-    if (now - _progress_ms > timeout) {
-      _link.drop("no reply from Redis to a presence command within command_timeout_ms", false);
+    // In cluster mode the masters' sharded Pub/Sub links notice a hung one (their heartbeat)
+    // and the publisher's pipes one with publishes waiting: presence alone drops no link.
+    if (now - _progress_ms > timeout && !_publisher.clustered()) {
+      _publisher.link().drop("no reply from Redis to a presence command within command_timeout_ms",
+                             false);
       return INT64_MAX;
     }
     next = std::min<int64_t>(next, _progress_ms + timeout + 1);
@@ -168,7 +172,7 @@ void Presence::refresh_all() {
 
 bool Presence::withdraw() {
   take_changes();
-  if (!_link.up()) return false;  // best effort: the entries expire after presence_ttl_ms
+  if (!_publisher.up()) return false;  // best effort: the entries expire after presence_ttl_ms
   for (const auto& [channel, entry] : _channels) send_set(channel, 0);
   _channels.clear();
   _dirty.clear();
@@ -210,7 +214,9 @@ void Presence::send(Command* c, bool by_sha) {
     argv[i] = args[i].data();
     lens[i] = args[i].size();
   }
-  if (redisAsyncCommandArgv(_link.context(), reply_cb, c, static_cast<int>(argc), argv.data(),
+  RedisLink* link = _publisher.link_for(c->channel);
+  if (!link || !link->up() ||
+      redisAsyncCommandArgv(link->context(), reply_cb, c, static_cast<int>(argc), argv.data(),
                             lens.data()) != REDIS_OK) {
     // The context is going down: a write is rewritten once the link is back.
     if (c->is_read()) c->done(c->ctx, FLOWRELAY_EUNAVAIL, 0, 0);

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "publisher.h"
 #include "redis_context.h"
 #include "redis_link.h"
 
@@ -30,7 +31,8 @@ class Presence {
   // Reads waiting for the broker thread, at most (past it: EAGAIN).
   static constexpr size_t kMaxQueuedReads = 10000;
 
-  Presence(RedisContext& ctx, RedisLink& link, WakeFn wake, void* owner);
+  // Over the publisher's links: the one serving each channel (cluster mode: its master's).
+  Presence(RedisContext& ctx, Publisher& publisher, WakeFn wake, void* owner);
   Presence(const Presence&) = delete;
   Presence& operator=(const Presence&) = delete;
 
@@ -42,7 +44,7 @@ class Presence {
 
   // [broker thread] The link's hooks: the scripts are loaded on connect, and everything this
   // node counts is written again once it is up.
-  void on_connected();
+  void on_connected(RedisLink& link);
   void on_up();
   // Takes the queued reads and changes; sends them when the link is up (a read fails with
   // EUNAVAIL when it is not). Writes changes and refreshes when due; drops the link when Redis
@@ -76,7 +78,7 @@ class Presence {
   static void reply_cb(redisAsyncContext* ac, void* reply, void* priv);
 
   RedisContext& _ctx;
-  RedisLink& _link;
+  Publisher& _publisher;
   const std::string _set_sha, _read_sha;
   const std::string _node;  // this node's field name: its id in decimal
   WakeFn _wake;

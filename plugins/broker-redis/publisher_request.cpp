@@ -105,7 +105,8 @@ int PublisherRequest::write(redisAsyncContext* ac, redisCallbackFn* fn, void* pr
   }
   // Without history the wire form still carries lane and origin: the subscribers' echo
   // suppression and their drop of a resend (same node and seq) need it.
-  return write_argv(ac, fn, priv, "PUBLISH", channel, encode_wire(lane, 0, {}, origin, data));
+  return write_argv(ac, fn, priv, scripts.sharded ? "SPUBLISH" : "PUBLISH", channel,
+                    encode_wire(lane, 0, {}, origin, data));
 }
 
 PublisherRequest::Outcome PublisherRequest::complete(const redisReply* reply, Ack* ack) const {

@@ -7,13 +7,17 @@
 #include <hiredis/async.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "redis_options.h"
 
 namespace flowrelay::redis {
 
 struct HistoryScripts {
   std::string append_sha, history_sha;  // SHA1 of history_scripts.h's scripts
   std::string reply_sha;                // ...and of reply_scripts.h's
+  bool sharded = false;  // cluster mode: plain publishes use SPUBLISH (the scripts likewise)
 };
 
 struct HistoryBounds {
@@ -71,6 +75,15 @@ struct PublisherRequest {
   uint64_t floor_offset = 0;
   // Written in a batch followed by WAIT (wait_replicas): completed once the WAIT answered.
   bool awaits_wait = false;
+  // Cluster mode (publisher.cpp): the channel's slot, the request's place in the publisher's
+  // order (a redirected request goes back to it), where an ASK sends it once (with ASKING),
+  // and the redirects and retries so far (bounded) with the time of the next try.
+  uint16_t slot = 0;
+  uint64_t order = 0;
+  std::optional<RedisEndpoint> ask;
+  uint16_t redirects = 0;
+  uint16_t retries = 0;
+  int64_t retry_at_ms = 0;
 
   // Stores something in history (what WAIT must cover).
   bool stores() const { return kind == Kind::Reply || (kind == Kind::Publish && scripted); }

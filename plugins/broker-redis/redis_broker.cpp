@@ -44,8 +44,10 @@ RedisBroker::RedisBroker(sdk::BrokerHost host, const flowrelay_option* options, 
     : _ctx(host, parse_options(options, n, std::getenv("REDIS_URL"))),
       _publisher(_ctx, *this, wake, this),
       _subscriber(_ctx, *this, _publisher, wake, this, [this] { update_ready(); }),
-      _presence(_ctx, _publisher.link(), wake, this) {
+      _presence(_ctx, _publisher, wake, this) {
   if (_ctx.sentinel_mode()) _sentinels = std::make_unique<SentinelWatch>(_ctx);
+  if (_ctx.cluster_mode())  // until its subscriber side lands (issue #13)
+    throw sdk::OptionError("broker-redis: mode: cluster is not available in this build");
 }
 
 RedisBroker::~RedisBroker() {
@@ -224,6 +226,7 @@ std::string RedisBroker::reconfigure(const flowrelay_option* options, size_t n) 
   const bool same = fresh.endpoint == _ctx.options.endpoint &&
                     fresh.sentinels == _ctx.options.sentinels &&
                     fresh.master_name == _ctx.options.master_name &&
+                    fresh.cluster_seeds == _ctx.options.cluster_seeds &&
                     fresh.sentinel_password == _ctx.options.sentinel_password;
   return same ? "" : "url";
 }
@@ -232,7 +235,7 @@ std::string RedisBroker::reconfigure(const flowrelay_option* options, size_t n) 
 
 void RedisBroker::run() {
   if (_sentinels) _sentinels->connect();
-  _publisher.link().connect();
+  _publisher.connect();
   _subscriber.link().connect();
   int wait_ms = 0;
   int64_t stop_at = 0;
@@ -264,22 +267,22 @@ void RedisBroker::run() {
     _publisher.take_outbox();
     _publisher.send_pending();
     const int64_t now = monotonic_ms();
-    int64_t next = std::min({_publisher.link().check(now), _subscriber.link().check(now),
-                             _publisher.check(now), _subscriber.check(now), _presence.check(now)});
+    int64_t next = std::min({_subscriber.link().check(now), _publisher.check(now),
+                             _subscriber.check(now), _presence.check(now)});
     if (_sentinels) {
       next = std::min(next, _sentinels->check(now));
       relink_if_master_moved();  // an answer can only come from epoll; this is cheap
       _sentinels->free_dead_adapters();
     }
-    _publisher.link().free_dead_adapters();
+    _publisher.free_dead_adapters();
     _subscriber.link().free_dead_adapters();
     wait_ms = static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
   }
   _ctx.closing = true;
-  _publisher.link().close();
+  _publisher.close();
   _subscriber.link().close();
   if (_sentinels) _sentinels->close();
-  _publisher.link().free_dead_adapters();
+  _publisher.free_dead_adapters();
   _subscriber.link().free_dead_adapters();
   if (_sentinels) _sentinels->free_dead_adapters();
 }
@@ -294,8 +297,7 @@ void RedisBroker::relink_if_master_moved() {
 }
 
 void RedisBroker::update_ready() {
-  const bool ready =
-      _publisher.link().up() && _subscriber.link().up() && _subscriber.resubscribed();
+  const bool ready = _publisher.up() && _subscriber.link().up() && _subscriber.resubscribed();
   if (ready == _ready || _ctx.closing) return;
   _ready = ready;
   _ctx.host.set_ready(ready);
@@ -303,14 +305,12 @@ void RedisBroker::update_ready() {
 }
 
 void RedisBroker::link_connected(RedisLink& link) {
-  if (&link != &_publisher.link()) return;
-  _publisher.on_connected();
-  _presence.on_connected();
+  if (_publisher.owns(link)) _presence.on_connected(link);  // after the publisher's scripts
 }
 
 void RedisBroker::link_up(RedisLink& link) {
-  if (&link == &_publisher.link()) {
-    _ctx.count.pub_up = 1;
+  if (_publisher.owns(link)) {
+    _ctx.count.pub_up = _publisher.up();
     _presence.on_up();
   } else {
     _ctx.count.sub_up = 1;
@@ -321,9 +321,8 @@ void RedisBroker::link_up(RedisLink& link) {
 
 void RedisBroker::link_down(RedisLink& link, bool refused, const std::string& reason) {
   if (_sentinels) _sentinels->ask_now();  // the master may have moved
-  if (&link == &_publisher.link()) {
-    _ctx.count.pub_up = 0;
-    _publisher.on_down();
+  if (_publisher.owns(link)) {
+    _ctx.count.pub_up = 0;  // the publisher requeued what the link did not answer
     _subscriber.publisher_down();
   } else {
     _ctx.count.sub_up = 0;

@@ -75,6 +75,7 @@ struct RedisContext {
     if (sentinel_mode()) master.host.clear();  // not known until a sentinel names it
   }
   bool sentinel_mode() const { return !options.sentinels.empty(); }
+  bool cluster_mode() const { return !options.cluster_seeds.empty(); }
 
   sdk::BrokerHost host;
   const RedisOptions options;  // as started: url/endpoint; the tunables live in `live`

@@ -27,6 +27,9 @@ const sdk::OptionTable<RedisOptions>& table() {
            "redis://[user:password@]host[:port][/db], unix:///path[?db=N] or "
            "redis+sentinel://[user:password@]host[:port][,host[:port]...]/MASTER[/db] (the "
            "sentinels' default port is 26379); REDIS_URL wins"},
+          {"mode", &O::mode, "standalone", 0, 0, Reload::Restart, nullptr,
+           "standalone (one Redis, or its Sentinels' master) or cluster (a Redis Cluster: url "
+           "lists seed nodes, redis://host1:port1,host2:port2; sharded Pub/Sub, Redis >= 7)"},
           {"sentinel_password", &O::sentinel_password, "", 0, 0, Reload::Restart, nullptr,
            "AUTH to the sentinels when set (the URL's password is the master's)"},
           {"sentinel_check_ms", &O::sentinel_check_ms, "2000", 1, kMaxMs, Reload::Live, kMs,
@@ -208,14 +211,66 @@ bool parse_sentinel_url(const std::string& url, RedisOptions& o, std::string& er
   return true;
 }
 
+bool parse_cluster_url(const std::string& url, RedisOptions& o, std::string& error) {
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) {
+    error =
+        "mode: cluster takes redis://[user:password@]host1:port1,host2:port2 (one or more "
+        "seed nodes; unix://, rediss:// and redis+sentinel:// are not for a cluster)";
+    return false;
+  }
+  std::string_view rest(url);
+  rest.remove_prefix(kScheme.size());
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  const std::string path(slash == std::string_view::npos ? "" : rest.substr(slash));
+  std::string userinfo;
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    userinfo.assign(authority.substr(0, at + 1));
+    authority.remove_prefix(at + 1);
+  }
+  // Each seed as a URL of its own, with the shared credentials: one parser for every form.
+  o.cluster_seeds.clear();
+  while (true) {
+    const auto comma = authority.find(',');
+    const std::string item(authority.substr(0, comma));
+    RedisEndpoint seed;
+    if (!seed.parse(std::string(kScheme) + userinfo + item + path, error)) {
+      error = "seed '" + item + "': " + error;
+      return false;
+    }
+    if (seed.db != 0) {
+      error = "a Redis Cluster has only database 0";
+      return false;
+    }
+    o.cluster_seeds.push_back(std::move(seed));
+    if (comma == std::string_view::npos) break;
+    authority.remove_prefix(comma + 1);
+  }
+  o.endpoint = o.cluster_seeds.front();
+  return true;
+}
+
 RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url) {
   RedisOptions o = table().parse(options, n);
   if (o.reconnect_max_ms < o.reconnect_min_ms) o.reconnect_max_ms = o.reconnect_min_ms;
   const bool from_env = env_url && *env_url;
   if (from_env) o.url = env_url;
+  if (o.mode != "standalone" && o.mode != "cluster")
+    throw sdk::OptionError("broker-redis: option 'mode' must be standalone or cluster, got '" +
+                           o.mode + "'");
   std::string error;
   const bool sentinel = o.url.starts_with("redis+sentinel://");
-  if (!(sentinel ? parse_sentinel_url(o.url, o, error) : o.endpoint.parse(o.url, error)))
+  bool parsed = false;
+  if (o.mode == "cluster")
+    parsed = parse_cluster_url(o.url, o, error);
+  else if (sentinel)
+    parsed = parse_sentinel_url(o.url, o, error);
+  else if (o.url.find(',') != std::string::npos && !o.url.starts_with("unix:"))
+    error = "several hosts are a Redis Cluster's seeds: set mode: cluster";
+  else
+    parsed = o.endpoint.parse(o.url, error);
+  if (!parsed)
     throw sdk::OptionError("broker-redis: invalid " +
                            std::string(from_env ? "REDIS_URL" : "option 'url'") + " '" + o.url +
                            "': " + error);

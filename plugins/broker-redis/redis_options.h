@@ -34,6 +34,11 @@ struct RedisOptions {
   // with sentinel_password. Empty: standalone.
   std::vector<RedisEndpoint> sentinels;
   std::string master_name;
+  // mode: cluster: Redis Cluster, url = redis://[user:pass@]host1[:port],host2[:port]... (the
+  // seeds asked for CLUSTER SLOTS); endpoint then holds the first seed (the credentials every
+  // node gets). Empty: standalone or sentinel.
+  std::string mode;
+  std::vector<RedisEndpoint> cluster_seeds;
   std::string sentinel_password;   // restart-only
   uint32_t sentinel_check_ms = 0;  // the master is re-asked this often
   uint32_t connect_timeout_ms = 0;
@@ -58,6 +63,10 @@ struct RedisOptions {
 // redis+sentinel://[user:pass@]host1[:port][,host2[:port]...]/MASTER[/db] into `o`'s
 // endpoint (credentials, db), sentinels and master_name. False with a message otherwise.
 bool parse_sentinel_url(const std::string& url, RedisOptions& o, std::string& error);
+
+// redis://[user:pass@]host1[:port][,host2[:port]...][/0] into `o`'s cluster_seeds and
+// endpoint. False with a message otherwise.
+bool parse_cluster_url(const std::string& url, RedisOptions& o, std::string& error);
 
 RedisOptions parse_options(const flowrelay_option* options, size_t n, const char* env_url);
 

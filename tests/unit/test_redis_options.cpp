@@ -102,5 +102,52 @@ TEST(RedisOptions, RedisUrlWithSentinelWinsOverUrl) {
   }
 }
 
+// mode: cluster (issue #13): the seeds, their shared credentials, and what is refused.
+TEST(RedisOptions, ClusterModeTakesSeveralSeedsWithSharedCredentials) {
+  const RedisOptions o =
+      parse("redis://user:secret@n1:7000,n2,10.0.0.3:7002", nullptr, {{"mode", "cluster"}});
+  EXPECT_EQ(o.mode, "cluster");
+  ASSERT_EQ(o.cluster_seeds.size(), 3u);
+  EXPECT_EQ(o.cluster_seeds[0].host, "n1");
+  EXPECT_EQ(o.cluster_seeds[0].port, 7000);
+  EXPECT_EQ(o.cluster_seeds[1].host, "n2");
+  EXPECT_EQ(o.cluster_seeds[1].port, 6379);
+  EXPECT_EQ(o.cluster_seeds[2].port, 7002);
+  for (const auto& seed : o.cluster_seeds) {
+    EXPECT_EQ(seed.user, "user");
+    EXPECT_EQ(seed.password, "secret");
+  }
+  EXPECT_EQ(o.endpoint, o.cluster_seeds[0]);
+  EXPECT_TRUE(o.sentinels.empty());
+  // REDIS_URL gives the seeds too; one seed is enough.
+  const RedisOptions env = parse("redis://ignored:1", "redis://s:7005", {{"mode", "cluster"}});
+  ASSERT_EQ(env.cluster_seeds.size(), 1u);
+  EXPECT_EQ(env.cluster_seeds[0].port, 7005);
+  // Standalone (the default) has no seeds.
+  EXPECT_TRUE(parse("redis://h:1").cluster_seeds.empty());
+  EXPECT_EQ(parse("redis://h:1").mode, "standalone");
+}
+
+TEST(RedisOptions, BadClusterSettingsAreToldWhy) {
+  auto error = [](const std::string& url, const std::string& mode) {
+    try {
+      parse(url, nullptr, {{"mode", mode}});
+    } catch (const sdk::OptionError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error("redis://h:1", "sharded").find("option 'mode' must be standalone or cluster"),
+            std::string::npos);
+  EXPECT_NE(error("redis://h1:1,h2:2", "standalone").find("set mode: cluster"), std::string::npos);
+  EXPECT_NE(error("redis+sentinel://s1/m", "cluster").find("mode: cluster takes redis://"),
+            std::string::npos);
+  EXPECT_NE(error("unix:///run/redis.sock", "cluster").find("mode: cluster takes redis://"),
+            std::string::npos);
+  EXPECT_NE(error("redis://h1:1,,h2:2", "cluster").find("seed ''"), std::string::npos);
+  EXPECT_NE(error("redis://h1:1,h2:2/3", "cluster").find("only database 0"), std::string::npos);
+  EXPECT_EQ(error("redis://h1:1,h2:2/0", "cluster"), "");
+}
+
 }  // namespace
 }  // namespace flowrelay::redis
