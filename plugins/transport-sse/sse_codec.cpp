@@ -2,10 +2,6 @@
 
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/String.h>
-#include <Poco/URI.h>
-
-#include <charconv>
-#include <sstream>
 
 #include "conversation_id.h"
 #include "envelope.h"
@@ -19,40 +15,6 @@ namespace flowrelay::sse {
 namespace {
 
 constexpr std::string_view kAllow = "Allow: GET, POST, OPTIONS\r\n";
-
-bool parse_offset(std::string_view text, uint64_t& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return !text.empty() && ec == std::errc() && ptr == end;
-}
-
-// ?since=N&epoch=E and ?format=sse|ndjson: "" if fine, else why it is refused.
-std::string parse_query(const std::string& uri, SseRequest& r, bool& format_given) {
-  Poco::URI::QueryParameters params;
-  try {
-    params = Poco::URI(uri).getQueryParameters();
-  } catch (const Poco::Exception& e) {
-    return "malformed query string: " + e.message();
-  }
-  bool has_epoch = false;
-  for (const auto& [name, value] : params) {
-    if (name == "since") {
-      if (!parse_offset(value, r.since))
-        return "since must be a decimal offset, got '" + value.substr(0, 32) + "'";
-      r.resume = true;
-    } else if (name == "epoch") {
-      if (value.size() > 64) return "epoch too long";
-      r.epoch = value;
-      has_epoch = true;
-    } else if (name == "format") {
-      if (value != "sse" && value != "ndjson") return "format must be sse or ndjson";
-      r.ndjson = value == "ndjson";
-      format_given = true;
-    }
-  }
-  if (has_epoch && !r.resume) return "epoch needs since";
-  return {};
-}
 
 // Which form of the stream `accept` asks for: 0 SSE, 1 NDJSON, -1 neither (406).
 int negotiate(const std::string& accept) {
@@ -82,12 +44,7 @@ SseRequest parse_request(std::string_view head, std::string_view path_prefix, si
   // Poco parses the request line and headers (with its own field count and size limits), as
   // transport-ws' handshake does; the access policy reads the same object.
   Poco::Net::HTTPRequest req;
-  try {
-    std::istringstream in{std::string(head)};
-    req.read(in);
-  } catch (const Poco::Exception& e) {
-    return refuse(400, "malformed HTTP request: " + e.message());
-  }
+  if (const std::string why = net::read_request(head, req); !why.empty()) return refuse(400, why);
   const std::string& version = req.getVersion();
   if (version != Poco::Net::HTTPMessage::HTTP_1_1 && version != Poco::Net::HTTPMessage::HTTP_1_0)
     return refuse(505, "HTTP/1.0 or HTTP/1.1 only");
@@ -95,8 +52,8 @@ SseRequest parse_request(std::string_view head, std::string_view path_prefix, si
                      ? !net::has_token(req.get("Connection", ""), "close")
                      : net::has_token(req.get("Connection", ""), "keep-alive");
   const std::string origin = req.get("Origin", "");
-  if (!origin.empty() && policy && policy->origin_allowed(origin)) r.cors = cors_headers(origin);
-  if (!origin.empty() && !policy) r.cors = cors_headers(origin);
+  // CORS headers echo an Origin the policy allows (any, without a policy).
+  if (!origin.empty() && (!policy || policy->origin_allowed(origin))) r.cors = cors_headers(origin);
   const std::string& uri = req.getURI();
   const std::string_view path = std::string_view(uri).substr(0, uri.find('?'));
   if (path.substr(0, path_prefix.size()) != path_prefix)
@@ -144,8 +101,16 @@ SseRequest parse_request(std::string_view head, std::string_view path_prefix, si
                     "send Content-Type: text/plain or application/json (curl -d sends a form type: "
                     "add -H 'Content-Type: text/plain')");
   } else {
+    // ?format=sse|ndjson among the resume's parameters (the first mistake is the one told).
     bool format_given = false;
-    if (const std::string why = parse_query(uri, r, format_given); !why.empty())
+    const auto format = [&](const std::string& name, const std::string& value) -> std::string {
+      if (name != "format") return {};
+      if (value != "sse" && value != "ndjson") return "format must be sse or ndjson";
+      r.ndjson = value == "ndjson";
+      format_given = true;
+      return {};
+    };
+    if (const std::string why = parse_resume_params(uri, r, format); !why.empty())
       return refuse(400, why);
     if (!format_given) {
       const int form = negotiate(req.get("Accept", ""));
@@ -166,9 +131,7 @@ SseRequest parse_request(std::string_view head, std::string_view path_prefix, si
   }
   if (policy) {
     const AccessDecision d = policy->check(id, req);
-    if (d.status != 0)
-      return refuse(d.status, d.reason,
-                    d.status == 401 ? "WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n" : "");
+    if (d.status != 0) return refuse(d.status, d.reason, d.refusal_headers());
     r.can_publish = d.can_publish;
     r.user = d.claims;
   }

@@ -11,6 +11,7 @@
 #include "access_policy.h"
 #include "close_code.h"
 #include "connection.h"
+#include "resume_query.h"
 
 namespace flowrelay::sse {
 
@@ -19,15 +20,13 @@ using namespace flowrelay::stream;
 enum class RequestKind : uint8_t { Stream, Publish, Preflight };
 enum class BodyType : uint8_t { Text, Json };
 
-struct SseRequest {
+// The resume fields (resume, since, epoch: ?since= or Last-Event-ID) are the stream library's.
+struct SseRequest : ResumeParams {
   int status = 0;        // 0: serve it; else the HTTP error to answer (`response` holds it)
   std::string response;  // the complete error response
   RequestKind kind = RequestKind::Stream;
   std::string conversation;
-  bool ndjson = false;  // Stream: NDJSON lines instead of SSE events
-  bool resume = false;  // Stream: ?since= or Last-Event-ID given
-  uint64_t since = 0;
-  std::string epoch;
+  bool ndjson = false;      // Stream: NDJSON lines instead of SSE events
   bool can_publish = true;  // what the access policy granted
   // For the backend (connect proxy, publish proxy): the verified token's claims (a JSON object,
   // "" without a token) and the request's Cookie and Authorization headers.

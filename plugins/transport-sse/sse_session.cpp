@@ -66,11 +66,11 @@ void SseSession::on_input() {
       return send_http(r.response);
     }
     _in->erase(0, end);
-    on_request(std::move(r), end);
+    on_request(std::move(r));
   }
 }
 
-void SseSession::on_request(SseRequest&& r, size_t) {
+void SseSession::on_request(SseRequest&& r) {
   if (r.kind == RequestKind::Preflight) {
     std::string response = "HTTP/1.1 204 No Content\r\n" + r.cors;
     if (!r.keep_alive) response += "Connection: close\r\n";

@@ -34,9 +34,9 @@ class SseSession final : public Connection {
   void on_timer() override;
 
  private:
-  void on_input();  // parse what `_in` holds: a request head, a body
-  void on_request(SseRequest&& r, size_t head_len);
-  void on_body();  // a POST's whole body is in `_in`
+  void on_input();                  // parse what `_in` holds: a request head, a body
+  void on_request(SseRequest&& r);  // a parsed head: answer it, or wait for its body
+  void on_body();                   // a POST's whole body is in `_in`
   void join();
   void open();
   void publish();                     // the admitted POST's message goes to the host

@@ -9,9 +9,7 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/SHA1Engine.h>
 #include <Poco/String.h>
-#include <Poco/URI.h>
 
-#include <charconv>
 #include <sstream>
 
 namespace flowrelay::ws {
@@ -19,34 +17,6 @@ namespace flowrelay::ws {
 namespace {
 
 using net::has_token;
-
-// ?since=N&epoch=E of a resume (docs/PROTOCOL.md): "" if fine, else why it is refused.
-std::string parse_resume(const std::string& uri, HandshakeResult& r) {
-  Poco::URI::QueryParameters params;
-  try {
-    params = Poco::URI(uri).getQueryParameters();
-  } catch (const Poco::Exception& e) {
-    return "malformed query string: " + e.message();
-  }
-  bool has_epoch = false;
-  for (const auto& [name, value] : params) {
-    if (name == "since") {
-      const char* end = value.data() + value.size();
-      auto [ptr, ec] = std::from_chars(value.data(), end, r.since);
-      if (value.empty() || ec != std::errc() || ptr != end)
-        return "since must be a decimal offset, got '" + value.substr(0, 32) + "'";
-      r.resume = true;
-    } else if (name == "epoch") {
-      if (value.size() > 64) return "epoch too long";
-      r.epoch = value;
-      has_epoch = true;
-    }
-  }
-  if (has_epoch && !r.resume) return "epoch needs since";
-  if (r.resume && !r.envelope)
-    return "since (resume) needs the flowrelay.v1 subprotocol: raw clients have no offsets";
-  return {};
-}
 
 // The header may appear on several lines (RFC 6455 11.3.4), each a comma-separated list.
 bool offers_subprotocol(const Poco::Net::HTTPRequest& req, std::string_view name) {
@@ -92,14 +62,10 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
     r.response = http_error(status, reason, extra);
     return r;
   };
-  // Poco parses the request line and headers (with its own field count and size limits).
+  // Poco parses the request line and headers (net/http_head.h).
   Poco::Net::HTTPRequest req;
-  try {
-    std::istringstream in{std::string(request)};
-    req.read(in);
-  } catch (const Poco::Exception& e) {
-    return refuse(400, "malformed HTTP request: " + e.message());
-  }
+  if (const std::string why = net::read_request(request, req); !why.empty())
+    return refuse(400, why);
   if (req.getVersion() != Poco::Net::HTTPMessage::HTTP_1_1)
     return refuse(400, "WebSocket needs HTTP/1.1");
   const std::string& uri = req.getURI();
@@ -124,12 +90,15 @@ HandshakeResult accept_handshake(std::string_view request, std::string_view path
   const std::string key = Poco::trim(req.get("Sec-WebSocket-Key", ""));
   if (!valid_key(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key");
   r.envelope = offers_subprotocol(req, kEnvelopeSubprotocol);
-  if (const std::string why = parse_resume(uri, r); !why.empty()) return refuse(400, why);
+  if (const std::string why = stream::parse_resume_params(uri, r); !why.empty())
+    return refuse(400, why);
+  // transport-ws' own condition: only envelope frames carry the offsets a resume stands on.
+  if (r.resume && !r.envelope)
+    return refuse(400,
+                  "since (resume) needs the flowrelay.v1 subprotocol: raw clients have no offsets");
   if (policy) {
     const AccessDecision d = policy->check(id, req);
-    if (d.status != 0)
-      return refuse(d.status, d.reason,
-                    d.status == 401 ? "WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n" : "");
+    if (d.status != 0) return refuse(d.status, d.reason, d.refusal_headers());
     r.can_publish = d.can_publish;
     r.user = std::move(d.claims);
   }

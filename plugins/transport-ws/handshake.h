@@ -9,18 +9,17 @@
 #include "conversation_id.h"
 #include "frame_codec.h"
 #include "net/http_response.h"
+#include "resume_query.h"
 
 namespace flowrelay::ws {
 
-struct HandshakeResult {
+// The resume fields (resume, since, epoch) are the stream library's, read by its parser.
+struct HandshakeResult : stream::ResumeParams {
   int status = 0;            // 101 on success, else the HTTP error to answer with
   std::string response;      // the complete response to send
   std::string conversation;  // the id after the path prefix (on success)
   bool can_publish = true;   // what the access policy granted
   bool envelope = false;     // the client chose the flowrelay.v1 subprotocol (JSON frames)
-  bool resume = false;       // ?since=N given: replay history after N first
-  uint64_t since = 0;
-  std::string epoch;  // ?epoch=E (may be empty)
   // For the backend (connect proxy, publish proxy): the verified token's claims (a JSON
   // object, "" without a token) and the request's Cookie and Authorization headers.
   std::string user;

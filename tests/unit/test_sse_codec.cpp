@@ -147,6 +147,25 @@ TEST(SseRequest, ResumeComesFromTheQueryOrLastEventId) {
   EXPECT_EQ(status_of(parse("/sse/42?epoch=E")), 400);
 }
 
+// The resume's parameters are read by the stream library (resume_query.h), format by the codec:
+// still in one walk, so the first mistake in the query is the one told.
+TEST(SseRequest, TheFirstQueryMistakeIsTheOneTold) {
+  const auto told = [](std::string_view target, std::string_view why) {
+    const SseRequest r = parse(target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_NE(r.response.find(why), std::string::npos) << target << ": " << r.response;
+  };
+  told("/sse/42?format=xml&since=x", "format must be sse or ndjson");
+  told("/sse/42?since=x&format=xml", "since must be a decimal offset, got 'x'");
+  told("/sse/42?epoch=E&format=xml", "format must be sse or ndjson");
+  told("/sse/42?epoch=E&format=ndjson", "epoch needs since");
+  told("/sse/42?since=%zz", "malformed query string: ");
+  const SseRequest ok = parse("/sse/42?format=ndjson&since=4&epoch=E");
+  EXPECT_EQ(ok.status, 0);
+  EXPECT_TRUE(ok.ndjson && ok.resume);
+  EXPECT_EQ(ok.since, 4u);
+}
+
 TEST(SseRequest, RoutesMethodsAndIds) {
   EXPECT_EQ(status_of(parse("/other/42")), 404);
   EXPECT_EQ(status_of(parse("/sse/")), 400);

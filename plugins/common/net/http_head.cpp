@@ -54,15 +54,19 @@ std::string_view RequestHead::header(std::string_view name) const {
   return {};
 }
 
-HeadParse parse_request_head(std::string_view text, uint64_t max_body) {
-  // Poco parses the request line and headers (with its own field count and size limits).
-  Poco::Net::HTTPRequest req;
+std::string read_request(std::string_view head, Poco::Net::HTTPRequest& req) {
   try {
-    std::istringstream in{std::string(text)};
+    std::istringstream in{std::string(head)};
     req.read(in);
   } catch (const Poco::Exception& e) {
-    return refuse(400, "malformed HTTP request: " + e.message());
+    return "malformed HTTP request: " + e.message();
   }
+  return {};
+}
+
+HeadParse parse_request_head(std::string_view text, uint64_t max_body) {
+  Poco::Net::HTTPRequest req;
+  if (std::string why = read_request(text, req); !why.empty()) return refuse(400, std::move(why));
   HeadParse p;
   RequestHead& h = p.head;
   const std::string& version = req.getVersion();

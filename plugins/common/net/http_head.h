@@ -11,6 +11,10 @@
 #include <utility>
 #include <vector>
 
+namespace Poco::Net {
+class HTTPRequest;
+}
+
 namespace flowrelay::net {
 
 // The offset just past the blank line that ends the head in `buf`, or npos. `from` is where
@@ -42,6 +46,11 @@ struct HeadParse {
   std::string reason;  // why, for the error body
   RequestHead head;
 };
+
+// Poco reads `head` (request line and headers through the blank line) into `req`, with its own
+// field count and size limits: "" if fine, else why it is malformed (400). Every listener reads
+// a head this way, so a malformed one is refused with the same words.
+std::string read_request(std::string_view head, Poco::Net::HTTPRequest& req);
 
 // Parses `head` (request line and headers through the blank line). Refuses a malformed
 // request (400), a body larger than `max_body` (413), a chunked body (411), an HTTP version

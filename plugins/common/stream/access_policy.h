@@ -29,6 +29,13 @@ struct AccessDecision {
   bool can_publish = true;
   std::string subject;  // the token's `sub`, for logs
   std::string claims;   // the verified token's payload as a JSON object ("" without a token)
+
+  // The header lines (each ending CRLF) a refusal carries: a 401 names the scheme to
+  // authenticate with (RFC 6750), the same for every transport.
+  std::string_view refusal_headers() const {
+    return status == 401 ? std::string_view("WWW-Authenticate: Bearer realm=\"flowrelay\"\r\n")
+                         : std::string_view();
+  }
 };
 
 class AccessPolicy {

@@ -22,10 +22,17 @@
 
 namespace flowrelay::stream {
 
+using Address = std::array<uint8_t, 16>;  // a client's, IPv6 or IPv4-mapped
+// For the maps keyed by client address (the caps, the publish buckets).
+struct AddressHash {
+  std::size_t operator()(const Address& a) const {
+    return std::hash<std::string_view>{}({reinterpret_cast<const char*>(a.data()), a.size()});
+  }
+};
+
 // Connection caps shared by all loops: the total and the count per client address.
 class ConnectionCaps {
  public:
-  using Address = std::array<uint8_t, 16>;  // IPv6, or IPv4-mapped
   // 0 if admitted (and counted), else the HTTP status to refuse with (503 total, 429 per IP).
   int admit(const Address& ip, uint64_t max_total, uint64_t max_per_ip) {
     std::lock_guard lock(_mutex);
@@ -46,22 +53,19 @@ class ConnectionCaps {
   }
 
  private:
-  struct Hash {
-    std::size_t operator()(const Address& a) const {
-      return std::hash<std::string_view>{}({reinterpret_cast<const char*>(a.data()), a.size()});
-    }
-  };
   std::mutex _mutex;
   uint64_t _total = 0;
-  std::unordered_map<Address, uint32_t, Hash> _per_ip;
+  std::unordered_map<Address, uint32_t, AddressHash> _per_ip;
 };
 
 // publish_rate buckets per client address, for publishers that are not one long connection
 // (transport-sse's POSTs: a bucket per connection would let a client reset it by reconnecting).
 class AddressBuckets {
  public:
-  using Address = ConnectionCaps::Address;
   bool take(const Address& ip, const LiveLimits& limits, int64_t now_ms) {
+    // Unlimited (publish_rate 0, as PublishBucket reads it): no lock, no bucket. Read on every
+    // call, so a reload that sets a rate applies from the next POST on.
+    if (limits.publish_rate.load(std::memory_order_relaxed) <= 0) return true;
     std::lock_guard lock(_mutex);
     auto [it, fresh] = _buckets.try_emplace(ip);
     if (fresh) it->second.fill(limits, now_ms);
@@ -81,13 +85,8 @@ class AddressBuckets {
 
  private:
   static constexpr size_t kSweepAt = 4096;
-  struct Hash {
-    std::size_t operator()(const Address& a) const {
-      return std::hash<std::string_view>{}({reinterpret_cast<const char*>(a.data()), a.size()});
-    }
-  };
   std::mutex _mutex;
-  std::unordered_map<Address, PublishBucket, Hash> _buckets;
+  std::unordered_map<Address, PublishBucket, AddressHash> _buckets;
 };
 
 // Loads the key files of `settings`; a missing or bad one is an option error naming the file.
