@@ -4,6 +4,8 @@
 #include <cstring>
 #include <random>
 
+#include "gap_read.h"
+
 namespace flowrelay::redis {
 
 namespace {
@@ -165,6 +167,13 @@ void Subscriber::confirmed(const std::string& channel) {
     read_gap(channel, was_resubscribing, monotonic_ms());
   }
   if (was_resubscribing && _resubscribing.empty()) _on_resubscribed();
+}
+
+// The read is queued now, on the publisher link, so that Redis runs it after the SUBSCRIBE
+// it just confirmed (gap_read.h).
+void Subscriber::read_gap(const std::string& channel, bool resubscribed, int64_t now) {
+  if (auto r = gap_read_request(_ctx, _gaps, channel, resubscribed, now, _gap_deadline_ms))
+    _publisher.push_internal(std::move(*r));  // sent once both links are up and ready
 }
 
 void Subscriber::reply_cb(redisAsyncContext*, void* r, void* priv) {

@@ -68,16 +68,13 @@ class Subscriber {
     std::vector<std::string> channels;
     size_t confirmed = 0;
   };
-  struct GapRead;  // context of a history read issued for the gap fill
-
   void queue_op(bool subscribe, std::string_view channel);
   void send(bool subscribe, const std::vector<std::string>& channels);
   void confirmed(const std::string& channel);
   void refuse(const std::string& channel, const std::string& reason);
   void deliver(std::string_view channel, const WireMessage& wire);
-  // subscriber_gap.cpp: the history reads of the gap fill.
+  // The history read of the gap fill (gap_read.h), if one is needed.
   void read_gap(const std::string& channel, bool resubscribed, int64_t now);
-  static void gap_read_cb(void* ctx, flowrelay_status status, const flowrelay_history* h);
   static void reply_cb(redisAsyncContext* ac, void* reply, void* self);
   static void heartbeat_cb(redisAsyncContext* ac, void* reply, void* self);
 

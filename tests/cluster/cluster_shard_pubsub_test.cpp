@@ -2,18 +2,16 @@
 // against real redis-servers: a local Redis Cluster (3 masters + 3 replicas) for SSUBSCRIBE on
 // each master, MOVED for a channel another master serves, and the unasked sunsubscribe a slot
 // move sends; a standalone Redis 7 (sharded Pub/Sub works there too) for the heartbeat against
-// a hung server and the reconnect after a restart. The link runs on a broker-like epoll loop
-// in the test's thread.
+// a hung server and the reconnect after a restart. The link runs on the broker-like epoll loop
+// in the test's thread (broker_loop.h).
 #include <gtest/gtest.h>
-#include <sys/epoll.h>
-#include <unistd.h>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "broker_test_host.h"
+#include "broker_loop.h"
 #include "redis_cluster_set.h"
 #include "shard_pubsub_link.h"
 
@@ -57,58 +55,31 @@ struct Recorder : redis::ShardPubSubEvents {
   }
 };
 
-// The broker thread's part: one epoll set, the links' check() deadlines.
-class LinkLoop {
+// The links on the shared test loop (broker_loop.h), their events recorded.
+class LinkLoop : public BrokerLoop {
  public:
-  explicit LinkLoop(const std::string& extra_options = "")
-      : _options(test::OptionList::parse("ping_interval_ms=200;command_timeout_ms=600;"
-                                         "connect_timeout_ms=500;reconnect_min_ms=50;"
-                                         "reconnect_max_ms=200;" +
-                                         extra_options)),
-        _ctx(sdk::BrokerHost(_host.api(), _host.handle()),
-             redis::parse_options(_options.data(), _options.size(), nullptr)) {
-    _ctx.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  LinkLoop() {
+    on_turn([this](int64_t now) {
+      for (auto& l : _links) l->check(now);
+    });
   }
   ~LinkLoop() {
-    _ctx.closing = true;
+    ctx().closing = true;
     _links.clear();
-    ::close(_ctx.epoll_fd);
   }
 
   ShardPubSubLink& add(uint16_t port) {
     redis::RedisEndpoint ep;
     ep.host = "127.0.0.1";
     ep.port = port;
-    _links.push_back(std::make_unique<ShardPubSubLink>(_ctx, rec, ep));
+    _links.push_back(std::make_unique<ShardPubSubLink>(ctx(), rec, ep));
     _links.back()->connect();
     return *_links.back();
-  }
-
-  // Runs the loop until `done` holds or `timeout` passed; returns done().
-  template <class Pred>
-  bool run_until(Pred done, Millis timeout = 5s) {
-    const auto until = Clock::now() + timeout;
-    epoll_event events[16];
-    while (!done()) {
-      if (Clock::now() >= until) return false;
-      const int n = epoll_wait(_ctx.epoll_fd, events, 16, 10);
-      for (int i = 0; i < n; ++i)
-        static_cast<redis::EpollHandler*>(events[i].data.ptr)->handle(events[i].events);
-      const int64_t now = redis::monotonic_ms();
-      for (auto& l : _links) l->check(now);
-    }
-    return true;
-  }
-  void run_for(Millis time) {
-    run_until([] { return false; }, time);
   }
 
   Recorder rec;
 
  private:
-  test::BrokerTestHost _host;
-  test::OptionList _options;
-  redis::RedisContext _ctx;
   std::vector<std::unique_ptr<ShardPubSubLink>> _links;
 };
 
@@ -248,7 +219,7 @@ TEST_F(ClusterShardPubSubLink, AManualFailoverEndsTheOldMastersSubscriptionsUnas
       << "no sunsubscribe from the demoted master";
   EXPECT_EQ(loop.rec.seen[&old_link].lost, std::vector<std::string>{ch});
   EXPECT_EQ(loop.rec.seen[&old_link].downs, 0);
-  // Every node learns of the new owner soon after (the first live master's view is asked).
+  // owner_of() asks another master, which may learn of the failover a moment later (gossip).
   EXPECT_TRUE(loop.run_until([&] { return set.owner_of(ch) == replica; }, 5s));
 
   ShardPubSubLink& new_link = loop.add(replica);
