@@ -2,6 +2,8 @@
 # flowrelay's two front doors:
 #   ./start.sh single [flowrelayd options]   build if needed, run one daemon on the local broker
 #   ./start.sh cluster                       redis-server + 3 replicas (broker-redis) + nginx on :8080
+#   ./start.sh cluster --redis-cluster       the same on a local Redis Cluster (3 masters + 3
+#                                            replicas on :7000-7005, broker-redis mode: cluster)
 #   ./start.sh demo                          one daemon + the example agent; prints the chat page's URL
 #   ./start.sh test                          install what is missing, build, run every test
 #   ./start.sh build                         install what is missing and build only
@@ -70,9 +72,45 @@ wait_ready() { # url seconds
   return 1
 }
 
+# A Redis Cluster of 3 masters + 3 replicas on 127.0.0.1:7000-7005 (bus ports 17000-17005),
+# no persistence, joined by redis-cli; returns once every node says cluster_state:ok.
+start_redis_cluster() {
+  local nodes=()
+  for port in 7000 7001 7002 7003 7004 7005; do
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "$RUN_DIR/nodes-$port.conf" \
+      --cluster-node-timeout 2000 --dir "$RUN_DIR" >"$RUN_DIR/redis-$port.log" 2>&1 &
+    pids+=($!)
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in 7000 7001 7002 7003 7004 7005; do
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$RUN_DIR/cluster-create.log" 2>&1 || { cat "$RUN_DIR/cluster-create.log" >&2; exit 1; }
+  for _ in $(seq 100); do
+    local ok=0
+    for port in 7000 7001 7002 7003 7004 7005; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+    done
+    [ "$ok" = 6 ] && return 0
+    sleep 0.2
+  done
+  echo "start.sh: the Redis Cluster did not settle (logs in $RUN_DIR)" >&2
+  exit 1
+}
+
 run_cluster() {
-  local redis_port=${REDIS_PORT:-6379} front=${FRONT_PORT:-8080}
-  for p in "$redis_port" "$front" 8081 8082 8083 8071 8072 8073 9091 9092 9093; do
+  local redis_port=${REDIS_PORT:-6379} front=${FRONT_PORT:-8080} redis_cluster=0
+  case "${1:-}" in
+    "") ;;
+    --redis-cluster) redis_cluster=1 redis_port=7000 ;;
+    *) echo "usage: $0 cluster [--redis-cluster]" >&2; exit 2 ;;
+  esac
+  local busy=("$front" 8081 8082 8083 8071 8072 8073 9091 9092 9093)
+  if [ "$redis_cluster" = 1 ]; then busy+=(7000 7001 7002 7003 7004 7005 17000 17001 17002 17003 17004 17005)
+  else busy+=("$redis_port"); fi
+  for p in "${busy[@]}"; do
     if port_busy "$p"; then echo "start.sh: port $p is in use; stop what holds it first" >&2; exit 1; fi
   done
   RUN_DIR=$(mktemp -d /tmp/flowrelay-cluster.XXXX)
@@ -87,9 +125,16 @@ run_cluster() {
     rm -rf "$RUN_DIR"
   }
   trap cleanup INT TERM EXIT
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-    >"$RUN_DIR/redis.log" 2>&1 &
-  pids+=($!)
+  local broker_yaml="  url: redis://127.0.0.1:$redis_port" redis_info="redis://127.0.0.1:$redis_port"
+  if [ "$redis_cluster" = 1 ]; then
+    start_redis_cluster
+    broker_yaml=$'  mode: cluster\n  url: redis://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002'
+    redis_info="Redis Cluster 127.0.0.1:7000-7005 (3 masters + 3 replicas; redis-cli -c -p 7000)"
+  else
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+      >"$RUN_DIR/redis.log" 2>&1 &
+    pids+=($!)
+  fi
   for i in 1 2 3; do
     cat >"$RUN_DIR/replica$i.yaml" <<YAML
 plugin_dir: $build_dir/plugins
@@ -104,7 +149,7 @@ transports:
     publish_rate: 0   # nginx limits per client (deploy/nginx.conf limit_req)
 broker:
   plugin: broker-redis
-  url: redis://127.0.0.1:$redis_port
+$broker_yaml
 channels: { prefix: "chat:", echo: true }
 http: { listen: 127.0.0.1:909$i, api_key: dev-secret-key }
 YAML
@@ -126,7 +171,7 @@ flowrelay cluster is up (logs in $RUN_DIR):
   replica 1 ws://127.0.0.1:8081/ws/  http://127.0.0.1:9091/ready
   replica 2 ws://127.0.0.1:8082/ws/  http://127.0.0.1:9092/ready
   replica 3 ws://127.0.0.1:8083/ws/  http://127.0.0.1:9093/ready
-  redis     redis://127.0.0.1:$redis_port
+  redis     $redis_info
   publish   curl http://127.0.0.1:9091/api/publish -H 'X-API-Key: dev-secret-key' -d '{"conversation":"42","data":"hello"}'
             (backends publish through any replica's API: offsets and history live in Redis)
 Ctrl-C stops them all.
@@ -192,7 +237,8 @@ case "${1:-}" in
   cluster)
     need_packages "${build_deps[@]}" redis-server nginx
     build "${daemon_targets[@]}"
-    run_cluster
+    shift
+    run_cluster "$@"
     ;;
   demo)
     need_packages "${build_deps[@]}" python3-fastapi python3-uvicorn
@@ -264,7 +310,7 @@ case "${1:-}" in
     echo "OVERALL: PASSED (every stage that ran passed)"
     ;;
   *)
-    echo "usage: $0 single [flowrelayd options] | cluster | demo | test | build" >&2
+    echo "usage: $0 single [flowrelayd options] | cluster [--redis-cluster] | demo | test | build" >&2
     exit 2
     ;;
 esac

@@ -26,7 +26,7 @@
 
 namespace flowrelay::redis {
 
-class ClusterMap final : private LinkEvents {
+class ClusterMap final : public SlotRoutes, private LinkEvents {
  public:
   // `seeds` (not empty) carry the credentials every node takes; `changed` runs on the broker
   // thread, from inside a hiredis callback or moved(): it must not destroy what called it.
@@ -37,10 +37,10 @@ class ClusterMap final : private LinkEvents {
   // [broker thread]
   void connect() { _link.connect(); }
   // Asks again as soon as allowed (coalesced, spaced).
-  void refresh();
+  void refresh() override;
   // A node answered MOVED: `slot` is `node`'s (host and port) now. Patched at once (changed()
   // if that is news), and the whole map is asked again: other slots likely moved with it.
-  void moved(uint16_t slot, const RedisEndpoint& node);
+  void moved(uint16_t slot, const RedisEndpoint& node) override;
   // The link's timeouts and reconnects, the query's timeout and the next query; returns the
   // next time it needs a call. Call it after the other parts' check(): they may refresh().
   int64_t check(int64_t now);
@@ -48,7 +48,7 @@ class ClusterMap final : private LinkEvents {
   void close() { _link.close(); }  // [destroy]
 
   // nullptr until a node answered once.
-  const SlotMap* map() const { return _map ? &*_map : nullptr; }
+  const SlotMap* map() const override { return _map ? &*_map : nullptr; }
   bool known() const { return _map.has_value(); }
   // The node asked (or to be asked next), for logs and tests.
   const RedisEndpoint& node() const { return _node; }

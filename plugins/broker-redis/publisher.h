@@ -35,17 +35,6 @@ namespace flowrelay::redis {
 
 class Publisher;
 
-// What the publisher needs of a Redis Cluster's slot map (cluster_map.h keeps it fresh).
-class SlotRoutes {
- public:
-  virtual const SlotMap* map() const = 0;  // nullptr until a node answered CLUSTER SLOTS
-  virtual void moved(uint16_t slot, const RedisEndpoint& to) = 0;  // a MOVED said so
-  virtual void refresh() = 0;  // the map may be stale (CLUSTERDOWN, a lost master)
-
- protected:
-  ~SlotRoutes() = default;
-};
-
 // One connection's pipeline: to the Redis (standalone; in sentinel mode the master the
 // sentinels name), or in cluster mode to one master. Replies come back in order per
 // connection, so what was written, what waits for its WAIT and what NOSCRIPT refused is kept

@@ -119,6 +119,8 @@ bool Publisher::redirected(const PublisherPipe& pipe, PublisherRequest& r,
     // is asked again meanwhile).
     if (to.host.empty() || to.host == "?") to.host = pipe.endpoint.host;
     if (to.host == "?" || redirect->host == "?") _cluster->refresh();
+    _ctx.count.add(redirect->kind == Redirect::Moved ? _ctx.count.cluster_moved
+                                                     : _ctx.count.cluster_ask);
     if (redirect->kind == Redirect::Moved) {
       r.ask.reset();
       _cluster->moved(redirect->slot, to);
@@ -127,6 +129,7 @@ bool Publisher::redirected(const PublisherPipe& pipe, PublisherRequest& r,
     }
   } else if (is_tryagain(error) || is_clusterdown(error)) {
     if (++r.retries > kMaxRetries) return false;
+    _ctx.count.add(_ctx.count.cluster_retries);
     r.retry_at_ms = monotonic_ms() + kRetryDelayMs;
     if (is_clusterdown(error)) _cluster->refresh();
   } else {

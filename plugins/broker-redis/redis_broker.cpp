@@ -42,12 +42,23 @@ bool valid_reply_step(const flowrelay_reply& r) {
 RedisBroker::RedisBroker(sdk::BrokerHost host, const flowrelay_option* options, size_t n)
     // The original service read REDIS_URL; it still wins over the config file.
     : _ctx(host, parse_options(options, n, std::getenv("REDIS_URL"))),
-      _publisher(_ctx, *this, wake, this),
+      _cluster_map(_ctx.cluster_mode()
+                       ? std::make_unique<ClusterMap>(_ctx, _ctx.options.cluster_seeds,
+                                                      [this] { map_changed(); })
+                       : nullptr),
+      _publisher(_ctx, *this, wake, this, _cluster_map.get()),
       _subscriber(_ctx, *this, _publisher, wake, this, [this] { update_ready(); }),
       _presence(_ctx, _publisher, wake, this) {
   if (_ctx.sentinel_mode()) _sentinels = std::make_unique<SentinelWatch>(_ctx);
-  if (_ctx.cluster_mode())  // until its subscriber side lands (issue #13)
-    throw sdk::OptionError("broker-redis: mode: cluster is not available in this build");
+  if (_cluster_map) {
+    ClusterSubscriber::PublisherHooks hooks{
+        [this](PublisherRequest&& r) { _publisher.push_internal(std::move(r)); },
+        [this](std::string_view channel, std::string_view epoch, uint64_t offset) {
+          _publisher.note_delivered(channel, epoch, offset);
+        }};
+    _cluster_subscriber = std::make_unique<ClusterSubscriber>(
+        _ctx, *_cluster_map, std::move(hooks), wake, this, [this] { update_ready(); });
+  }
 }
 
 RedisBroker::~RedisBroker() {
@@ -71,7 +82,12 @@ void RedisBroker::start() {
   ev.events = EPOLLIN;
   ev.data.ptr = &kWakeTag;
   epoll_ctl(_ctx.epoll_fd, EPOLL_CTL_ADD, _wake_fd, &ev);
-  if (_sentinels) {
+  if (_cluster_map) {
+    std::string list;
+    for (const auto& s : _ctx.options.cluster_seeds)
+      list += (list.empty() ? "" : ",") + s.describe();
+    _ctx.log(FLOWRELAY_LOG_INFO, "asking Redis Cluster nodes " + list + " for the slot map");
+  } else if (_sentinels) {
     std::string list;
     for (const auto& s : _ctx.options.sentinels) list += (list.empty() ? "" : ",") + s.describe();
     _ctx.log(FLOWRELAY_LOG_INFO,
@@ -84,9 +100,19 @@ void RedisBroker::start() {
 
 // ---------------------------------------------------------------------------- any thread
 
+bool RedisBroker::fits_cluster(std::string_view channel) {
+  if (!_cluster_map || channel.find_first_of("{}") == std::string_view::npos) return true;
+  _ctx.report(FLOWRELAY_EINVAL, "broker-redis mode: cluster refuses channel '" +
+                                    std::string(channel) +
+                                    "': a brace would split its keys from its shard channel "
+                                    "(channels.prefix and conversation ids must not have any)");
+  return false;
+}
+
 flowrelay_status RedisBroker::publish(std::string_view channel, const flowrelay_message& message,
                                       flowrelay_published_fn done, void* ctx) {
   if (!wire_lane(message.lane)) return FLOWRELAY_EUNSUPPORTED;  // no name on the wire
+  if (!fits_cluster(channel)) return FLOWRELAY_EINVAL;
   PublisherRequest r;
   r.kind = PublisherRequest::Kind::Publish;
   r.lane = message.lane;
@@ -102,7 +128,7 @@ flowrelay_status RedisBroker::publish_reply(std::string_view channel,
                                             const flowrelay_message& message,
                                             flowrelay_reply_published_fn done, void* ctx) {
   const flowrelay_reply* reply = sdk::reply_of(message);
-  if (!reply || !valid_reply_step(*reply)) return FLOWRELAY_EINVAL;
+  if (!reply || !valid_reply_step(*reply) || !fits_cluster(channel)) return FLOWRELAY_EINVAL;
   if (_ctx.live.history_size.load() == 0) return FLOWRELAY_EUNSUPPORTED;
   PublisherRequest r;
   r.kind = PublisherRequest::Kind::Reply;
@@ -125,6 +151,7 @@ flowrelay_status RedisBroker::publish_reply(std::string_view channel,
 flowrelay_status RedisBroker::history(std::string_view channel, uint64_t since,
                                       flowrelay_history_fn done, void* ctx) {
   if (_ctx.live.history_size.load() == 0) return FLOWRELAY_EUNSUPPORTED;
+  if (!fits_cluster(channel)) return FLOWRELAY_EINVAL;
   PublisherRequest r;
   r.kind = PublisherRequest::Kind::History;
   r.channel.assign(channel);
@@ -135,11 +162,21 @@ flowrelay_status RedisBroker::history(std::string_view channel, uint64_t since,
 }
 
 flowrelay_status RedisBroker::subscribe(std::string_view channel) {
-  _subscriber.subscribe(channel);
+  if (!_cluster_subscriber) {
+    _subscriber.subscribe(channel);
+  } else {
+    if (!fits_cluster(channel)) return FLOWRELAY_EINVAL;
+    _cluster_subscriber->subscribe(channel);
+  }
   return FLOWRELAY_PENDING;
 }
 
-void RedisBroker::unsubscribe(std::string_view channel) { _subscriber.unsubscribe(channel); }
+void RedisBroker::unsubscribe(std::string_view channel) {
+  if (_cluster_subscriber)
+    _cluster_subscriber->unsubscribe(channel);
+  else
+    _subscriber.unsubscribe(channel);
+}
 
 void RedisBroker::presence_set(std::string_view channel, uint64_t clients) {
   _presence.set(channel, clients);
@@ -166,6 +203,15 @@ void RedisBroker::metrics(sdk::PrometheusText& out) const {
   out.counter("flowrelay_redis_master_changes_total",
               "Times the sentinels named another master (the master links followed)",
               get(c.master_changes), b);
+  out.family("flowrelay_redis_cluster_redirects_total", "counter",
+             "mode: cluster: requests Redis Cluster sent elsewhere (MOVED: the slot's master "
+             "changed; ASK: the slot is migrating), sent again there")
+      .sample("flowrelay_redis_cluster_redirects_total", "kind=\"moved\"", get(c.cluster_moved))
+      .sample("flowrelay_redis_cluster_redirects_total", "kind=\"ask\"", get(c.cluster_ask));
+  out.counter("flowrelay_redis_cluster_retries_total",
+              "mode: cluster: requests tried again after TRYAGAIN (a slot migrating) or "
+              "CLUSTERDOWN (a failover under way)",
+              get(c.cluster_retries), b);
   out.gauge("flowrelay_redis_sentinel_connected", "1 while a sentinel query link is up",
             uint64_t(c.sentinel_up.load()), b);
   out.counter("flowrelay_redis_reconnects_total", "Redis links re-established", get(c.reconnects),
@@ -195,7 +241,7 @@ void RedisBroker::metrics(sdk::PrometheusText& out) const {
   out.counter("flowrelay_redis_subscribe_refused_total",
               "Channels whose subscribe or re-subscribe Redis refused (reported)",
               get(c.subscribe_refused), b);
-  const GapFill& gaps = _subscriber.gaps();
+  const GapFill& gaps = _cluster_subscriber ? _cluster_subscriber->gaps() : _subscriber.gaps();
   out.counter("flowrelay_redis_gap_filled_total",
               "Messages Pub/Sub missed during a subscriber outage, delivered from history",
               gaps.filled(), b);
@@ -235,8 +281,12 @@ std::string RedisBroker::reconfigure(const flowrelay_option* options, size_t n) 
 
 void RedisBroker::run() {
   if (_sentinels) _sentinels->connect();
-  _publisher.connect();
-  _subscriber.link().connect();
+  if (_cluster_map) {
+    _cluster_map->connect();  // the pipes and shard links follow the map
+  } else {
+    _publisher.connect();
+    _subscriber.link().connect();
+  }
   int wait_ms = 0;
   int64_t stop_at = 0;
   epoll_event events[16];
@@ -263,12 +313,21 @@ void RedisBroker::run() {
       continue;
     }
     relink_if_master_moved();
-    _subscriber.take_ops();
+    if (_cluster_subscriber)
+      _cluster_subscriber->take_ops();
+    else
+      _subscriber.take_ops();
     _publisher.take_outbox();
     _publisher.send_pending();
     const int64_t now = monotonic_ms();
-    int64_t next = std::min({_subscriber.link().check(now), _publisher.check(now),
-                             _subscriber.check(now), _presence.check(now)});
+    int64_t next = std::min(_publisher.check(now), _presence.check(now));
+    if (_cluster_map) {
+      // The subscriber first: what it finds may ask the map again (refresh()).
+      next = std::min({next, _cluster_subscriber->check(now), _cluster_map->check(now)});
+      _cluster_map->free_dead_adapters();
+    } else {
+      next = std::min({next, _subscriber.link().check(now), _subscriber.check(now)});
+    }
     if (_sentinels) {
       next = std::min(next, _sentinels->check(now));
       relink_if_master_moved();  // an answer can only come from epoll; this is cheap
@@ -281,6 +340,11 @@ void RedisBroker::run() {
   _ctx.closing = true;
   _publisher.close();
   _subscriber.link().close();
+  if (_cluster_map) {
+    _cluster_subscriber->close();
+    _cluster_map->close();
+    _cluster_map->free_dead_adapters();
+  }
   if (_sentinels) _sentinels->close();
   _publisher.free_dead_adapters();
   _subscriber.link().free_dead_adapters();
@@ -296,8 +360,19 @@ void RedisBroker::relink_if_master_moved() {
   _subscriber.link().reconnect_now(reason);
 }
 
+// mode: cluster: the map changed (from a hiredis callback or a MOVED): the publisher's pipes
+// and the shard links follow it.
+void RedisBroker::map_changed() {
+  _publisher.map_changed();
+  _cluster_subscriber->map_changed();
+  update_ready();
+}
+
 void RedisBroker::update_ready() {
-  const bool ready = _publisher.up() && _subscriber.link().up() && _subscriber.resubscribed();
+  const bool ready =
+      _publisher.up() &&
+      (_cluster_subscriber ? _cluster_subscriber->links_up() && _cluster_subscriber->resubscribed()
+                           : _subscriber.link().up() && _subscriber.resubscribed());
   if (ready == _ready || _ctx.closing) return;
   _ready = ready;
   _ctx.host.set_ready(ready);

@@ -3,7 +3,9 @@
 // publisher (publisher.h: pipelined publishes and history reads through the Lua scripts of
 // history_scripts.h, idempotent across resends), which also carries presence (presence.h).
 // This class is the thread, its loop, and the plugin's face (plugin.h's broker slots):
-// readiness is both links up and every channel back.
+// readiness is both links up and every channel back. In mode: cluster the publisher has a pipe
+// per master and the subscriber side is cluster_subscriber.h's (sharded Pub/Sub), both routed
+// by the slot map (cluster_map.h); readiness is every master's links up and every channel back.
 #pragma once
 
 #include <flowrelay/plugin.hpp>
@@ -13,6 +15,8 @@
 #include <string_view>
 #include <thread>
 
+#include "cluster_map.h"
+#include "cluster_subscriber.h"
 #include "presence.h"
 #include "publisher.h"
 #include "redis_context.h"
@@ -63,14 +67,20 @@ class RedisBroker final : public sdk::Broker, private LinkEvents {
   static void wake(void* self);
   void update_ready();
   void relink_if_master_moved();
+  void map_changed();
+  // mode: cluster: a channel whose keys and shard channel could land in different slots (a
+  // brace in it would become their hash tag) is refused; always true otherwise.
+  bool fits_cluster(std::string_view channel);
 
   void link_connected(RedisLink& link) override;
   void link_up(RedisLink& link) override;
   void link_down(RedisLink& link, bool refused, const std::string& reason) override;
 
   RedisContext _ctx;
+  std::unique_ptr<ClusterMap> _cluster_map;  // mode: cluster only
   Publisher _publisher;
-  Subscriber _subscriber;
+  Subscriber _subscriber;                                  // standalone and sentinel mode
+  std::unique_ptr<ClusterSubscriber> _cluster_subscriber;  // mode: cluster
   Presence _presence;
   std::unique_ptr<SentinelWatch> _sentinels;  // sentinel mode only
   std::thread _thread;

@@ -64,6 +64,9 @@ struct Counters {
   C history_regressions{0};  // histories found behind this node's floor: new epoch started
   C wait_short{0};           // WAITs answered by fewer replicas than wait_replicas
   C master_changes{0};       // the sentinels named another master
+  C cluster_moved{0};        // mode: cluster: requests sent again after MOVED...
+  C cluster_ask{0};          // ...after ASK
+  C cluster_retries{0};      // ...tried again after TRYAGAIN or CLUSTERDOWN
   std::atomic<int> pub_up{0}, sub_up{0}, sentinel_up{0};
   void add(C& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };

@@ -94,4 +94,15 @@ bool is_tryagain(std::string_view error);
 // and refresh the map.
 bool is_clusterdown(std::string_view error);
 
+// What the publisher needs of a Redis Cluster's slot map (cluster_map.h keeps it fresh).
+class SlotRoutes {
+ public:
+  virtual const SlotMap* map() const = 0;  // nullptr until a node answered CLUSTER SLOTS
+  virtual void moved(uint16_t slot, const RedisEndpoint& to) = 0;  // a MOVED said so
+  virtual void refresh() = 0;  // the map may be stale (CLUSTERDOWN, a lost master)
+
+ protected:
+  ~SlotRoutes() = default;
+};
+
 }  // namespace flowrelay::redis
