@@ -117,7 +117,10 @@ void Publisher::send_pending() {
     return;
   }
   // Cluster: each request to its slot's master; one that cannot go holds the rest of its
-  // slot behind it (its order), not the others.
+  // slot behind it (its order), not the others. Not reentered: a new master's link failing at
+  // once (route() connects it) reports link_down, which may ask for readiness again.
+  if (_sending) return;
+  _sending = true;
   const int64_t now = monotonic_ms();
   _next_retry_ms = INT64_MAX;
   std::deque<PublisherRequest> held;
@@ -139,6 +142,7 @@ void Publisher::send_pending() {
   }
   _pending.swap(held);
   for (PublisherPipe* pipe : stored) write_wait(*pipe);
+  _sending = false;
 }
 
 bool Publisher::write(PublisherPipe& pipe, PublisherRequest& r, bool wait) {
@@ -195,8 +199,9 @@ int64_t Publisher::check(int64_t now) {
       _ctx.live.command_timeout_ms.load() +
       (_ctx.live.wait_replicas.load() > 0 ? _ctx.live.wait_timeout_ms.load() : 0);
   int64_t next = _next_retry_ms;
-  for (auto& p : _pipes) {
-    PublisherPipe& pipe = *p;
+  // By index: a link's events can create a pipe (cluster mode: the map names a new master).
+  for (size_t i = 0; i < _pipes.size(); ++i) {
+    PublisherPipe& pipe = *_pipes[i];
     next = std::min(next, pipe.link.check(now));
     if (!pipe.link.up() || pipe.inflight.empty()) continue;
     if (now - pipe.progress_ms <= timeout) {

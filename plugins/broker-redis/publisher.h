@@ -166,6 +166,7 @@ class Publisher : private LinkEvents {
   uint64_t _next_order = 0;
   std::unordered_map<uint16_t, SlotFlight> _slot_flight;  // cluster: slots with writes out
   int64_t _next_retry_ms = INT64_MAX;  // cluster: the earliest delayed retry (TRYAGAIN...)
+  bool _sending = false;               // cluster: send_pending() under way
   ChannelFloors _floors;
   int64_t _next_sweep_ms = 0;
   bool _ready = false;

@@ -122,18 +122,10 @@ TEST_F(ClusterRedisClusterTest, ConversationsOnEveryMasterReachViewersOnBothRepl
   // A client resuming on the other replica gets exactly what it missed.
   const std::string c = *convs.begin();
   test::EnvelopeClient back(replicas[1]->ws_port(), test::resume_path(c, 2, epoch[c]));
-  std::vector<std::string> replayed;
-  std::optional<test::Envelope> resumed;
-  while (auto e = back.next(5s)) {
-    if (e->type == "resumed") {
-      resumed = e;
-      break;
-    }
-    if (e->is_message() && e->data) replayed.push_back(*e->data);
-  }
-  ASSERT_TRUE(resumed.has_value());
-  EXPECT_EQ(resumed->recovered, std::optional<bool>(true));
-  EXPECT_EQ(replayed, (std::vector<std::string>{c + "-3", c + "-4", c + "-5"}));
+  const Resumed resumed = read_resume(back);
+  ASSERT_TRUE(resumed.frame.has_value());
+  EXPECT_EQ(resumed.frame->recovered, std::optional<bool>(true));
+  EXPECT_EQ(resumed.replayed, (std::vector<std::string>{c + "-3", c + "-4", c + "-5"}));
   for (auto& r : replicas)
     EXPECT_EQ(test::metric_value(r->http_port(), "flowrelay_broker_publish_errors_total"), 0)
         << r->name();
@@ -201,12 +193,9 @@ TEST_F(ClusterRedisClusterTest, AReshardAndAManualFailoverMidStreamLoseAndDouble
     EXPECT_EQ(acked[i].offset, i + 1);
   }
   test::EnvelopeClient all(replicas[1]->ws_port(), test::resume_path(conv, 0, acked[0].epoch));
-  std::vector<std::string> replayed;
-  while (auto e = all.next(5s)) {
-    if (e->type == "resumed") break;
-    if (e->is_message() && e->data) replayed.push_back(*e->data);
-  }
-  EXPECT_EQ(replayed, published);
+  const Resumed resumed = read_resume(all);
+  EXPECT_TRUE(resumed.frame.has_value());
+  EXPECT_EQ(resumed.replayed, published);
 }
 
 // A backend streams 1,000 messages while viewers on both replicas watch; the conversation's

@@ -82,15 +82,9 @@ TEST_F(ClusterSentinelTest, MasterKilledMidStreamViewersOnTwoReplicasMissNothing
   // A client that left just before the kill comes back to B.
   const Acked& before = acked[std::min<size_t>(kKillAfter, acked.size()) - 10];
   test::EnvelopeClient back(B.ws_port(), test::resume_path(conv, before.offset, before.epoch));
-  std::vector<std::string> replayed;
-  std::optional<test::Envelope> resumed;
-  while (auto e = back.next(5s)) {
-    if (e->type == "resumed") {
-      resumed = e;
-      break;
-    }
-    if (e->is_message() && e->data) replayed.push_back(*e->data);
-  }
+  const Resumed read = read_resume(back);
+  const std::vector<std::string>& replayed = read.replayed;
+  const std::optional<test::Envelope>& resumed = read.frame;
   ASSERT_TRUE(resumed.has_value()) << "no resumed frame";
   if (resumed->recovered == std::optional<bool>(true)) {
     std::vector<std::string> want;

@@ -44,4 +44,16 @@ size_t expect_acked_once_in_order(test::EnvelopeClient& viewer, Replica& replica
   return missing;
 }
 
+Resumed read_resume(test::EnvelopeClient& client) {
+  Resumed r;
+  while (auto e = client.next(5s)) {
+    if (e->type == "resumed") {
+      r.frame = e;
+      break;
+    }
+    if (e->is_message() && e->data) r.replayed.push_back(*e->data);
+  }
+  return r;
+}
+
 }  // namespace flowrelay::ctest

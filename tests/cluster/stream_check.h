@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,13 @@ struct Acked {
 size_t expect_acked_once_in_order(test::EnvelopeClient& viewer, Replica& replica,
                                   const std::vector<Acked>& acked,
                                   const std::vector<std::string>& published);
+
+// A resuming client read up to its `resumed` frame: the messages replayed before it, and the
+// frame (nullopt if none came within 5 s of silence).
+struct Resumed {
+  std::vector<std::string> replayed;
+  std::optional<test::Envelope> frame;
+};
+Resumed read_resume(test::EnvelopeClient& client);
 
 }  // namespace flowrelay::ctest
