@@ -82,9 +82,7 @@ void ClusterSubscriber::add(const std::string& channel) {
 void ClusterSubscriber::remove(const std::string& channel) {
   Channel& c = _channels.at(channel);
   if (Shard* s = c.shard) {
-    // Its in_flight count stays: the answer to that SSUBSCRIBE is still to come.
-    if (s->link->up() && (c.live || in_flight(s->in_flight, channel) > 0))
-      s->link->unsubscribe({channel});
+    if (s->link->up() && (c.live || in_flight(s->in_flight, channel) > 0)) unsubscribe(*s, channel);
     s->channels.erase(channel);
   }
   _awaiting.erase(channel);  // unsubscribed first: no answer owed
@@ -119,7 +117,7 @@ void ClusterSubscriber::route(const std::string& channel) {
       // A subscription it may still have there would deliver nothing (SPUBLISH goes to the
       // owner); ended anyway, so that a move back is not a double subscription.
       if (old->link->up() && (c.live || in_flight(old->in_flight, channel) > 0))
-        old->link->unsubscribe({channel});
+        unsubscribe(*old, channel);
       old->channels.erase(channel);
     }
     if (c.live) lose(channel, c);
@@ -131,8 +129,23 @@ void ClusterSubscriber::route(const std::string& channel) {
 }
 
 void ClusterSubscriber::send(Shard& shard, const std::string& channel) {
+  // Counted only when it goes: a link that went down (even inside this loop, from a failed
+  // write) sends nothing, and re-subscribes everything once it is up again.
+  if (!shard.link->up()) return;
   ++shard.in_flight[channel];
   shard.link->subscribe({channel});
+}
+
+// Redis answers in order: the SSUBSCRIBEs still in flight are answered before this
+// SUNSUBSCRIBE takes effect, so their answers confirm nothing; a subscribe of the channel
+// after this one is sent anew.
+void ClusterSubscriber::unsubscribe(Shard& shard, const std::string& channel) {
+  auto f = shard.in_flight.find(channel);
+  if (f != shard.in_flight.end()) {
+    shard.overtaken[channel] += f->second;
+    shard.in_flight.erase(f);
+  }
+  shard.link->unsubscribe({channel});
 }
 
 void ClusterSubscriber::lose(const std::string& channel, Channel& c) {
@@ -233,6 +246,7 @@ void ClusterSubscriber::shard_down(ShardPubSubLink& link, const std::string&, bo
   Shard* s = shard_of(link);
   if (!s || !was_up) return;
   s->in_flight.clear();
+  s->overtaken.clear();
   for (const auto& channel : s->channels) {
     Channel& c = _channels.at(channel);
     if (c.live) lose(channel, c);  // re-subscribed on shard_up, here or on the new owner
@@ -245,6 +259,10 @@ void ClusterSubscriber::shard_subscribed(ShardPubSubLink& link, std::string_view
   Shard* s = shard_of(link);
   if (!s) return;
   const std::string channel(ch);
+  if (auto o = s->overtaken.find(channel); o != s->overtaken.end()) {
+    if (--o->second == 0) s->overtaken.erase(o);
+    return;  // answers an SSUBSCRIBE our SUNSUBSCRIBE followed
+  }
   auto f = s->in_flight.find(channel);
   if (f == s->in_flight.end()) return;  // sent before the link was lost
   if (--f->second > 0) return;          // a later SSUBSCRIBE decides
@@ -256,7 +274,7 @@ void ClusterSubscriber::shard_subscribed(ShardPubSubLink& link, std::string_view
     return;
   }
   const auto redirect = parse_redirect(error);
-  if (redirect && redirect->kind == Redirect::Moved) {
+  if (redirect && redirect->kind == Redirect::Moved && redirect->host != "?") {
     // The map is stale: patched now (changed() only marks it dirty), the channel follows.
     RedisEndpoint node;
     node.host = redirect->host.empty() ? link.master().host : redirect->host;

@@ -86,6 +86,8 @@ class ClusterSubscriber final : private ShardPubSubEvents {
     std::unique_ptr<ShardPubSubLink> link;
     std::unordered_set<std::string> channels;        // routed here
     std::unordered_map<std::string, int> in_flight;  // SSUBSCRIBEs not yet answered
+    // SSUBSCRIBEs a SUNSUBSCRIBE followed (unsubscribe()): their answers confirm nothing.
+    std::unordered_map<std::string, int> overtaken;
   };
   struct Channel {
     Shard* shard = nullptr;  // its slot's owner's link; nullptr while no master is known
@@ -102,6 +104,7 @@ class ClusterSubscriber final : private ShardPubSubEvents {
   Shard* shard_for(const RedisEndpoint& master);  // created (and connected) when new
   Shard* shard_of(const ShardPubSubLink& link);
   void send(Shard& shard, const std::string& channel);
+  void unsubscribe(Shard& shard, const std::string& channel);
   void lose(const std::string& channel, Channel& c);  // no longer live: a re-subscribe owed
   void confirmed(const std::string& channel);
   void refuse(const std::string& channel, const std::string& reason);

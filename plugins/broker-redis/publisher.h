@@ -135,6 +135,7 @@ class Publisher : private LinkEvents {
   void finish_reload(PublisherPipe& pipe);
   void requeue_unanswered(PublisherPipe& pipe);
   void requeue_refused(PublisherPipe& pipe);
+  void renumber_unrun();
   void drop_idle_retired();
   PublisherPipe* pipe_of(const RedisLink& link);
   static void reply_cb(redisAsyncContext* ac, void* reply, void* pipe);

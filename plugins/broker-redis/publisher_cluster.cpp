@@ -38,7 +38,10 @@ PublisherPipe* Publisher::route(const PublisherRequest& r, int64_t now) {
   PublisherPipe* pipe = pipe_for(*master);
   if (!pipe->writable()) return nullptr;
   const auto flight = _slot_flight.find(r.slot);
-  if (flight != _slot_flight.end() && flight->second.pipe != pipe) return nullptr;
+  // Tried again (TRYAGAIN, CLUSTERDOWN): not before its slot's other requests have answered,
+  // so that its new seq (renumber_unrun) reaches Redis after theirs.
+  if (flight != _slot_flight.end() && (flight->second.pipe != pipe || r.retries > 0))
+    return nullptr;
   return pipe;
 }
 
@@ -110,15 +113,14 @@ void Publisher::landed(const PublisherRequest& r) {
 bool Publisher::redirected(const PublisherPipe& pipe, PublisherRequest& r,
                            const redisReply* reply) {
   const std::string_view error = str_of(reply);
-  if (const auto redirect = parse_redirect(error)) {
+  const auto redirect = parse_redirect(error);
+  // A node that does not know its own address says "?": not an address to follow.
+  const bool nowhere = redirect && redirect->host == "?";
+  if (redirect && !nowhere) {
     if (++r.redirects > kMaxRedirects) return false;
     RedisEndpoint to;
-    to.host = redirect->host;
+    to.host = redirect->host.empty() ? pipe.endpoint.host : redirect->host;  // "": the answerer
     to.port = redirect->port;
-    // No host: the node that answered (a node without a known address says "?": the map
-    // is asked again meanwhile).
-    if (to.host.empty() || to.host == "?") to.host = pipe.endpoint.host;
-    if (to.host == "?" || redirect->host == "?") _cluster->refresh();
     _ctx.count.add(redirect->kind == Redirect::Moved ? _ctx.count.cluster_moved
                                                      : _ctx.count.cluster_ask);
     if (redirect->kind == Redirect::Moved) {
@@ -127,11 +129,19 @@ bool Publisher::redirected(const PublisherPipe& pipe, PublisherRequest& r,
     } else {
       r.ask = to;
     }
-  } else if (is_tryagain(error) || is_clusterdown(error)) {
+  } else if (nowhere || is_tryagain(error) || is_clusterdown(error)) {
     if (++r.retries > kMaxRetries) return false;
     _ctx.count.add(_ctx.count.cluster_retries);
+    r.ask.reset();
     r.retry_at_ms = monotonic_ms() + kRetryDelayMs;
-    if (is_clusterdown(error)) _cluster->refresh();
+    if (!is_tryagain(error)) _cluster->refresh();
+    // It did not run, but requests of its slot written after it may have (a migration ended
+    // or the cluster came back between the two): its seq would then arrive below theirs and
+    // be taken for a resend. It and every publish never run take new seqs (the order of the
+    // two may swap; nothing is lost), and it waits for its slot's requests to answer (route).
+    requeue(std::move(r));
+    renumber_unrun();
+    return true;
   } else {
     return false;
   }

@@ -180,9 +180,14 @@ void Publisher::requeue_refused(PublisherPipe& pipe) {
   });
   for (auto& r : pipe.retry) requeue(std::move(r));
   pipe.retry.clear();
-  if (!renumber) return;
-  // Under the lock that numbers publishes: nothing queued meanwhile can take a seq between.
-  std::lock_guard lock(_mutex);  // the outbox's publishes are never written yet either
+  if (renumber) renumber_unrun();
+}
+
+// Every publish never run gets a new seq, in the queue's order, after those that may have run
+// (which keep theirs: a resend is recognised by it); the outbox's join the queue first. Under
+// the lock that numbers publishes: nothing queued meanwhile can take a seq between.
+void Publisher::renumber_unrun() {
+  std::lock_guard lock(_mutex);
   for (auto& r : _outbox) push_internal(std::move(r));
   _outbox.clear();
   _wake_pending = false;
